@@ -1,0 +1,1 @@
+//! The embedded lab: a production network built from a topology file.

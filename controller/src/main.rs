@@ -1,0 +1,2 @@
+//! The `gemelo` command line.
+fn main() {}

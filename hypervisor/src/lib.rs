@@ -1,0 +1,1 @@
+//! gemelo-hypervisor: turns a twin plan into running twin hosts.

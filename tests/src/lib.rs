@@ -1,0 +1,1 @@
+//! Shared helpers of gemelo's end-to-end tests.
