@@ -3,9 +3,18 @@
 //! An OpenFlow 1.3 controller that watches a production Open vSwitch fabric,
 //! discovers what lives on it, builds a digital twin of it and swaps hostile
 //! sources into that twin. The layers follow DESIGN.md's one-way data flow:
-//! `openflow` (bytes) → `switch` (sessions) → `pipeline`/`flowset` (what flows
-//! gemelo wants) → `api` (REST), with `store` holding state and `lab` building
-//! the embedded production network the demo and the tests run on.
+//! `openflow` (bytes) → `switch` (sessions and handles) → `pipeline` and
+//! `flowset` (what flows gemelo wants, pure) → `fabric` (reconciling switches)
+//! → `api` (REST), with `store` holding state and `lab` building the embedded
+//! production network that the demo and the tests run on.
 
+pub mod api;
+pub mod client;
+pub mod fabric;
+pub mod flowset;
 pub mod lab;
 pub mod openflow;
+pub mod pipeline;
+pub mod serve;
+pub mod store;
+pub mod switch;

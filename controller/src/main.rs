@@ -1,2 +1,259 @@
-//! The `gemelo` command line.
-fn main() {}
+//! The `gemelo` command line: the controller (`serve`), the embedded lab, the demo
+//! and small clients of the REST API.
+
+mod demo;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gemelo::api::{FlowView, SwitchView};
+use gemelo::pipeline::ForwardingMode;
+use gemelo::serve::{self, ServeConfig};
+use gemelo::switch::{Endpoint, SessionConfig};
+use gemelo::{client, lab};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "gemelo", version, about = "SDN deception: discover a production OVS fabric, build its digital twin, swap attackers into it")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the controller and its REST API.
+    Serve {
+        /// Where switches connect to gemelo (repeatable). Default: unix:/run/gemelo/openflow.sock and tcp:127.0.0.1:6653.
+        #[arg(long = "listen", value_name = "ENDPOINT")]
+        listen: Vec<Endpoint>,
+        /// A switch's passive endpoint to connect out to (repeatable), e.g. unix:/run/gemelo/lab/prod/gm-sw1.mgmt.
+        #[arg(long = "connect", value_name = "ENDPOINT")]
+        connect: Vec<Endpoint>,
+        /// Do not open the default listeners (only --listen / --connect ones).
+        #[arg(long)]
+        no_default_listeners: bool,
+        /// Address of the REST API.
+        #[arg(long, default_value = serve::DEFAULT_API)]
+        api: std::net::SocketAddr,
+        /// Directory of gemelo's store.
+        #[arg(long, default_value = serve::DEFAULT_DATA)]
+        data: PathBuf,
+        /// How the forward table forwards: normal (OVS NORMAL) or learning (gemelo's L2 flows).
+        #[arg(long, default_value = "normal")]
+        forwarding: ForwardingMode,
+        /// Seconds of silence before gemelo sends an echo request.
+        #[arg(long, default_value_t = 5)]
+        echo_interval: u64,
+        /// Seconds of silence after which a switch is declared dead.
+        #[arg(long, default_value_t = 15)]
+        dead_after: u64,
+    },
+    /// Build, inspect or remove the embedded lab (a production network in namespaces).
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Print a switch's flows as `ovs-ofctl dump-flows` does (from the REST API).
+    Flows {
+        /// Datapath id or bridge name; default: every switch.
+        #[arg(long)]
+        switch: Option<String>,
+        /// REST API address (default 127.0.0.1:8080 or $GEMELO_API).
+        #[arg(long)]
+        api: Option<String>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the switches connected to gemelo (from the REST API).
+    Switches {
+        #[arg(long)]
+        api: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print gemelo's OpenFlow pipeline (tables, priorities, cookies) as Markdown.
+    Pipeline,
+    /// Run the whole story on the embedded lab: lab, controller, traffic, flows.
+    Demo {
+        /// Topology of the lab.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Leave the lab and the controller running at the end.
+        #[arg(long)]
+        keep: bool,
+        /// REST API address of the demo's controller.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Build the lab from a topology file (tears down leftovers first).
+    Up {
+        #[arg(long)]
+        topology: PathBuf,
+        /// Controller the lab's bridges connect to.
+        #[arg(long, default_value = lab::DEFAULT_CONTROLLER)]
+        controller: String,
+    },
+    /// Remove everything `lab up` made.
+    Down,
+    /// Describe the running lab.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GEMELO_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("gemelo: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Serve { mut listen, connect, no_default_listeners, api, data, forwarding, echo_interval, dead_after } => {
+            if !no_default_listeners && listen.is_empty() {
+                listen.push(serve::DEFAULT_UNIX_LISTENER.parse().expect("valid default"));
+                listen.push(serve::DEFAULT_TCP_LISTENER.parse().expect("valid default"));
+            }
+            if listen.is_empty() && connect.is_empty() {
+                anyhow::bail!("nothing to do: give --listen or --connect, or drop --no-default-listeners");
+            }
+            let cfg = ServeConfig {
+                listen,
+                connect,
+                api,
+                data,
+                session: SessionConfig {
+                    echo_interval: Duration::from_secs(echo_interval.max(1)),
+                    dead_after: Duration::from_secs(dead_after.max(2)),
+                    forwarding,
+                },
+            };
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve::serve(cfg))
+        }
+        Cmd::Lab { cmd } => match cmd {
+            LabCmd::Up { topology, controller } => {
+                let status = lab::up(&topology, &controller)?;
+                print_lab(&status);
+                Ok(())
+            }
+            LabCmd::Down => {
+                lab::down()?;
+                println!("lab removed");
+                Ok(())
+            }
+            LabCmd::Status { json } => match lab::status()? {
+                Some(s) if json => {
+                    println!("{}", serde_json::to_string_pretty(&s)?);
+                    Ok(())
+                }
+                Some(s) => {
+                    print_lab(&s);
+                    Ok(())
+                }
+                None if json => {
+                    println!("null");
+                    Ok(())
+                }
+                None => {
+                    println!("no lab is up (gemelo lab up --topology topologies/office.toml)");
+                    Ok(())
+                }
+            },
+        },
+        Cmd::Flows { switch, api, json } => {
+            let base = client::base(api.as_deref());
+            let switches: Vec<SwitchView> = client::get_json(&base, "/api/v1/switches")?;
+            let chosen: Vec<&SwitchView> = match &switch {
+                None => switches.iter().collect(),
+                Some(id) => {
+                    let found: Vec<&SwitchView> = switches
+                        .iter()
+                        .filter(|s| &s.name == id || gemelo::fabric::parse_dpid(id).ok().map(gemelo::fabric::dpid_str).as_ref() == Some(&s.dpid))
+                        .collect();
+                    if found.is_empty() {
+                        anyhow::bail!("no switch named or numbered {id:?}; known: {}", names(&switches));
+                    }
+                    found
+                }
+            };
+            for s in chosen {
+                if json {
+                    let flows: Vec<FlowView> = client::get_json(&base, &format!("/api/v1/switches/{}/flows", s.dpid))?;
+                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"dpid": s.dpid, "name": s.name, "flows": flows}))?);
+                } else {
+                    println!("{} (dpid {}):", s.name, s.dpid);
+                    print!("{}", client::get_text(&base, &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid))?);
+                }
+            }
+            Ok(())
+        }
+        Cmd::Switches { api, json } => {
+            let base = client::base(api.as_deref());
+            let switches: Vec<SwitchView> = client::get_json(&base, "/api/v1/switches")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&switches)?);
+            } else {
+                println!("{:<18} {:<12} {:<10} ports", "dpid", "name", "connected");
+                for s in &switches {
+                    println!("{:<18} {:<12} {:<10} {}", s.dpid, s.name, s.connected, s.ports.len());
+                }
+            }
+            Ok(())
+        }
+        Cmd::Pipeline => {
+            print!("{}", gemelo::pipeline::markdown(true));
+            Ok(())
+        }
+        Cmd::Demo { topology, keep, api } => demo::run(topology, keep, api).context("demo failed"),
+    }
+}
+
+fn names(switches: &[SwitchView]) -> String {
+    switches.iter().map(|s| format!("{} ({})", s.name, s.dpid)).collect::<Vec<_>>().join(", ")
+}
+
+fn print_lab(s: &lab::LabStatus) {
+    let v = serde_json::to_value(s).unwrap_or_default();
+    println!("lab {}", v["lab"].as_str().unwrap_or("?"));
+    for sw in v["switches"].as_array().into_iter().flatten() {
+        println!(
+            "  switch {:<6} bridge {:<8} dpid {} ns {} controller {}",
+            sw["name"].as_str().unwrap_or(""),
+            sw["bridge"].as_str().unwrap_or(""),
+            sw["dpid"].as_str().unwrap_or(""),
+            sw["namespace"].as_str().unwrap_or(""),
+            sw["controller"].as_str().unwrap_or("")
+        );
+    }
+    for h in v["hosts"].as_array().into_iter().flatten() {
+        let services: Vec<String> = h["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| format!("{}/{}", s["name"].as_str().unwrap_or(""), s["port"]))
+            .collect();
+        println!(
+            "  host {:<10} {:<18} {:<17} {}:{:<3} {}",
+            h["name"].as_str().unwrap_or(""),
+            h["ips"].as_array().and_then(|a| a.first()).and_then(|i| i.as_str()).unwrap_or(""),
+            h["mac"].as_str().unwrap_or(""),
+            h["switch"].as_str().unwrap_or(""),
+            h["ofport"],
+            services.join(" ")
+        );
+    }
+}

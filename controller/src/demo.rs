@@ -1,0 +1,225 @@
+//! `gemelo demo`: the story on the embedded lab, told step by step.
+//!
+//! Builds the lab, starts `gemelo serve` as a child process, waits for every lab
+//! switch to connect and be reconciled, proves real TCP between lab hosts through
+//! gemelo's pipeline (across both switches and the gateway), prints the flows and
+//! says where to look next. Without `--keep` it stops the controller and removes
+//! the lab at the end, also when a step fails.
+
+use anyhow::{anyhow, bail, Context};
+use gemelo::api::SwitchView;
+use gemelo::{client, lab};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn default_topology() -> PathBuf {
+    let local = PathBuf::from("topologies/office.toml");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../topologies/office.toml"))
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n== {n}. {text}");
+}
+
+struct Cleanup {
+    controller: Option<Child>,
+    keep: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Some(mut c) = self.controller.take() {
+            // SAFETY: kill(2) on the PID of the child we spawned.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Err(e) = lab::down() {
+            eprintln!("gemelo demo: lab down failed: {e}");
+        }
+    }
+}
+
+pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the demo builds namespaces and Open vSwitch instances: run it as root");
+    }
+    let topology = topology.unwrap_or_else(default_topology);
+    let run_dir = PathBuf::from(format!("/tmp/gemelo-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir)?;
+
+    step(1, &format!("Production lab from {}", topology.display()));
+    let t = Instant::now();
+    let status = lab::up(&topology, lab::DEFAULT_CONTROLLER)?;
+    let mut cleanup = Cleanup { controller: None, keep };
+    let lab_json = serde_json::to_value(&status)?;
+    println!("built in {:.1} s:", t.elapsed().as_secs_f64());
+    print_hosts(&lab_json);
+
+    step(2, "Controller: gemelo serve (OpenFlow on unix:/run/gemelo/openflow.sock, REST on http://{api})");
+    let log = run_dir.join("serve.log");
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(["serve", "--api", &api.to_string(), "--data"])
+        .arg(run_dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(run_dir.join("serve.err"))?)
+        .spawn()
+        .context("starting gemelo serve")?;
+    println!("pid {}, log {}", child.id(), run_dir.join("serve.err").display());
+    cleanup.controller = Some(child);
+    let base = format!("http://{api}");
+    let want = lab_json["switches"].as_array().map(|a| a.len()).unwrap_or(0);
+    let t = Instant::now();
+    let switches = wait_for_switches(&base, want, Duration::from_secs(20))?;
+    println!("{} switch(es) connected and reconciled in {:.2} s:", switches.len(), t.elapsed().as_secs_f64());
+    for s in &switches {
+        let r = s.reconciled.clone().unwrap_or_default();
+        println!("  {} dpid {} ports {} (baseline: {} added, {} unchanged)", s.name, s.dpid, s.ports.len(), r.added, r.unchanged);
+    }
+
+    step(3, "Real TCP between lab hosts through gemelo's pipeline");
+    prove_tcp(&status, &lab_json)?;
+
+    step(4, "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)");
+    for s in &switches {
+        println!("{} (dpid {}):", s.name, s.dpid);
+        print!("{}", client::get_text(&base, &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid))?);
+    }
+    println!("\nPipeline:\n{}", gemelo::pipeline::markdown(false));
+
+    step(5, "Where to look next");
+    let sw = lab_json["switches"][0].clone();
+    println!("  curl -s {base}/api/v1/switches | jq");
+    println!("  gemelo flows --api {api}");
+    println!(
+        "  ip netns exec {} env OVS_RUNDIR={} ovs-ofctl -O OpenFlow13 dump-flows unix:{}/{}.mgmt",
+        sw["namespace"].as_str().unwrap_or("gm-prod"),
+        sw["rundir"].as_str().unwrap_or(""),
+        sw["rundir"].as_str().unwrap_or(""),
+        sw["bridge"].as_str().unwrap_or("")
+    );
+    println!("  gemelo lab status --json");
+    if keep {
+        let pid = cleanup.controller.as_ref().map(|c| c.id()).unwrap_or(0);
+        println!("\nLeft running (--keep): controller pid {pid}; stop it with `kill {pid}` and remove the lab with `gemelo lab down`.");
+    } else {
+        println!("\nStopping the controller and removing the lab (use --keep to leave them running).");
+    }
+    drop(cleanup);
+    println!("demo finished: ok");
+    Ok(())
+}
+
+fn print_hosts(lab: &Value) {
+    for h in lab["hosts"].as_array().into_iter().flatten() {
+        let services: Vec<String> = h["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| format!("{}/{}", s["name"].as_str().unwrap_or(""), s["port"]))
+            .collect();
+        println!(
+            "  {:<10} {:<16} {:<17} on {}:{:<3} {}",
+            h["hostname"].as_str().unwrap_or(""),
+            h["ips"][0].as_str().unwrap_or(""),
+            h["mac"].as_str().unwrap_or(""),
+            h["switch"].as_str().unwrap_or(""),
+            h["ofport"],
+            services.join(" ")
+        );
+    }
+}
+
+fn wait_for_switches(base: &str, want: usize, limit: Duration) -> anyhow::Result<Vec<SwitchView>> {
+    let deadline = Instant::now() + limit;
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        match client::get_json::<Vec<SwitchView>>(base, "/api/v1/switches") {
+            Ok(s) if s.len() >= want && s.iter().all(|s| s.connected && s.reconciled.is_some()) => return Ok(s),
+            Ok(s) => last = format!("{} of {want} switches connected and reconciled", s.iter().filter(|s| s.reconciled.is_some()).count()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(anyhow!("switches did not connect in {limit:?}: {last}"))
+}
+
+fn service_host<'a>(lab: &'a Value, name: &str) -> Option<&'a Value> {
+    lab["hosts"]
+        .as_array()?
+        .iter()
+        .find(|h| h["services"].as_array().into_iter().flatten().any(|s| s["name"] == name))
+}
+
+fn ip_of(h: &Value) -> String {
+    h["ips"][0].as_str().unwrap_or("").split('/').next().unwrap_or("").to_string()
+}
+
+/// A client on another switch than the server, preferably behind the gateway.
+fn client_for<'a>(lab: &'a Value, server: &Value) -> Option<&'a Value> {
+    let hosts = lab["hosts"].as_array()?;
+    let services = |h: &Value| h["services"].as_array().map(|a| a.len()).unwrap_or(0);
+    hosts
+        .iter()
+        .filter(|h| h["name"] != server["name"] && h["switch"] != server["switch"] && h["gateway"] != server["gateway"])
+        .min_by_key(|h| services(h))
+        .or_else(|| hosts.iter().filter(|h| h["name"] != server["name"] && h["switch"] != server["switch"]).min_by_key(|h| services(h)))
+        .or_else(|| hosts.iter().find(|h| h["name"] != server["name"]))
+}
+
+fn prove_tcp(status: &lab::LabStatus, lab_json: &Value) -> anyhow::Result<()> {
+    let mut proved = 0;
+    for (service, argv_of) in [
+        ("http", (|ip: &str| vec!["curl".into(), "-sS".into(), "-m".into(), "5".into(), "-o".into(), "/dev/null".into(), "-w".into(), "HTTP %{http_code} in %{time_total}s".into(), format!("http://{ip}/")]) as fn(&str) -> Vec<String>),
+        ("ssh", |ip: &str| vec!["ssh-keyscan".into(), "-T".into(), "5".into(), "-t".into(), "ed25519".into(), ip.to_string()]),
+    ] {
+        let Some(server) = service_host(lab_json, service) else { continue };
+        let Some(client) = client_for(lab_json, server) else { continue };
+        let ip = ip_of(server);
+        let argv = argv_of(&ip);
+        let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let t = Instant::now();
+        let out = lab::host_command(status, client["name"].as_str().unwrap_or(""), &argv_ref)?.output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap_or("").chars().take(100).collect::<String>();
+        println!(
+            "  {} ({}, {}) -> {} {} ({}, {}): {} [{:.0} ms] {}",
+            client["hostname"].as_str().unwrap_or(""),
+            ip_of(client),
+            client["switch"].as_str().unwrap_or(""),
+            service,
+            server["hostname"].as_str().unwrap_or(""),
+            ip,
+            server["switch"].as_str().unwrap_or(""),
+            if out.status.success() { "ok" } else { "FAILED" },
+            t.elapsed().as_secs_f64() * 1e3,
+            first
+        );
+        if !out.status.success() {
+            bail!("{service} from {} to {ip} failed: {}", client["name"], String::from_utf8_lossy(&out.stderr).trim());
+        }
+        proved += 1;
+    }
+    if proved == 0 {
+        bail!("the topology has no http or ssh service to prove TCP with");
+    }
+    Ok(())
+}

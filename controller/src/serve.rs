@@ -1,0 +1,79 @@
+//! `gemelo serve`: the controller process.
+//!
+//! Opens the store, binds the OpenFlow listeners and the REST API, starts
+//! outbound connections, and runs the fabric's event loop until SIGINT/SIGTERM.
+
+use crate::api::{self, ApiState};
+use crate::fabric::{Controller, Fabric};
+use crate::pipeline::ForwardingMode;
+use crate::store::Store;
+use crate::switch::{self, Endpoint, SessionConfig, SessionContext};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tracing::info;
+
+pub const DEFAULT_UNIX_LISTENER: &str = "unix:/run/gemelo/openflow.sock";
+pub const DEFAULT_TCP_LISTENER: &str = "tcp:127.0.0.1:6653";
+pub const DEFAULT_API: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA: &str = "/var/lib/gemelo";
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: Vec<Endpoint>,
+    pub connect: Vec<Endpoint>,
+    pub api: SocketAddr,
+    pub data: PathBuf,
+    pub session: SessionConfig,
+}
+
+impl ServeConfig {
+    pub fn forwarding(&self) -> ForwardingMode {
+        self.session.forwarding
+    }
+}
+
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let store = Store::open(&cfg.data)?;
+    let (tx, rx) = mpsc::channel(8192);
+    let ctx = SessionContext::new(cfg.session.clone(), tx);
+    let fabric = Fabric::new();
+
+    let mut unix_paths = Vec::new();
+    for ep in &cfg.listen {
+        switch::listen(ep, ctx.clone())
+            .await
+            .with_context(|| format!("cannot listen for switches on {ep} (is another controller running? pick another with --listen)"))?;
+        if let Endpoint::Unix(p) = ep {
+            unix_paths.push(p.clone());
+        }
+    }
+    for ep in &cfg.connect {
+        info!(endpoint = %ep, "connecting to switch");
+        switch::connect(ep.clone(), ctx.clone());
+    }
+
+    let controller = Controller { fabric: fabric.clone(), store, forwarding: cfg.forwarding() };
+    tokio::spawn(controller.run(rx));
+
+    let state = Arc::new(ApiState { fabric, forwarding: cfg.forwarding(), started: Instant::now() });
+    let listener = tokio::net::TcpListener::bind(cfg.api)
+        .await
+        .with_context(|| format!("cannot bind the REST API on {} (pick another with --api)", cfg.api))?;
+    info!(api = %cfg.api, forwarding = %cfg.forwarding(), data = %cfg.data.display(), "gemelo serving");
+    let server = warp::serve(api::routes(state)).incoming(listener).run();
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = server => {}
+        _ = tokio::signal::ctrl_c() => info!("interrupted"),
+        _ = term.recv() => info!("terminated"),
+    }
+    for p in unix_paths {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! One task per switch connection.
+//!
+//! The session owns the socket: it negotiates the version (HELLO with a version
+//! bitmap, OpenFlow 1.3 only), learns the datapath id (FEATURES), answers echo
+//! requests, probes an idle peer with its own echoes and declares it dead when
+//! nothing arrives for `dead_after`. Everything else reaches it as `Command`s from
+//! `SwitchHandle`s: requests are matched to replies by xid, multipart replies are
+//! reassembled, barriers complete transactions and OpenFlow errors are returned to
+//! the caller that sent the failing xid. Asynchronous messages (PACKET_IN,
+//! PORT_STATUS, FLOW_REMOVED) become `SwitchEvent`s; in learning mode the L2
+//! forwarder answers table-miss PACKET_INs inline, without leaving the task.
+
+use super::handle::{Command, Done, Reply, SwitchError, SwitchHandle};
+use super::learning::LearningSwitch;
+use crate::openflow::{
+    self, ErrorMsg, FeaturesReply, FlowRemoved, Hello, Message, MultipartReplyBody, PacketIn, PortStatus,
+};
+use crate::pipeline::{baseline_cookie, ForwardingMode, FORWARD};
+use bytes::{Buf, BytesMut};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Tunables of every session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Send an echo request after this much silence from the switch.
+    pub echo_interval: Duration,
+    /// Declare the switch dead after this much silence.
+    pub dead_after: Duration,
+    /// How table-miss PACKET_INs of the forward table are handled.
+    pub forwarding: ForwardingMode,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            echo_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(15),
+            forwarding: ForwardingMode::Normal,
+        }
+    }
+}
+
+/// What sessions tell the rest of the controller.
+#[derive(Debug)]
+pub enum SwitchEvent {
+    /// Handshake finished: features, port description and switch description are known.
+    Connected {
+        session: u64,
+        handle: SwitchHandle,
+        peer: String,
+        features: FeaturesReply,
+        ports: Vec<openflow::Port>,
+        desc: Option<openflow::Desc>,
+    },
+    Disconnected { session: u64, dpid: u64, reason: String },
+    PacketIn { dpid: u64, packet_in: PacketIn },
+    PortStatus { dpid: u64, status: PortStatus },
+    FlowRemoved { dpid: u64, removed: FlowRemoved },
+    /// An OpenFlow error nobody waited for (e.g. caused by a fire-and-forget send).
+    Error { dpid: u64, xid: u32, error: ErrorMsg },
+}
+
+/// Shared by all sessions of one controller.
+pub struct SessionContext {
+    pub config: SessionConfig,
+    pub events: mpsc::Sender<SwitchEvent>,
+    next_session: AtomicU64,
+    /// PACKET_INs dropped because the controller's event queue was full.
+    pub dropped_packet_ins: AtomicU64,
+}
+
+impl SessionContext {
+    pub fn new(config: SessionConfig, events: mpsc::Sender<SwitchEvent>) -> Arc<Self> {
+        Arc::new(SessionContext {
+            config,
+            events,
+            next_session: AtomicU64::new(1),
+            dropped_packet_ins: AtomicU64::new(0),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connection closed by the switch")]
+    Closed,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed OpenFlow from the switch: {0}")]
+    Decode(#[from] openflow::Error),
+    #[error("the switch speaks no OpenFlow 1.3 (offered {0})")]
+    Version(String),
+    #[error("no message from the switch for {0:?}: declared dead")]
+    Dead(Duration),
+    #[error("handshake: {0}")]
+    Handshake(String),
+}
+
+/// Largest message accepted from a switch (the length field is 16 bits anyway).
+const MAX_MESSAGE: usize = 65535;
+
+struct Batch {
+    first: u32,
+    names: Vec<&'static str>,
+    done: Done,
+    error: Option<SwitchError>,
+}
+
+struct PendingReply {
+    request: &'static str,
+    reply: Reply,
+    partial: Option<openflow::MultipartReply>,
+}
+
+struct Session {
+    id: u64,
+    dpid: u64,
+    xid: u32,
+    wbuf: Vec<u8>,
+    pending: HashMap<u32, PendingReply>,
+    /// In-flight transactions, keyed by their barrier's xid.
+    batches: BTreeMap<u32, Batch>,
+    echo_outstanding: bool,
+    learning: Option<LearningSwitch>,
+}
+
+impl Session {
+    fn next_xid(&mut self) -> u32 {
+        self.xid = self.xid.wrapping_add(1);
+        if self.xid == 0 {
+            self.xid = 1;
+        }
+        self.xid
+    }
+
+    fn queue(&mut self, msg: &Message) -> u32 {
+        let xid = self.next_xid();
+        self.queue_with_xid(msg, xid);
+        xid
+    }
+
+    fn queue_with_xid(&mut self, msg: &Message, xid: u32) {
+        // ONF bundles require the inner message to carry the outer message's xid.
+        if let Message::BundleAdd(add) = msg {
+            if add.inner_xid != xid {
+                let mut add = add.clone();
+                add.inner_xid = xid;
+                self.wbuf.extend_from_slice(&Message::BundleAdd(add).encode(xid));
+                return;
+            }
+        }
+        self.wbuf.extend_from_slice(&msg.encode(xid));
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Send { msg } => {
+                self.queue(&msg);
+            }
+            Command::Request { msg, reply } => {
+                let request = msg.name();
+                let xid = self.queue(&msg);
+                self.pending.insert(xid, PendingReply { request, reply, partial: None });
+            }
+            Command::Transact { msgs, done } => {
+                let first = self.xid.wrapping_add(1);
+                let names = msgs.iter().map(Message::name).collect();
+                for m in &msgs {
+                    self.queue(m);
+                }
+                let barrier = self.queue(&Message::BarrierRequest);
+                self.batches.insert(barrier, Batch { first, names, done, error: None });
+            }
+        }
+    }
+
+    /// The transaction whose xid range holds `xid`.
+    fn batch_of(&mut self, xid: u32) -> Option<&mut Batch> {
+        let (_, b) = self.batches.range_mut(xid..).next()?;
+        (b.first <= xid).then_some(b)
+    }
+
+    async fn incoming(&mut self, xid: u32, msg: Message, ctx: &SessionContext) {
+        match msg {
+            Message::EchoRequest(data) => self.queue_with_xid(&Message::EchoReply(data), xid),
+            Message::EchoReply(_) => self.echo_outstanding = false,
+            Message::BarrierReply => {
+                if let Some(b) = self.batches.remove(&xid) {
+                    let _ = b.done.send(match b.error {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    });
+                } else if let Some(p) = self.pending.remove(&xid) {
+                    let _ = p.reply.send(Ok(Message::BarrierReply));
+                }
+            }
+            Message::Error(error) => {
+                let dpid = self.dpid;
+                if let Some(p) = self.pending.remove(&xid) {
+                    let _ = p.reply.send(Err(SwitchError::Rejected { dpid, xid, request: p.request, error }));
+                } else if let Some(b) = self.batch_of(xid) {
+                    let request = b.names.get(xid.wrapping_sub(b.first) as usize).copied().unwrap_or("message");
+                    warn!(dpid = %format!("{dpid:016x}"), xid, request, %error, "switch rejected a message");
+                    if b.error.is_none() {
+                        b.error = Some(SwitchError::Rejected { dpid, xid, request, error });
+                    }
+                } else {
+                    warn!(dpid = %format!("{dpid:016x}"), xid, %error, "unsolicited OpenFlow error");
+                    let _ = ctx.events.try_send(SwitchEvent::Error { dpid, xid, error });
+                }
+            }
+            Message::PacketIn(pi) => {
+                if let Some(l2) = self.learning.as_mut() {
+                    if pi.table_id == FORWARD.id && pi.cookie == baseline_cookie().0 {
+                        for out in l2.packet_in(&pi) {
+                            self.queue(&out);
+                        }
+                        return;
+                    }
+                }
+                if ctx.events.try_send(SwitchEvent::PacketIn { dpid: self.dpid, packet_in: pi }).is_err() {
+                    ctx.dropped_packet_ins.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Message::PortStatus(status) => {
+                if let Some(l2) = self.learning.as_mut() {
+                    l2.port_changed(&status);
+                }
+                let _ = ctx.events.send(SwitchEvent::PortStatus { dpid: self.dpid, status }).await;
+            }
+            Message::FlowRemoved(removed) => {
+                let _ = ctx.events.send(SwitchEvent::FlowRemoved { dpid: self.dpid, removed }).await;
+            }
+            Message::MultipartReply(part) => {
+                let Some(p) = self.pending.get_mut(&xid) else {
+                    debug!(xid, "multipart reply nobody waits for");
+                    return;
+                };
+                let more = part.more();
+                let merged = match p.partial.take() {
+                    None => Ok(part),
+                    Some(mut acc) => acc.body.extend(part.body).map(|_| {
+                        acc.flags = part.flags;
+                        acc
+                    }),
+                };
+                match merged {
+                    Ok(acc) if more => p.partial = Some(acc),
+                    Ok(acc) => {
+                        let p = self.pending.remove(&xid).expect("present above");
+                        let _ = p.reply.send(Ok(Message::MultipartReply(acc)));
+                    }
+                    Err(e) => {
+                        let p = self.pending.remove(&xid).expect("present above");
+                        warn!(xid, error = %e, "could not reassemble multipart reply");
+                        let _ = p.reply.send(Err(SwitchError::UnexpectedReply {
+                            dpid: self.dpid,
+                            request: p.request,
+                            got: "multipart reply of another kind",
+                        }));
+                    }
+                }
+            }
+            Message::Hello(_) => {}
+            other => {
+                if let Some(p) = self.pending.remove(&xid) {
+                    let _ = p.reply.send(Ok(other));
+                } else if self.batch_of(xid).is_none() {
+                    debug!(xid, msg = other.name(), "unexpected message from switch");
+                }
+            }
+        }
+    }
+
+    fn fail_all(&mut self) {
+        let dpid = self.dpid;
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(SwitchError::Disconnected { dpid }));
+        }
+        for (_, b) in std::mem::take(&mut self.batches) {
+            let _ = b.done.send(Err(SwitchError::Disconnected { dpid }));
+        }
+    }
+}
+
+/// Splits complete messages off the front of `rbuf`.
+fn next_frame(rbuf: &mut BytesMut) -> Result<Option<bytes::Bytes>, SessionError> {
+    if rbuf.len() < openflow::HEADER_LEN {
+        return Ok(None);
+    }
+    let header = openflow::Header::parse(&rbuf[..openflow::HEADER_LEN])?;
+    let len = header.length as usize;
+    if len < openflow::HEADER_LEN || len > MAX_MESSAGE {
+        return Err(SessionError::Handshake(format!("message length {len} out of range")));
+    }
+    if rbuf.len() < len {
+        rbuf.reserve(len - rbuf.len());
+        return Ok(None);
+    }
+    Ok(Some(rbuf.split_to(len).freeze()))
+}
+
+/// Runs one switch connection until it ends. Emits `Connected` once the
+/// handshake is done and `Disconnected` when it ends.
+pub async fn run<S>(stream: S, peer: String, ctx: Arc<SessionContext>) -> Result<(), SessionError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let id = ctx.next_session.fetch_add(1, Ordering::Relaxed);
+
+    // Version negotiation: we offer only 1.3 in the bitmap.
+    writer.write_all(&Message::Hello(Hello { versions: vec![openflow::OFP_VERSION] }).encode(0)).await?;
+    let deadline = Instant::now() + ctx.config.dead_after;
+    let mut hello_seen = false;
+    let mut features = None;
+    while features.is_none() {
+        let frame = loop {
+            if let Some(f) = next_frame(&mut rbuf)? {
+                break f;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, reader.read_buf(&mut rbuf)).await {
+                Err(_) => return Err(SessionError::Handshake("no HELLO/FEATURES_REPLY in time".into())),
+                Ok(Ok(0)) => return Err(SessionError::Closed),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        };
+        let header = openflow::Header::parse(&frame)?;
+        if !hello_seen {
+            let offered = if header.msg_type == 0 {
+                match Message::decode(&frame) {
+                    Ok((_, Message::Hello(h))) if !h.versions.is_empty() => h.versions.contains(&openflow::OFP_VERSION),
+                    _ => header.version >= openflow::OFP_VERSION,
+                }
+            } else {
+                false
+            };
+            if !offered {
+                let err = Message::Error(ErrorMsg::hello_failed_incompatible("gemelo speaks OpenFlow 1.3 only"));
+                let _ = writer.write_all(&err.encode(header.xid)).await;
+                return Err(SessionError::Version(format!("version {:#04x}", header.version)));
+            }
+            hello_seen = true;
+            writer.write_all(&Message::FeaturesRequest.encode(1)).await?;
+            continue;
+        }
+        match Message::decode(&frame)? {
+            (xid, Message::EchoRequest(d)) => writer.write_all(&Message::EchoReply(d).encode(xid)).await?,
+            (_, Message::FeaturesReply(f)) => features = Some(f),
+            (_, Message::Error(e)) => return Err(SessionError::Handshake(format!("switch refused FEATURES_REQUEST: {e}"))),
+            _ => {}
+        }
+    }
+    let features = features.expect("loop ends with features");
+    let dpid = features.datapath_id;
+    let span = tracing::info_span!("switch", dpid = %format!("{dpid:016x}"), session = id);
+    let _enter = span.enter();
+    info!(%peer, "switch connected");
+
+    let (tx, mut rx) = mpsc::channel::<Command>(1024);
+    let handle = SwitchHandle { dpid, tx, bundle_ids: Arc::new(AtomicU32::new(1)) };
+    let mut s = Session {
+        id,
+        dpid,
+        xid: 1,
+        wbuf: Vec::with_capacity(64 * 1024),
+        pending: HashMap::new(),
+        batches: BTreeMap::new(),
+        echo_outstanding: false,
+        learning: (ctx.config.forwarding == ForwardingMode::Learning).then(LearningSwitch::new),
+    };
+
+    // The rest of the handshake goes through the handle like any other request,
+    // so this loop is already serving echoes while it runs.
+    {
+        let handle = handle.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            match finish_handshake(&handle).await {
+                Ok((ports, desc)) => {
+                    let _ = ctx
+                        .events
+                        .send(SwitchEvent::Connected { session: id, handle, peer, features, ports, desc })
+                        .await;
+                }
+                Err(e) => warn!(dpid = %format!("{dpid:016x}"), error = %e, "handshake failed"),
+            }
+        });
+    }
+    drop(handle);
+
+    let mut last_rx = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result: Result<(), SessionError> = async {
+        loop {
+            while let Some(frame) = next_frame(&mut rbuf)? {
+                match Message::decode(&frame) {
+                    Ok((xid, msg)) => s.incoming(xid, msg, &ctx).await,
+                    Err(e) => {
+                        // A message we cannot decode is reported back, not fatal.
+                        let header = openflow::Header::parse(&frame)?;
+                        warn!(xid = header.xid, error = %e, "undecodable message from switch");
+                    }
+                }
+            }
+            if !s.wbuf.is_empty() {
+                writer.write_all(&s.wbuf).await?;
+                s.wbuf.clear();
+            }
+            tokio::select! {
+                biased;
+                r = reader.read_buf(&mut rbuf) => {
+                    if r? == 0 {
+                        return Err(SessionError::Closed);
+                    }
+                    last_rx = Instant::now();
+                    s.echo_outstanding = false;
+                }
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { continue };
+                    s.command(cmd);
+                    while let Ok(cmd) = rx.try_recv() {
+                        s.command(cmd);
+                        if s.wbuf.len() > 256 * 1024 {
+                            break;
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    let idle = last_rx.elapsed();
+                    if idle >= ctx.config.dead_after {
+                        return Err(SessionError::Dead(idle));
+                    }
+                    if idle >= ctx.config.echo_interval && !s.echo_outstanding {
+                        s.queue(&Message::EchoRequest(b"gemelo".to_vec()));
+                        s.echo_outstanding = true;
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    s.fail_all();
+    let reason = match &result {
+        Ok(()) => "closed".to_string(),
+        Err(e) => e.to_string(),
+    };
+    info!(%reason, "switch disconnected");
+    let _ = ctx.events.send(SwitchEvent::Disconnected { session: s.id, dpid, reason }).await;
+    result
+}
+
+/// SET_CONFIG (full packets to the controller), port and switch description.
+async fn finish_handshake(handle: &SwitchHandle) -> Result<(Vec<openflow::Port>, Option<openflow::Desc>), SwitchError> {
+    use openflow::{MultipartRequest, MultipartRequestBody, SwitchConfig};
+    handle
+        .send(Message::SetConfig(SwitchConfig { flags: 0, miss_send_len: openflow::CML_NO_BUFFER }))
+        .await?;
+    let mp = |body| Message::MultipartRequest(MultipartRequest { flags: 0, body });
+    let ports = match handle.request(mp(MultipartRequestBody::PortDesc)).await? {
+        Message::MultipartReply(r) => match r.body {
+            MultipartReplyBody::PortDesc(p) => p,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let desc = match handle.request(mp(MultipartRequestBody::Desc)).await? {
+        Message::MultipartReply(r) => match r.body {
+            MultipartReplyBody::Desc(d) => Some(d),
+            _ => None,
+        },
+        _ => None,
+    };
+    handle.barrier().await?;
+    Ok((ports, desc))
+}
