@@ -73,8 +73,8 @@ impl From<&SwitchState> for SwitchView {
                 .map(|p| PortView { no: p.port_no, name: p.name.clone(), mac: mac_str(&p.hw_addr), up: p.is_up() })
                 .collect(),
             reconciled: s.reconciled.clone(),
-            hardware: s.desc.as_ref().map(|d| d.hw_desc.clone()),
-            software: s.desc.as_ref().map(|d| d.sw_desc.clone()),
+            hardware: s.desc.as_ref().map(|d| d.hw.clone()),
+            software: s.desc.as_ref().map(|d| d.sw.clone()),
         }
     }
 }

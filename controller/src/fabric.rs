@@ -175,7 +175,7 @@ impl Controller {
                 }
                 SwitchEvent::PacketIn { .. } | SwitchEvent::FlowRemoved { .. } => {}
                 SwitchEvent::Error { dpid, xid, error } => {
-                    warn!(dpid = %dpid_str(dpid), xid, %error, "switch reported an error");
+                    warn!(dpid = %dpid_str(dpid), xid, error = %error.kind, "switch reported an error");
                 }
             }
         }

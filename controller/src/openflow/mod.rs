@@ -364,3 +364,7 @@ impl Message {
         }
     }
 }
+
+/// ONF bundle flags, re-exported for callers of the codec.
+pub const BUNDLE_ATOMIC: u16 = bundle::bundle_flags::ATOMIC;
+pub const BUNDLE_ORDERED: u16 = bundle::bundle_flags::ORDERED;

@@ -24,7 +24,7 @@ pub enum SwitchError {
     Disconnected { dpid: u64 },
     #[error("switch {dpid:016x} did not answer within {0:?}", REQUEST_TIMEOUT)]
     Timeout { dpid: u64 },
-    #[error("switch {dpid:016x} rejected xid {xid:#x} ({request}): {error}")]
+    #[error("switch {dpid:016x} rejected xid {xid:#x} ({request}): {}", error.kind)]
     Rejected { dpid: u64, xid: u32, request: &'static str, error: ErrorMsg },
     #[error("switch {dpid:016x} answered {got} to a {request}")]
     UnexpectedReply { dpid: u64, request: &'static str, got: &'static str },
@@ -110,7 +110,7 @@ impl SwitchHandle {
             return Ok(());
         }
         let bundle_id = self.bundle_ids.fetch_add(1, Ordering::Relaxed);
-        let flags = crate::openflow::bundle_flags::ATOMIC | crate::openflow::bundle_flags::ORDERED;
+        let flags = crate::openflow::BUNDLE_ATOMIC | crate::openflow::BUNDLE_ORDERED;
         let ctrl = |ctrl| Message::BundleControl(BundleControl { bundle_id, ctrl, flags });
         let mut all = Vec::with_capacity(msgs.len() + 2);
         all.push(ctrl(BundleCtrlType::OpenRequest));
@@ -127,7 +127,7 @@ impl SwitchHandle {
         match self.request(Message::MultipartRequest(MultipartRequest { flags: 0, body: MultipartRequestBody::Flow(req) })).await? {
             Message::MultipartReply(r) => match r.body {
                 MultipartReplyBody::Flow(flows) => Ok(flows),
-                other => Err(SwitchError::UnexpectedReply { dpid: self.dpid, request: "flow stats", got: other.name() }),
+                _ => Err(SwitchError::UnexpectedReply { dpid: self.dpid, request: "flow stats", got: "another multipart reply" }),
             },
             other => Err(SwitchError::UnexpectedReply { dpid: self.dpid, request: "flow stats", got: other.name() }),
         }

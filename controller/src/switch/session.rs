@@ -16,7 +16,7 @@ use crate::openflow::{
     self, ErrorMsg, FeaturesReply, FlowRemoved, Hello, Message, MultipartReplyBody, PacketIn, PortStatus,
 };
 use crate::pipeline::{baseline_cookie, ForwardingMode, FORWARD};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -206,12 +206,12 @@ impl Session {
                     let _ = p.reply.send(Err(SwitchError::Rejected { dpid, xid, request: p.request, error }));
                 } else if let Some(b) = self.batch_of(xid) {
                     let request = b.names.get(xid.wrapping_sub(b.first) as usize).copied().unwrap_or("message");
-                    warn!(dpid = %format!("{dpid:016x}"), xid, request, %error, "switch rejected a message");
+                    warn!(dpid = %format!("{dpid:016x}"), xid, request, error = %error.kind, "switch rejected a message");
                     if b.error.is_none() {
                         b.error = Some(SwitchError::Rejected { dpid, xid, request, error });
                     }
                 } else {
-                    warn!(dpid = %format!("{dpid:016x}"), xid, %error, "unsolicited OpenFlow error");
+                    warn!(dpid = %format!("{dpid:016x}"), xid, error = %error.kind, "unsolicited OpenFlow error");
                     let _ = ctx.events.try_send(SwitchEvent::Error { dpid, xid, error });
                 }
             }
@@ -345,7 +345,7 @@ where
                 false
             };
             if !offered {
-                let err = Message::Error(ErrorMsg::hello_failed_incompatible("gemelo speaks OpenFlow 1.3 only"));
+                let err = Message::Error(ErrorMsg { kind: openflow::ErrorKind::HelloFailed(0), data: b"gemelo speaks OpenFlow 1.3 only".to_vec() });
                 let _ = writer.write_all(&err.encode(header.xid)).await;
                 return Err(SessionError::Version(format!("version {:#04x}", header.version)));
             }
@@ -356,7 +356,7 @@ where
         match Message::decode(&frame)? {
             (xid, Message::EchoRequest(d)) => writer.write_all(&Message::EchoReply(d).encode(xid)).await?,
             (_, Message::FeaturesReply(f)) => features = Some(f),
-            (_, Message::Error(e)) => return Err(SessionError::Handshake(format!("switch refused FEATURES_REQUEST: {e}"))),
+            (_, Message::Error(e)) => return Err(SessionError::Handshake(format!("switch refused FEATURES_REQUEST: {}", e.kind))),
             _ => {}
         }
     }
