@@ -9,7 +9,7 @@
 //! visible at its real path, so every config names real paths.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ const MODBUS_PLC_PY: &str = include_str!("modbus_plc.py");
 const LAUNCH: &str = r#"set -e
 dir=$1 name=$2; shift 2
 echo $$ > "$dir/pids/$name.pid"
-mount --bind "$dir" "$dir/run$dir"
+# $dir lies under /run: show it again at its own path inside the new /run.
+mount --bind "$dir" "$dir/run${dir#/run}"
 mount --rbind "$dir/run" /run
 exec "$@"
 "#;
@@ -278,7 +279,8 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
 pub(crate) fn launch(hs: &HostStatus, daemon: &Daemon) -> Result<DaemonRecord, LabError> {
     let dir = &hs.dir;
     create_dir(&dir.join("pids"))?;
-    let inner_self = PathBuf::from(format!("{}/run{}", dir.display(), dir.display()));
+    let under_run = dir.strip_prefix("/run").expect("host dirs live under /run");
+    let inner_self = dir.join("run").join(under_run);
     create_dir(&inner_self)?;
     let pidfile = dir.join("pids").join(format!("{}.pid", daemon.name));
     let _ = std::fs::remove_file(&pidfile);
