@@ -1,1 +1,108 @@
 //! The embedded lab: a production network built from a topology file.
+//!
+//! DESIGN.md "Lab": one userspace Open vSwitch instance in namespace `gm-prod`
+//! with one bridge per switch of the topology (patch ports for the links
+//! between them), and one network + UTS namespace per host, wired to its
+//! bridge by a veth, running real Debian daemons for its services. Every
+//! bridge points at the controller (`gemelo serve`), fail-mode secure, so the
+//! lab is the fabric gemelo discovers and twins.
+//!
+//! `up` builds it, `status` describes it, `down` removes exactly what `up`
+//! made (also after a crash or a half-built `up`), `host_command` runs
+//! something inside a host. The topology schema lives in `topology`; the
+//! daemons in `daemons`; the OVS instance is started by the same
+//! `ovs-scripts/` operators use.
+
+mod build;
+mod daemons;
+pub mod status;
+mod system;
+pub mod topology;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use status::{DaemonStatus, HostStatus, InterfaceStatus, LabStatus, LinkStatus, SegmentStatus, ServiceStatus, SwitchStatus};
+pub use topology::{Topology, TopologyError};
+
+/// Where `gemelo serve` listens by default; the lab's bridges connect there.
+pub const DEFAULT_CONTROLLER: &str = "unix:/run/gemelo/openflow.sock";
+/// Namespace of the production OVS instance.
+pub const PROD_NAMESPACE: &str = "gm-prod";
+/// Everything the lab keeps at run time.
+pub const LAB_DIR: &str = "/run/gemelo/lab";
+/// Run dir of the production OVS instance (`OVS_RUNDIR`).
+pub const PROD_RUNDIR: &str = "/run/gemelo/lab/prod";
+/// Persistent UTS namespaces of the hosts, one file per host.
+pub const UTS_DIR: &str = "/run/gemelo/lab/uts";
+/// Per-host configs, keys, pid files and logs.
+pub const HOSTS_DIR: &str = "/run/gemelo/lab/hosts";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command { command: String, status: String, stderr: String },
+    #[error("could not run `{command}`: {source} (is it installed?)")]
+    Spawn { command: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    State { path: PathBuf, message: String },
+    #[error("host {host}: {daemon} is not running ({detail}); see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
+    DaemonDied { host: String, daemon: String, log: PathBuf, detail: String },
+    #[error("host {host}: service {service} ({proto}/{port}, daemon {daemon}) did not listen within {secs} s; see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
+    ServiceTimeout { host: String, service: String, proto: String, port: u16, daemon: String, secs: u64, log: PathBuf },
+    #[error("switch {switch}: port {port} got ofport {got} instead of {wanted}")]
+    Ofport { switch: String, port: String, wanted: u16, got: String },
+    #[error("a lab was partly built ({dir} has no status.json): run `gemelo lab down` to remove it")]
+    Incomplete { dir: PathBuf },
+    #[error("lab {lab} has no host '{host}' (hosts: {known})")]
+    UnknownHost { lab: String, host: String, known: String },
+    #[error("the lab needs root (network namespaces, mounts, Open vSwitch)")]
+    NotRoot,
+}
+
+/// Builds the lab of `topology`, with every bridge pointed at `controller`;
+/// returns once every declared service listens. A lab already present (or the
+/// leftovers of a crashed one) is removed first.
+pub fn up(topology: &Path, controller: &str) -> Result<LabStatus, LabError> {
+    build::up(topology, controller)
+}
+
+/// Removes the lab: daemons (by recorded pid), the OVS instance (by its pid
+/// files), the namespaces, `/etc/netns/gm-*` entries and `/run/gemelo/lab`.
+/// Does nothing when there is no lab.
+pub fn down() -> Result<(), LabError> {
+    build::down()
+}
+
+/// The running lab, `None` when there is none.
+pub fn status() -> Result<Option<LabStatus>, LabError> {
+    build::status()
+}
+
+/// A command that runs `argv` inside `host`: its network namespace (with its
+/// own `/etc/hosts` and `resolv.conf`) and its UTS namespace (its hostname).
+pub fn host_command(status: &LabStatus, host: &str, argv: &[&str]) -> Result<Command, LabError> {
+    let h = status.host(host).ok_or_else(|| LabError::UnknownHost {
+        lab: status.lab.clone(),
+        host: host.to_owned(),
+        known: status.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &h.namespace, "nsenter"])
+        .arg(format!("--uts={}", h.uts.display()))
+        .arg("--")
+        .args(argv);
+    Ok(cmd)
+}
+
+/// A command that runs `argv` in the production OVS namespace with
+/// `OVS_RUNDIR` set, e.g. `["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "unix:.../gm-sw1.mgmt"]`.
+pub fn prod_command(status: &LabStatus, argv: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.env("OVS_RUNDIR", &status.rundir).args(["netns", "exec", &status.namespace]).args(argv);
+    cmd
+}

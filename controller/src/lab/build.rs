@@ -1,0 +1,464 @@
+//! Building and tearing down the lab on this machine.
+//!
+//! `up` writes the run state (the list of namespaces it is about to create)
+//! before creating anything and adds every daemon as it starts, so `down`
+//! always knows what to remove, even after a crash half way.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::daemons::{self, Daemon};
+use super::status::{DaemonRecord, DaemonStatus, LabStatus, RunState};
+use super::system::{
+    create_dir, in_namespace, io_err, namespaces, ovs_vsctl, proc_id, run, run_args, run_script, signal, write_file,
+    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+};
+use super::topology::Topology;
+use super::{LabError, HOSTS_DIR, LAB_DIR, PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
+
+const STATE_FILE: &str = "/run/gemelo/lab/state.json";
+const STATUS_FILE: &str = "/run/gemelo/lab/status.json";
+const ETC_NETNS: &str = "/etc/netns";
+/// How long `up` waits for every service to listen.
+const SERVICE_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn require_root() -> Result<(), LabError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    Ok(())
+}
+
+fn write_json<T: serde::Serialize>(path: &str, value: &T) -> Result<(), LabError> {
+    let text = serde_json::to_string_pretty(value).expect("lab state serializes");
+    let tmp = format!("{path}.tmp");
+    write_file(Path::new(&tmp), &text)?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<Option<T>, LabError> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| LabError::State { path: path.into(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LabError::Io { path: path.into(), source: e }),
+    }
+}
+
+/// `ip [-n NS] -batch -` with one command per line.
+fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), LabError> {
+    use std::io::Write;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = namespace {
+        cmd.args(["-n", ns]);
+    }
+    cmd.args(["-batch", "-"]);
+    let command = format!("{} <<< {:?}", super::system::describe(&cmd), lines.join("; "));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
+        .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
+    let out = child.wait_with_output().map_err(|source| LabError::Spawn { command: command.clone(), source })?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn mount_points() -> BTreeSet<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .collect()
+}
+
+pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
+    require_root()?;
+    let topology = Topology::load(path)?;
+    let source = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    if Path::new(LAB_DIR).exists() || namespaces()?.iter().any(|n| n == PROD_NAMESPACE) {
+        down()?;
+    }
+    let mut status = LabStatus::planned(&topology, source, controller, Path::new(HOSTS_DIR));
+    let mut state = RunState {
+        lab: topology.name.clone(),
+        namespaces: std::iter::once(PROD_NAMESPACE.to_owned())
+            .chain(status.hosts.iter().map(|h| h.namespace.clone()))
+            .collect(),
+        daemons: Vec::new(),
+    };
+    create_dir(Path::new(LAB_DIR))?;
+    write_json(STATE_FILE, &state)?;
+
+    start_switches(&topology, &status)?;
+    build_hosts(&topology, &status)?;
+    plug_ports(&topology)?;
+
+    // Daemons: host keys for every SSH host at once, then configs and launches.
+    let mut keygens = Vec::new();
+    for (host, hs) in topology.hosts.iter().zip(&status.hosts) {
+        create_dir(&hs.dir)?;
+        if host.service(super::topology::ServiceKind::Ssh).is_some() {
+            keygens.extend(daemons::start_ssh_keygen(&hs.dir)?);
+        }
+    }
+    daemons::wait_children(keygens)?;
+    let mut planned: Vec<(usize, Vec<Daemon>)> = Vec::new();
+    for (i, (host, hs)) in topology.hosts.iter().zip(&status.hosts).enumerate() {
+        let list = daemons::prepare(&topology, host, hs)?;
+        for d in &list {
+            let record = daemons::launch(hs, d)?;
+            state.daemons.push(record);
+            write_json(STATE_FILE, &state)?;
+        }
+        planned.push((i, list));
+    }
+    wait_ready(&status, &planned, &state.daemons)?;
+
+    for hs in &mut status.hosts {
+        hs.daemons = state
+            .daemons
+            .iter()
+            .filter(|d| d.host == hs.name)
+            .map(|d| DaemonStatus { name: d.name.clone(), pid: d.pid, log: d.log.clone() })
+            .collect();
+    }
+    write_json(STATUS_FILE, &status)?;
+    Ok(status)
+}
+
+/// The OVS instance, its bridges and their controller.
+fn start_switches(topology: &Topology, status: &LabStatus) -> Result<(), LabError> {
+    run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["start", PROD_NAMESPACE, PROD_RUNDIR])?;
+    let rundir = Path::new(PROD_RUNDIR);
+    let mut args: Vec<String> = Vec::new();
+    for sw in &topology.switches {
+        let br = sw.bridge();
+        args.extend(
+            [
+                "--",
+                "add-br",
+                &br,
+                "--",
+                "set",
+                "bridge",
+                &br,
+                "datapath_type=netdev",
+                &format!("other-config:datapath-id={:016x}", sw.dpid),
+                // LLDP (a BPDU-class address) is dropped between ports without it.
+                "other-config:forward-bpdu=true",
+            ]
+            .map(str::to_owned),
+        );
+    }
+    ovs_vsctl(rundir, &args[1..])?;
+    for sw in &status.switches {
+        run_script("attach-controller.sh", ATTACH_CONTROLLER_SH, &[PROD_RUNDIR, &sw.bridge, &sw.controller])?;
+    }
+    Ok(())
+}
+
+/// Host namespaces (network + UTS), their interfaces, addresses and routes.
+fn build_hosts(topology: &Topology, status: &LabStatus) -> Result<(), LabError> {
+    // Persistent UTS namespaces are bind mounts: their directory must be a
+    // private mount point, as ip-netns does for /run/netns.
+    create_dir(Path::new(UTS_DIR))?;
+    if !mount_points().contains(UTS_DIR) {
+        run_args("mount", &["--bind", UTS_DIR, UTS_DIR])?;
+    }
+    run_args("mount", &["--make-private", UTS_DIR])?;
+
+    let mut root = Vec::new();
+    for (host, hs) in topology.hosts.iter().zip(&status.hosts) {
+        root.push(format!("netns add {}", hs.namespace));
+        for i in &host.interfaces {
+            // Created straight into their namespaces: nothing appears in the root namespace.
+            root.push(format!(
+                "link add {} address {} netns {} type veth peer name {} netns {PROD_NAMESPACE}",
+                i.name,
+                i.mac,
+                hs.namespace,
+                i.attach.port_name()
+            ));
+        }
+    }
+    ip_batch(None, &root)?;
+
+    let hosts_file = hosts_file(topology);
+    for (host, hs) in topology.hosts.iter().zip(&status.hosts) {
+        let mut lines = vec!["link set lo up".to_owned()];
+        for i in &host.interfaces {
+            lines.push(format!("addr add {}/{} dev {}", i.ip, i.prefix, i.name));
+            lines.push(format!("link set {} up", i.name));
+        }
+        if let Some(gw) = host.default_gateway {
+            lines.push(format!("route add default via {gw}"));
+        }
+        ip_batch(Some(&hs.namespace), &lines)?;
+        if host.ip_forward {
+            run_args("ip", &["netns", "exec", &hs.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        }
+
+        // Its own /etc/hosts and resolv.conf (ip netns exec binds them over /etc):
+        // with the machine's resolver, daemons stall on reverse lookups.
+        let etc = Path::new(ETC_NETNS).join(&hs.namespace);
+        create_dir(&etc)?;
+        write_file(&etc.join("hosts"), &hosts_file.replace("@SELF@", &host.hostname))?;
+        write_file(&etc.join("resolv.conf"), "# gemelo lab: no DNS server; names come from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n")?;
+        write_file(&etc.join("hostname"), &format!("{}\n", host.hostname))?;
+
+        // Its hostname, in a UTS namespace of its own (never the machine's).
+        write_file(&hs.uts, "")?;
+        run(Command::new("unshare").arg(format!("--uts={}", hs.uts.display())).args(["hostname", &host.hostname]))?;
+    }
+    Ok(())
+}
+
+fn hosts_file(topology: &Topology) -> String {
+    let mut s = String::from("127.0.0.1\tlocalhost\n127.0.1.1\t@SELF@\n::1\tlocalhost ip6-localhost ip6-loopback\n\n");
+    for h in &topology.hosts {
+        for i in &h.interfaces {
+            if h.name == h.hostname {
+                s.push_str(&format!("{}\t{}\n", i.ip, h.hostname));
+            } else {
+                s.push_str(&format!("{}\t{} {}\n", i.ip, h.hostname, h.name));
+            }
+        }
+    }
+    s
+}
+
+/// Host veths and inter-switch patch ports onto the bridges, at the ofports the topology says.
+fn plug_ports(topology: &Topology) -> Result<(), LabError> {
+    let mut args: Vec<String> = Vec::new();
+    let mut wanted: Vec<(String, String, u16)> = Vec::new();
+    let mut up_lines = Vec::new();
+    let push = |args: &mut Vec<String>, parts: &[&str]| {
+        args.push("--".into());
+        args.extend(parts.iter().map(|s| s.to_string()));
+    };
+    for h in &topology.hosts {
+        for i in &h.interfaces {
+            let name = i.attach.port_name();
+            let br = format!("gm-{}", i.attach.switch);
+            push(&mut args, &["add-port", &br, &name]);
+            push(&mut args, &["set", "interface", &name, &format!("ofport_request={}", i.attach.port)]);
+            if let Some(vlan) = i.vlan {
+                push(&mut args, &["set", "port", &name, &format!("tag={vlan}")]);
+            }
+            up_lines.push(format!("link set {name} up"));
+            wanted.push((i.attach.switch.clone(), name, i.attach.port));
+        }
+    }
+    for l in &topology.links {
+        for (me, peer) in [(&l.a, &l.b), (&l.b, &l.a)] {
+            let name = me.port_name();
+            let br = format!("gm-{}", me.switch);
+            push(&mut args, &["add-port", &br, &name]);
+            push(
+                &mut args,
+                &[
+                    "set",
+                    "interface",
+                    &name,
+                    "type=patch",
+                    &format!("options:peer={}", peer.port_name()),
+                    &format!("ofport_request={}", me.port),
+                ],
+            );
+            wanted.push((me.switch.clone(), name, me.port));
+        }
+    }
+    ip_batch(Some(PROD_NAMESPACE), &up_lines)?;
+    if args.is_empty() {
+        return Ok(());
+    }
+    let rundir = Path::new(PROD_RUNDIR);
+    ovs_vsctl(rundir, &args[1..])?;
+    let listing = ovs_vsctl(rundir, &["-f", "csv", "--no-headings", "--columns=name,ofport", "list", "Interface"].map(str::to_owned))?;
+    for (switch, name, port) in wanted {
+        let got = listing
+            .lines()
+            .filter_map(|l| l.split_once(','))
+            .find(|(n, _)| n.trim_matches('"') == name)
+            .map(|(_, p)| p.trim().to_owned())
+            .unwrap_or_else(|| "none".into());
+        if got != port.to_string() {
+            return Err(LabError::Ofport { switch, port: name, wanted: port, got });
+        }
+    }
+    Ok(())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(3).collect();
+    if lines.is_empty() {
+        "log is empty".into()
+    } else {
+        format!("last log lines: {}", lines.into_iter().rev().collect::<Vec<_>>().join(" | "))
+    }
+}
+
+fn alive(record: &DaemonRecord) -> bool {
+    matches!(proc_id(record.pid), Some(p) if record.start.map_or(true, |s| s == p.start))
+}
+
+/// Waits until every service listens and every other daemon still runs.
+fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[DaemonRecord]) -> Result<(), LabError> {
+    let started = Instant::now();
+    let record = |host: &str, daemon: &str| records.iter().find(|r| r.host == host && r.name == daemon).expect("launched");
+    for (i, list) in planned {
+        let hs = &status.hosts[*i];
+        loop {
+            let listening = daemons::listening(&hs.namespace)?;
+            let missing = list
+                .iter()
+                .filter_map(|d| d.listens.map(|l| (d, l)))
+                .find(|(_, (proto, port, _))| !listening.contains(&(*proto, *port)));
+            let Some((d, (proto, port, service))) = missing else { break };
+            let r = record(&hs.name, d.name);
+            if !alive(r) {
+                return Err(LabError::DaemonDied {
+                    host: hs.name.clone(),
+                    daemon: d.name.to_owned(),
+                    log: r.log.clone(),
+                    detail: log_tail(&r.log),
+                });
+            }
+            if started.elapsed() > SERVICE_TIMEOUT {
+                return Err(LabError::ServiceTimeout {
+                    host: hs.name.clone(),
+                    service: service.to_owned(),
+                    proto: proto.to_string(),
+                    port,
+                    daemon: d.name.to_owned(),
+                    secs: SERVICE_TIMEOUT.as_secs(),
+                    log: r.log.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for r in records {
+        if !alive(r) {
+            return Err(LabError::DaemonDied { host: r.host.clone(), daemon: r.name.clone(), log: r.log.clone(), detail: log_tail(&r.log) });
+        }
+    }
+    Ok(())
+}
+
+pub fn status() -> Result<Option<LabStatus>, LabError> {
+    if let Some(status) = read_json::<LabStatus>(STATUS_FILE)? {
+        return Ok(Some(status));
+    }
+    if Path::new(LAB_DIR).exists() {
+        return Err(LabError::Incomplete { dir: LAB_DIR.into() });
+    }
+    Ok(None)
+}
+
+/// Signals `pids`, waits up to `grace` for them to go, then kills the rest.
+fn stop_all(pids: &[u32], is_ours: impl Fn(u32) -> bool, grace: Duration) {
+    let live: Vec<u32> = pids.iter().copied().filter(|p| is_ours(*p)).collect();
+    for &pid in &live {
+        signal(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && live.iter().any(|p| proc_id(*p).is_some()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &pid in &live {
+        if proc_id(pid).is_some() && is_ours(pid) {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+pub fn down() -> Result<(), LabError> {
+    require_root()?;
+    // A corrupt state file must not block the cleanup: fall back to names.
+    let state: RunState = read_json(STATE_FILE).ok().flatten().unwrap_or_default();
+    let existing = namespaces()?;
+    let mut ours: Vec<String> = state.namespaces.clone();
+    for ns in &existing {
+        let is_lab = ns == PROD_NAMESPACE || (!state.lab.is_empty() && ns.starts_with(&format!("gm-{}-", state.lab)));
+        if is_lab && !ours.contains(ns) {
+            ours.push(ns.clone());
+        }
+    }
+
+    // 1. Daemons, by recorded pid, if they are still that process in that namespace.
+    let records = state.daemons.clone();
+    let pids: Vec<u32> = records.iter().map(|r| r.pid).collect();
+    stop_all(
+        &pids,
+        |pid| {
+            records.iter().any(|r| {
+                r.pid == pid
+                    && matches!(proc_id(pid), Some(p) if r.start.map_or(true, |s| s == p.start))
+                    && in_namespace(pid, &r.namespace)
+            })
+        },
+        Duration::from_secs(3),
+    );
+
+    // 2. The OVS instance, by its pid files.
+    if Path::new(PROD_RUNDIR).exists() {
+        run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["stop", PROD_NAMESPACE, PROD_RUNDIR])?;
+    }
+
+    // 3. Anything still inside a lab namespace was started there by the lab
+    //    (a daemon's children, a launch interrupted before its pid was recorded).
+    for ns in ours.iter().filter(|ns| existing.contains(ns)) {
+        let out = run_args("ip", &["netns", "pids", ns]).unwrap_or_default();
+        let pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        stop_all(&pids, |pid| in_namespace(pid, ns), Duration::from_secs(2));
+    }
+
+    // 4. Namespaces and their /etc/netns entries.
+    for ns in &ours {
+        if existing.contains(ns) {
+            run_args("ip", &["netns", "del", ns])?;
+        }
+        let etc = Path::new(ETC_NETNS).join(ns);
+        if etc.exists() {
+            fs::remove_dir_all(&etc).map_err(io_err(etc))?;
+        }
+    }
+
+    // 5. UTS namespace mounts, then the run state.
+    let mounts = mount_points();
+    let uts_prefix = format!("{UTS_DIR}/");
+    for m in mounts.iter().filter(|m| m.starts_with(&uts_prefix)) {
+        run_args("umount", &[m.as_str()])?;
+    }
+    if mounts.contains(UTS_DIR) {
+        run_args("umount", &[UTS_DIR])?;
+    }
+    if Path::new(LAB_DIR).exists() {
+        fs::remove_dir_all(LAB_DIR).map_err(io_err(PathBuf::from(LAB_DIR)))?;
+    }
+    Ok(())
+}

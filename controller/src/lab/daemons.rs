@@ -1,0 +1,343 @@
+//! The real daemons behind a lab host's services: their per-host configs and
+//! how they are started.
+//!
+//! Each daemon runs in the foreground (so the pid we record is the daemon's),
+//! as its own session leader re-parented away from the caller (`setsid -f`),
+//! inside the host's network and UTS namespaces, with a private `/run` (the
+//! host dir's `run/`) because sshd, lldpd and inetd use fixed `/run` paths that
+//! would collide between hosts and with the machine's own. The host dir stays
+//! visible at its real path, so every config names real paths.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::status::{DaemonRecord, HostStatus};
+use super::system::{create_dir, describe, io_err, proc_id, run, run_args, write_file};
+use super::topology::{Host, Proto, ServiceKind, Topology};
+use super::LabError;
+
+const MODBUS_PLC_PY: &str = include_str!("modbus_plc.py");
+
+/// Runs as `sh -c LAUNCH gemelo-launch HOSTDIR NAME ARGV...` in the host's
+/// namespaces: records its pid (which `exec` hands to the daemon), gives the
+/// daemon a private /run, and becomes the daemon.
+const LAUNCH: &str = r#"set -e
+dir=$1 name=$2; shift 2
+echo $$ > "$dir/pids/$name.pid"
+# $dir lies under /run: show it again at its own path inside the new /run.
+mount --bind "$dir" "$dir/run${dir#/run}"
+mount --rbind "$dir/run" /run
+exec "$@"
+"#;
+
+/// One daemon to start on a host.
+pub(crate) struct Daemon {
+    pub name: &'static str,
+    pub argv: Vec<String>,
+    pub env: Vec<(&'static str, String)>,
+    /// The socket it must open before the host counts as up.
+    pub listens: Option<(Proto, u16, &'static str)>,
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Host keys take a moment (RSA ~0.5 s): start them for every SSH host at once.
+pub(crate) fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, LabError> {
+    let mut children = Vec::new();
+    for (kind, bits) in [("rsa", Some("3072")), ("ecdsa", None), ("ed25519", None)] {
+        let key = dir.join(format!("ssh_host_{kind}_key"));
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args(["-q", "-t", kind, "-N", "", "-C", "", "-f"]).arg(&key);
+        if let Some(bits) = bits {
+            cmd.args(["-b", bits]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| LabError::Spawn { command: describe(&cmd), source })?;
+        children.push((describe(&cmd), child));
+    }
+    Ok(children)
+}
+
+pub(crate) fn wait_children(children: Vec<(String, Child)>) -> Result<(), LabError> {
+    for (command, child) in children {
+        let out = child.wait_with_output().map_err(|source| LabError::Spawn { command: command.clone(), source })?;
+        if !out.status.success() {
+            return Err(LabError::Command {
+                command,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes every config a host's daemons need into its dir and says what to start.
+pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Result<Vec<Daemon>, LabError> {
+    let dir = &hs.dir;
+    let name = &host.hostname;
+    let mut daemons = Vec::new();
+    let device = host.device.clone().unwrap_or_default();
+    for svc in &host.services {
+        let port = svc.port;
+        match svc.kind {
+            ServiceKind::Ssh => {
+                create_dir(&dir.join("run/sshd"))?;
+                let keys: String = ["rsa", "ecdsa", "ed25519"]
+                    .iter()
+                    .map(|k| format!("HostKey {}\n", p(&dir.join(format!("ssh_host_{k}_key")))))
+                    .collect();
+                write_file(
+                    &dir.join("sshd_config"),
+                    &format!(
+                        "# gemelo lab host {name}\nPort {port}\nListenAddress 0.0.0.0\n{keys}PidFile {}\n\
+                         UsePAM yes\nKbdInteractiveAuthentication no\nX11Forwarding yes\nPrintMotd no\n\
+                         AcceptEnv LANG LC_*\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
+                        p(&dir.join("sshd.pid"))
+                    ),
+                )?;
+                daemons.push(Daemon {
+                    name: "sshd",
+                    argv: vec!["/usr/sbin/sshd".into(), "-D".into(), "-e".into(), "-f".into(), p(&dir.join("sshd_config"))],
+                    env: vec![],
+                    listens: Some((Proto::Tcp, port, "ssh")),
+                });
+            }
+            ServiceKind::Http => {
+                let www = dir.join("www");
+                create_dir(&www)?;
+                let title = match &device.product {
+                    Some(product) => format!("{product} - {name}"),
+                    None => name.clone(),
+                };
+                write_file(
+                    &www.join("index.html"),
+                    &format!("<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n<body><h1>{title}</h1>\n<p>{}</p></body></html>\n",
+                        topology.description.as_deref().unwrap_or("Internal site")),
+                )?;
+                let errorlog = dir.join("lighttpd-error.log");
+                write_file(&errorlog, "")?;
+                run_args("chown", &["www-data:www-data", &p(&errorlog)])?;
+                write_file(
+                    &dir.join("lighttpd.conf"),
+                    &format!(
+                        "# gemelo lab host {name}\nserver.document-root = \"{}\"\nserver.port = {port}\nserver.bind = \"0.0.0.0\"\n\
+                         server.username = \"www-data\"\nserver.groupname = \"www-data\"\nserver.pid-file = \"{}\"\n\
+                         server.errorlog = \"{}\"\nindex-file.names = (\"index.html\")\n\
+                         mimetype.assign = (\".html\" => \"text/html\", \".txt\" => \"text/plain\", \".css\" => \"text/css\", \".jpg\" => \"image/jpeg\", \".json\" => \"application/json\")\n",
+                        p(&www),
+                        p(&dir.join("lighttpd.pid")),
+                        p(&errorlog)
+                    ),
+                )?;
+                daemons.push(Daemon {
+                    name: "lighttpd",
+                    argv: vec!["/usr/sbin/lighttpd".into(), "-D".into(), "-f".into(), p(&dir.join("lighttpd.conf"))],
+                    env: vec![],
+                    listens: Some((Proto::Tcp, port, "http")),
+                });
+            }
+            ServiceKind::Ftp => {
+                // vsftpd wants its chroot dir empty and not writable.
+                create_dir(&dir.join("vsftpd-empty"))?;
+                let ftp = dir.join("ftp/pub");
+                create_dir(&ftp)?;
+                write_file(&ftp.join("README.txt"), &format!("{name} file share\n"))?;
+                write_file(
+                    &dir.join("vsftpd.conf"),
+                    &format!(
+                        "# gemelo lab host {name}\nlisten=YES\nlisten_ipv6=NO\nbackground=NO\nlisten_port={port}\n\
+                         anonymous_enable=YES\nanon_root={}\nlocal_enable=YES\nwrite_enable=NO\n\
+                         secure_chroot_dir={}\npasv_enable=YES\npasv_min_port=30000\npasv_max_port=30100\n\
+                         xferlog_enable=YES\nvsftpd_log_file={}\nseccomp_sandbox=NO\n",
+                        p(&dir.join("ftp")),
+                        p(&dir.join("vsftpd-empty")),
+                        p(&dir.join("vsftpd-xfer.log"))
+                    ),
+                )?;
+                daemons.push(Daemon {
+                    name: "vsftpd",
+                    argv: vec!["/usr/sbin/vsftpd".into(), p(&dir.join("vsftpd.conf"))],
+                    env: vec![],
+                    listens: Some((Proto::Tcp, port, "ftp")),
+                });
+            }
+            ServiceKind::Telnet => {
+                // inetd's pid file is fixed at /run/inetd.pid: the private /run keeps it per host.
+                write_file(&dir.join("inetd.conf"), &format!("{port} stream tcp nowait root /usr/sbin/telnetd telnetd\n"))?;
+                daemons.push(Daemon {
+                    name: "inetd",
+                    argv: vec!["/usr/sbin/inetd".into(), "-i".into(), p(&dir.join("inetd.conf"))],
+                    env: vec![],
+                    listens: Some((Proto::Tcp, port, "telnet")),
+                });
+            }
+            ServiceKind::Snmp => {
+                create_dir(&dir.join("snmp"))?;
+                let descr = match (&device.vendor, &device.product) {
+                    (Some(v), Some(p)) => format!("sysDescr {v} {p} {}\n", device.version.as_deref().unwrap_or("")),
+                    _ => String::new(),
+                };
+                write_file(
+                    &dir.join("snmpd.conf"),
+                    &format!(
+                        "# gemelo lab host {name}\nagentaddress udp:0.0.0.0:{port}\nrocommunity public\nsysName {name}\n\
+                         sysLocation {} lab\nsysContact netops@example.net\n{descr}\
+                         # else snmpd also opens SMUX on 0.0.0.0:199\nsmuxsocket 127.0.0.1\n",
+                        topology.name
+                    ),
+                )?;
+                daemons.push(Daemon {
+                    name: "snmpd",
+                    argv: vec![
+                        "/usr/sbin/snmpd".into(),
+                        "-f".into(),
+                        "-Lo".into(),
+                        "-C".into(),
+                        "-c".into(),
+                        p(&dir.join("snmpd.conf")),
+                        "-p".into(),
+                        p(&dir.join("snmpd.pid")),
+                    ],
+                    env: vec![("SNMP_PERSISTENT_DIR", p(&dir.join("snmp"))), ("MIBS", String::new())],
+                    listens: Some((Proto::Udp, port, "snmp")),
+                });
+            }
+            ServiceKind::Mqtt => {
+                write_file(
+                    &dir.join("mosquitto.conf"),
+                    &format!("# gemelo lab host {name}\nlistener {port} 0.0.0.0\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+                )?;
+                daemons.push(Daemon {
+                    name: "mosquitto",
+                    argv: vec!["/usr/sbin/mosquitto".into(), "-c".into(), p(&dir.join("mosquitto.conf"))],
+                    env: vec![],
+                    listens: Some((Proto::Tcp, port, "mqtt")),
+                });
+            }
+            ServiceKind::Modbus => {
+                let script = dir.join("modbus_plc.py");
+                write_file(&script, MODBUS_PLC_PY)?;
+                daemons.push(Daemon {
+                    name: "modbus",
+                    argv: vec![
+                        "/usr/bin/python3".into(),
+                        "-u".into(),
+                        p(&script),
+                        "--port".into(),
+                        port.to_string(),
+                        "--vendor".into(),
+                        device.vendor.clone().unwrap_or_else(|| "gemelo lab".into()),
+                        "--product".into(),
+                        device.product.clone().unwrap_or_else(|| "PLC".into()),
+                        "--version".into(),
+                        device.version.clone().unwrap_or_else(|| "1.0".into()),
+                        "--name".into(),
+                        name.clone(),
+                    ],
+                    env: vec![],
+                    listens: Some((Proto::Tcp, port, "modbus")),
+                });
+            }
+        }
+    }
+    if host.lldp {
+        // lldpd chroots its unprivileged half into /run/lldpd.
+        create_dir(&dir.join("run/lldpd"))?;
+        daemons.push(Daemon {
+            name: "lldpd",
+            argv: vec!["/usr/sbin/lldpd".into(), "-d".into(), "-u".into(), p(&dir.join("lldpd.socket"))],
+            env: vec![],
+            listens: None,
+        });
+    }
+    if let Some(publish) = &host.publish {
+        let script = format!(
+            "i=0\nwhile :; do\n  i=$((i + 1))\n  mosquitto_pub -h {} -p {} -i {name} -t '{}' -m \"{{\\\"host\\\":\\\"{name}\\\",\\\"seq\\\":$i,\\\"value\\\":$((200 + i % 17))}}\" || true\n  sleep {}\ndone\n",
+            publish.broker_ip, publish.broker_port, publish.topic, publish.interval_secs
+        );
+        write_file(&dir.join("mqtt-publish.sh"), &script)?;
+        daemons.push(Daemon {
+            name: "mqtt-publish",
+            argv: vec!["/bin/sh".into(), p(&dir.join("mqtt-publish.sh"))],
+            env: vec![],
+            listens: None,
+        });
+    }
+    Ok(daemons)
+}
+
+/// Starts one daemon on a host and returns its record once its pid is known.
+pub(crate) fn launch(hs: &HostStatus, daemon: &Daemon) -> Result<DaemonRecord, LabError> {
+    let dir = &hs.dir;
+    create_dir(&dir.join("pids"))?;
+    let under_run = dir.strip_prefix("/run").expect("host dirs live under /run");
+    let inner_self = dir.join("run").join(under_run);
+    create_dir(&inner_self)?;
+    let pidfile = dir.join("pids").join(format!("{}.pid", daemon.name));
+    let _ = std::fs::remove_file(&pidfile);
+    let log_path = dir.join(format!("{}.log", daemon.name));
+    let log = File::create(&log_path).map_err(io_err(&log_path))?;
+    let log2 = log.try_clone().map_err(io_err(&log_path))?;
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-f")
+        .args(["ip", "netns", "exec", &hs.namespace, "nsenter"])
+        .arg(format!("--uts={}", hs.uts.display()))
+        .args(["--", "sh", "-c", LAUNCH, "gemelo-launch"])
+        .arg(dir)
+        .arg(daemon.name)
+        .args(&daemon.argv)
+        .envs(daemon.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(log)
+        .stderr(log2);
+    run(&mut cmd)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            break pid;
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::DaemonDied {
+                host: hs.name.clone(),
+                daemon: daemon.name.to_owned(),
+                log: log_path,
+                detail: format!("its launcher never wrote {}", pidfile.display()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(DaemonRecord {
+        host: hs.name.clone(),
+        name: daemon.name.to_owned(),
+        namespace: hs.namespace.clone(),
+        pid,
+        start: proc_id(pid).map(|p| p.start),
+        log: log_path,
+    })
+}
+
+/// Sockets listening in a namespace, as `ss -Hltnu` reports them.
+pub(crate) fn listening(namespace: &str) -> Result<Vec<(Proto, u16)>, LabError> {
+    let out = run_args("ip", &["netns", "exec", namespace, "ss", "-Hltnu"])?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let proto = match *f.first()? {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                _ => return None,
+            };
+            let port = f.get(4)?.rsplit_once(':')?.1.parse().ok()?;
+            Some((proto, port))
+        })
+        .collect())
+}
