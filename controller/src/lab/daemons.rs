@@ -114,9 +114,10 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
             ServiceKind::Http => {
                 let www = dir.join("www");
                 create_dir(&www)?;
-                let title = match &device.product {
-                    Some(product) => format!("{product} - {name}"),
-                    None => name.clone(),
+                let title = match (&device.vendor, &device.product) {
+                    (Some(vendor), Some(product)) => format!("{vendor} {product} - {name}"),
+                    (None, Some(product)) => format!("{product} - {name}"),
+                    _ => name.clone(),
                 };
                 write_file(
                     &www.join("index.html"),
