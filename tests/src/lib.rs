@@ -187,3 +187,5 @@ pub fn assert_lab_gone(lab_name: &str, ovs: &[u32]) -> Result<()> {
     }
     Ok(())
 }
+
+pub mod controller;

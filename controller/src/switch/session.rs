@@ -323,6 +323,16 @@ where
     let mut features = None;
     while features.is_none() {
         let frame = loop {
+            // The first message must be a HELLO: refuse anything else as soon as
+            // its header is in, instead of waiting for a body that may never come.
+            if !hello_seen && rbuf.len() >= openflow::HEADER_LEN && rbuf[1] != openflow::msg_type::HELLO {
+                let err = Message::Error(ErrorMsg {
+                    kind: openflow::ErrorKind::HelloFailed(0),
+                    data: b"expected an OpenFlow HELLO".to_vec(),
+                });
+                let _ = writer.write_all(&err.encode(0)).await;
+                return Err(SessionError::Handshake(format!("first message is type {}, not HELLO", rbuf[1])));
+            }
             if let Some(f) = next_frame(&mut rbuf)? {
                 break f;
             }
