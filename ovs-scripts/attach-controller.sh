@@ -12,6 +12,7 @@ usage: $0 RUNDIR BRIDGE TARGET
           for the machine's own OVS
   BRIDGE  an existing bridge
   TARGET  controller target: unix:/run/gemelo/openflow.sock, tcp:IP:6653, ssl:IP:6653
+          (a unix: socket outside RUNDIR is reached through a symlink in RUNDIR)
 
 example: $0 /run/gemelo/lab/prod gm-sw1 unix:/run/gemelo/openflow.sock
 USAGE
@@ -22,6 +23,17 @@ USAGE
 rundir=$1 bridge=$2 target=$3
 [[ $target =~ ^(unix|tcp|ssl): ]] || { echo "$0: TARGET must start with unix:, tcp: or ssl:" >&2; exit 2; }
 export OVS_RUNDIR=$rundir
+# ovs-vswitchd connects to Unix-socket controllers only inside its own run dir
+# ("possibility for remote exploit" otherwise): reach a socket elsewhere through
+# a symlink in RUNDIR, which it follows like any other path.
+if [[ $target == unix:* ]]; then
+    path=${target#unix:}
+    if [[ $path != "$rundir"/* ]]; then
+        link="$rundir/controller-$(basename "$path")"
+        ln -sfn "$path" "$link"
+        target="unix:$link"
+    fi
+fi
 ovs-vsctl --db="unix:$rundir/db.sock" \
     set bridge "$bridge" protocols=OpenFlow13 fail_mode=secure other-config:disable-in-band=true \
     -- set-controller "$bridge" "$target"
