@@ -12,7 +12,7 @@ PACKAGES=(
   openssh-server openssh-client lighttpd vsftpd inetutils-telnetd snmpd snmp
   mosquitto mosquitto-clients lldpd python3 python3-pymodbus busybox-static
   # clients the demo and the tests use
-  curl nmap mbpoll iperf3 tshark tcpdump netcat-openbsd ethtool
+  curl nmap mbpoll iperf3 tshark tcpdump netcat-openbsd ethtool iputils-ping
   # peers and harness of the benchmarks
   openvswitch-testcontroller
 )

@@ -237,6 +237,13 @@ mod tests {
     }
 
     #[test]
+    fn readme_carries_the_current_pipeline() {
+        let readme = include_str!("../../README.md");
+        let table = markdown(false);
+        assert!(readme.contains(table.trim()), "README's pipeline table is stale: paste the output of `gemelo pipeline`");
+    }
+
+    #[test]
     fn forwarding_mode_parses() {
         assert_eq!("learning".parse::<ForwardingMode>(), Ok(ForwardingMode::Learning));
         assert!("flood".parse::<ForwardingMode>().unwrap_err().contains("flood"));

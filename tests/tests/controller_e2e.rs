@@ -159,6 +159,7 @@ fn controller_restart_during_tcp_stream_loses_nothing() {
 
     let ping = ping.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(text.contains("350 packets transmitted"), "ping did not run: {text}{}", String::from_utf8_lossy(&ping.stderr));
     assert!(text.contains(" 0% packet loss"), "pings lost across the controller restart: {text}");
 }
 
