@@ -128,8 +128,8 @@ fn up_clears_leftovers_of_a_crash_that_lost_its_run_state() {
     // with its /etc/netns entry, and no run state to say so.
     let rundir = format!("{}/prod", lab::LAB_DIR);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../ovs-scripts/ovs-instance.sh");
-    let ok = std::process::Command::new("bash").args([script, "start", "gm-prod", &rundir]).status().unwrap();
-    assert!(ok.success());
+    let out = std::process::Command::new("bash").args([script, "start", "gm-prod", &rundir]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ok = std::process::Command::new("ip").args(["netns", "add", "gm-office-web01"]).status().unwrap();
     assert!(ok.success());
     std::fs::create_dir_all("/etc/netns/gm-office-web01").unwrap();
