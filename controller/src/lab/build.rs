@@ -120,6 +120,7 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
         namespaces: std::iter::once(PROD_NAMESPACE.to_owned())
             .chain(status.hosts.iter().map(|h| h.namespace.clone()))
             .collect(),
+        etc_netns_created: false,
         daemons: Vec::new(),
     };
     // Leftovers: a previous lab, or a crashed one whose run state is gone (then
@@ -131,6 +132,7 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     if Path::new(LAB_DIR).exists() {
         return Err(LabError::State { path: LAB_DIR.into(), message: "still exists after removing the previous lab".into() });
     }
+    state.etc_netns_created = !Path::new(ETC_NETNS).exists();
     create_dir(Path::new(LAB_DIR))?;
     write_json(STATE_FILE, &state)?;
 
@@ -481,6 +483,11 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
         if etc.exists() {
             fs::remove_dir_all(&etc).map_err(io_err(etc))?;
         }
+    }
+
+    if state.etc_netns_created {
+        // Only if empty: someone else may have put entries there since.
+        let _ = fs::remove_dir(ETC_NETNS);
     }
 
     // 5. UTS namespace mounts, then the run state.
