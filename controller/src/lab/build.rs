@@ -347,7 +347,7 @@ fn log_tail(path: &Path) -> String {
 }
 
 fn alive(record: &DaemonRecord) -> bool {
-    matches!(proc_id(record.pid), Some(p) if record.start.map_or(true, |s| s == p.start))
+    matches!(proc_id(record.pid), Some(p) if record.start.is_none_or(|s| s == p.start))
 }
 
 /// Waits until every service listens and every other daemon still runs.
@@ -375,10 +375,7 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
             if started.elapsed() > SERVICE_TIMEOUT {
                 return Err(LabError::ServiceTimeout {
                     host: hs.name.clone(),
-                    service: service.to_owned(),
-                    proto: proto.to_string(),
-                    port,
-                    daemon: d.name.to_owned(),
+                    service: format!("{service} ({proto}/{port}, daemon {})", d.name),
                     secs: SERVICE_TIMEOUT.as_secs(),
                     log: r.log.clone(),
                 });
@@ -454,7 +451,7 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
         |pid| {
             records.iter().any(|r| {
                 r.pid == pid
-                    && matches!(proc_id(pid), Some(p) if r.start.map_or(true, |s| s == p.start))
+                    && matches!(proc_id(pid), Some(p) if r.start.is_none_or(|s| s == p.start))
                     && in_namespace(pid, &r.namespace)
             })
         },
