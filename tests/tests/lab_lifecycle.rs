@@ -122,6 +122,34 @@ fn up_twice_replaces_the_lab_and_down_cleans_a_half_dead_one() {
 }
 
 #[test]
+fn up_clears_leftovers_of_a_crash_that_lost_its_run_state() {
+    let _session = lab_session_or_skip!();
+    // What a crash could leave: the OVS instance running, a host namespace
+    // with its /etc/netns entry, and no run state to say so.
+    let rundir = format!("{}/prod", lab::LAB_DIR);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../ovs-scripts/ovs-instance.sh");
+    let out = std::process::Command::new("bash").args([script, "start", "gm-prod", &rundir]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ok = std::process::Command::new("ip").args(["netns", "add", "gm-office-web01"]).status().unwrap();
+    assert!(ok.success());
+    std::fs::create_dir_all("/etc/netns/gm-office-web01").unwrap();
+    let stale_ovs: Vec<u32> = ["ovsdb-server.pid", "ovs-vswitchd.pid"]
+        .iter()
+        .map(|f| std::fs::read_to_string(format!("{rundir}/{f}")).unwrap().trim().parse().unwrap())
+        .collect();
+
+    let status = lab::up(&topology("office"), DEFAULT_CONTROLLER).expect("up over leftovers");
+    for pid in &stale_ovs {
+        assert!(!pid_alive(*pid), "stale OVS pid {pid} survived up");
+    }
+    assert_services_listen(&status).unwrap();
+    let ovs = ovs_pids(&status);
+    lab::down().unwrap();
+    assert_lab_gone("office", &ovs).unwrap();
+    assert!(!std::path::Path::new("/etc/netns/gm-office-web01").exists());
+}
+
+#[test]
 fn plant_plcs_answer_modbus_and_iot_broker_answers_mqtt() {
     let _session = lab_session_or_skip!();
 

@@ -93,21 +93,46 @@ fn mount_points() -> BTreeSet<String> {
         .collect()
 }
 
+/// Held for the whole of an `up` or `down`: there is one lab per machine, and
+/// two builders (a test and `gemelo lab up`, say) would tear each other's work apart.
+const LOCK_FILE: &str = "/run/gemelo/lab.lock";
+
+fn lock() -> Result<fs::File, LabError> {
+    create_dir(Path::new("/run/gemelo"))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_FILE)
+        .map_err(io_err(LOCK_FILE))?;
+    file.lock().map_err(io_err(LOCK_FILE))?;
+    Ok(file)
+}
+
 pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     require_root()?;
     let topology = Topology::load(path)?;
+    let _lock = lock()?;
     let source = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    if Path::new(LAB_DIR).exists() || namespaces()?.iter().any(|n| n == PROD_NAMESPACE) {
-        down()?;
-    }
     let mut status = LabStatus::planned(&topology, source, controller, Path::new(HOSTS_DIR));
     let mut state = RunState {
         lab: topology.name.clone(),
         namespaces: std::iter::once(PROD_NAMESPACE.to_owned())
             .chain(status.hosts.iter().map(|h| h.namespace.clone()))
             .collect(),
+        etc_netns_created: false,
         daemons: Vec::new(),
     };
+    // Leftovers: a previous lab, or a crashed one whose run state is gone (then
+    // the namespaces this topology is about to create are the ones to clear).
+    let existing = namespaces()?;
+    if Path::new(LAB_DIR).exists() || state.namespaces.iter().any(|n| existing.contains(n)) {
+        down_including(&state.namespaces)?;
+    }
+    if Path::new(LAB_DIR).exists() {
+        return Err(LabError::State { path: LAB_DIR.into(), message: "still exists after removing the previous lab".into() });
+    }
+    state.etc_netns_created = !Path::new(ETC_NETNS).exists();
     create_dir(Path::new(LAB_DIR))?;
     write_json(STATE_FILE, &state)?;
 
@@ -322,7 +347,7 @@ fn log_tail(path: &Path) -> String {
 }
 
 fn alive(record: &DaemonRecord) -> bool {
-    matches!(proc_id(record.pid), Some(p) if record.start.map_or(true, |s| s == p.start))
+    matches!(proc_id(record.pid), Some(p) if record.start.is_none_or(|s| s == p.start))
 }
 
 /// Waits until every service listens and every other daemon still runs.
@@ -350,10 +375,7 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
             if started.elapsed() > SERVICE_TIMEOUT {
                 return Err(LabError::ServiceTimeout {
                     host: hs.name.clone(),
-                    service: service.to_owned(),
-                    proto: proto.to_string(),
-                    port,
-                    daemon: d.name.to_owned(),
+                    service: format!("{service} ({proto}/{port}, daemon {})", d.name),
                     secs: SERVICE_TIMEOUT.as_secs(),
                     log: r.log.clone(),
                 });
@@ -398,10 +420,22 @@ fn stop_all(pids: &[u32], is_ours: impl Fn(u32) -> bool, grace: Duration) {
 
 pub fn down() -> Result<(), LabError> {
     require_root()?;
+    let _lock = lock()?;
+    down_including(&[])
+}
+
+/// `down`, also clearing `extra` namespaces (ones a new `up` is about to
+/// create, hence the lab's by name) that the run state may not list.
+fn down_including(extra: &[String]) -> Result<(), LabError> {
     // A corrupt state file must not block the cleanup: fall back to names.
     let state: RunState = read_json(STATE_FILE).ok().flatten().unwrap_or_default();
     let existing = namespaces()?;
     let mut ours: Vec<String> = state.namespaces.clone();
+    for ns in extra {
+        if !ours.contains(ns) {
+            ours.push(ns.clone());
+        }
+    }
     for ns in &existing {
         let is_lab = ns == PROD_NAMESPACE || (!state.lab.is_empty() && ns.starts_with(&format!("gm-{}-", state.lab)));
         if is_lab && !ours.contains(ns) {
@@ -417,7 +451,7 @@ pub fn down() -> Result<(), LabError> {
         |pid| {
             records.iter().any(|r| {
                 r.pid == pid
-                    && matches!(proc_id(pid), Some(p) if r.start.map_or(true, |s| s == p.start))
+                    && matches!(proc_id(pid), Some(p) if r.start.is_none_or(|s| s == p.start))
                     && in_namespace(pid, &r.namespace)
             })
         },
@@ -446,6 +480,11 @@ pub fn down() -> Result<(), LabError> {
         if etc.exists() {
             fs::remove_dir_all(&etc).map_err(io_err(etc))?;
         }
+    }
+
+    if state.etc_netns_created {
+        // Only if empty: someone else may have put entries there since.
+        let _ = fs::remove_dir(ETC_NETNS);
     }
 
     // 5. UTS namespace mounts, then the run state.

@@ -50,6 +50,13 @@ pub(crate) fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, LabEr
     let mut children = Vec::new();
     for (kind, bits) in [("rsa", Some("3072")), ("ecdsa", None), ("ed25519", None)] {
         let key = dir.join(format!("ssh_host_{kind}_key"));
+        // ssh-keygen asks before overwriting (and, with no terminal, fails).
+        for stale in [key.clone(), key.with_extension("pub")] {
+            match std::fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LabError::Io { path: stale, source: e }),
+                _ => {}
+            }
+        }
         let mut cmd = Command::new("ssh-keygen");
         cmd.args(["-q", "-t", kind, "-N", "", "-C", "", "-f"]).arg(&key);
         if let Some(bits) = bits {
@@ -57,7 +64,7 @@ pub(crate) fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, LabEr
         }
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|source| LabError::Spawn { command: describe(&cmd), source })?;
@@ -73,7 +80,7 @@ pub(crate) fn wait_children(children: Vec<(String, Child)>) -> Result<(), LabErr
             return Err(LabError::Command {
                 command,
                 status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                stderr: format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)).trim().to_owned(),
             });
         }
     }

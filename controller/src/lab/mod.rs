@@ -52,8 +52,9 @@ pub enum LabError {
     State { path: PathBuf, message: String },
     #[error("host {host}: {daemon} is not running ({detail}); see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
     DaemonDied { host: String, daemon: String, log: PathBuf, detail: String },
-    #[error("host {host}: service {service} ({proto}/{port}, daemon {daemon}) did not listen within {secs} s; see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
-    ServiceTimeout { host: String, service: String, proto: String, port: u16, daemon: String, secs: u64, log: PathBuf },
+    /// `service` reads like "ssh (tcp/22, daemon sshd)".
+    #[error("host {host}: service {service} did not listen within {secs} s; see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
+    ServiceTimeout { host: String, service: String, secs: u64, log: PathBuf },
     #[error("switch {switch}: port {port} got ofport {got} instead of {wanted}")]
     Ofport { switch: String, port: String, wanted: u16, got: String },
     #[error("a lab was partly built ({dir} has no status.json): run `gemelo lab down` to remove it")]

@@ -201,6 +201,9 @@ pub struct RunState {
     pub lab: String,
     /// Every namespace `up` creates (gm-prod first).
     pub namespaces: Vec<String>,
+    /// `up` created /etc/netns itself (so `down` removes it once empty).
+    #[serde(default)]
+    pub etc_netns_created: bool,
     pub daemons: Vec<DaemonRecord>,
 }
 
