@@ -47,11 +47,23 @@ stop_one() { # NAME COMM
     pid=$(pid_of "$1" "$2")
     [[ -n $pid ]] || return 0
     kill -TERM "$pid" 2>/dev/null || true
+    # Wait on the process itself: the daemon removes its pid file before it exits.
     for i in $(seq 1 50); do
-        [[ -z $(pid_of "$1" "$2") ]] && return 0
+        gone "$pid" && return 0
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 20); do
+        gone "$pid" && return 0
+        sleep 0.1
+    done
+}
+
+gone() { # PID: exited (or a zombie nobody reaps)
+    local state
+    [[ -r /proc/$1/status ]] || return 0
+    state=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null || true)
+    [[ -z $state || $state == Z || $state == X ]]
 }
 
 case $action in
