@@ -97,7 +97,12 @@ const TCP_FLAG_NAMES: [(u16, &str); 12] = [
 ];
 
 fn tcp_flags(flags: u16, mask: Option<u16>) -> String {
-    let mask = mask.unwrap_or(0x0fff);
+    let mask = mask.unwrap_or(0xffff);
+    if mask & 0x0fff == 0x0fff {
+        // Exact match: OVS lists the set flags, `syn|ack`, or `0`.
+        let set: Vec<&str> = TCP_FLAG_NAMES.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| *n).collect();
+        return if set.is_empty() { "0".into() } else { set.join("|") };
+    }
     let mut s = String::new();
     for (bit, name) in TCP_FLAG_NAMES {
         if mask & bit != 0 {
@@ -155,8 +160,8 @@ fn match_parts(m: &Match) -> Vec<String> {
             out.push(format!("dl_vlan={}", vid & 0x0fff));
         }
         Some(OxmField::VlanVid { vid, mask: None }) => {
-            let _ = vid;
-            out.push("vlan_tci=0x0000".into());
+            // OFPVID_NONE: "no tag"; OVS shows the TCI bits it constrains.
+            out.push(format!("vlan_tci={:#06x}/0x1fff", vid & 0x0fff));
         }
         Some(OxmField::VlanVid { vid, mask: Some(mask) }) => {
             out.push(format!("vlan_tci={:#06x}/{:#06x}", vid & 0x1fff, mask & 0x1fff));
@@ -327,8 +332,21 @@ pub fn format_actions(actions: &[Action]) -> String {
 /// What follows `actions=` in `dump-flows` for these instructions
 /// (`drop` when there are none).
 pub fn format_instructions(instructions: &[Instruction]) -> String {
+    // OVS prints instructions in the order the pipeline executes them,
+    // whatever order they were sent in.
+    let rank = |i: &&Instruction| match i {
+        Instruction::Unknown { kind: instruction_type::METER, .. } => 0,
+        Instruction::ApplyActions(_) => 1,
+        Instruction::ClearActions => 2,
+        Instruction::WriteActions(_) => 3,
+        Instruction::WriteMetadata { .. } => 4,
+        Instruction::GotoTable(_) => 5,
+        Instruction::Unknown { .. } => 6,
+    };
+    let mut sorted: Vec<&Instruction> = instructions.iter().collect();
+    sorted.sort_by_key(rank);
     let mut parts = Vec::new();
-    for i in instructions {
+    for i in sorted {
         match i {
             Instruction::ApplyActions(a) => parts.extend(a.iter().map(format_action)),
             Instruction::ClearActions => parts.push("clear_actions".into()),
@@ -351,9 +369,14 @@ pub fn format_instructions(instructions: &[Instruction]) -> String {
     }
 }
 
-/// `12.345s` as OVS prints durations (fraction in milliseconds).
+/// `12.345s` as OVS prints durations: nanoseconds with trailing zeros
+/// dropped, no fraction at all when it is zero.
 fn duration(sec: u32, nsec: u32) -> String {
-    format!("{}.{:03}s", sec, nsec / 1_000_000)
+    if nsec == 0 {
+        return format!("{sec}s");
+    }
+    let frac = format!("{nsec:09}");
+    format!("{sec}.{}s", frac.trim_end_matches('0'))
 }
 
 impl FlowStats {
@@ -367,6 +390,12 @@ impl FlowStats {
             self.packet_count,
             self.byte_count
         );
+        if self.idle_timeout != 0 {
+            let _ = write!(s, "idle_timeout={}, ", self.idle_timeout);
+        }
+        if self.hard_timeout != 0 {
+            let _ = write!(s, "hard_timeout={}, ", self.hard_timeout);
+        }
         for (bit, name) in [
             (flow_flags::SEND_FLOW_REM, "send_flow_rem"),
             (flow_flags::CHECK_OVERLAP, "check_overlap"),
@@ -377,12 +406,6 @@ impl FlowStats {
             if self.flags & bit != 0 {
                 let _ = write!(s, "{name} ");
             }
-        }
-        if self.idle_timeout != 0 {
-            let _ = write!(s, "idle_timeout={}, ", self.idle_timeout);
-        }
-        if self.hard_timeout != 0 {
-            let _ = write!(s, "hard_timeout={}, ", self.hard_timeout);
         }
         let mut m = Vec::new();
         if self.priority != DEFAULT_PRIORITY {

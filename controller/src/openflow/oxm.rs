@@ -360,8 +360,11 @@ impl Match {
     pub fn in_port(self, port: u32) -> Match {
         self.with(OxmField::InPort(port))
     }
+    // The `*_masked` builders clear value bits outside the mask: OVS rejects
+    // a masked OXM whose value has 1-bits where the mask has 0-bits.
+
     pub fn metadata(self, value: u64, mask: Option<u64>) -> Match {
-        self.with(OxmField::Metadata { value, mask })
+        self.with(OxmField::Metadata { value: value & mask.unwrap_or(u64::MAX), mask })
     }
     pub fn eth_type(self, t: u16) -> Match {
         self.with(OxmField::EthType(t))
@@ -373,7 +376,9 @@ impl Match {
         self.with(OxmField::EthDst { addr, mask: None })
     }
     pub fn eth_dst_masked(self, addr: [u8; 6], mask: [u8; 6]) -> Match {
-        self.with(OxmField::EthDst { addr, mask: Some(mask) })
+        let mut a = addr;
+        a.iter_mut().zip(mask).for_each(|(b, m)| *b &= m);
+        self.with(OxmField::EthDst { addr: a, mask: Some(mask) })
     }
     /// Matches VLAN id `vid` (the `OFPVID_PRESENT` bit is added).
     pub fn vlan_vid(self, vid: u16) -> Match {
@@ -395,10 +400,10 @@ impl Match {
         self.with(OxmField::Ipv4Dst { addr, mask: None })
     }
     pub fn ipv4_src_masked(self, addr: Ipv4Addr, mask: Ipv4Addr) -> Match {
-        self.with(OxmField::Ipv4Src { addr, mask: Some(mask) })
+        self.with(OxmField::Ipv4Src { addr: addr & mask, mask: Some(mask) })
     }
     pub fn ipv4_dst_masked(self, addr: Ipv4Addr, mask: Ipv4Addr) -> Match {
-        self.with(OxmField::Ipv4Dst { addr, mask: Some(mask) })
+        self.with(OxmField::Ipv4Dst { addr: addr & mask, mask: Some(mask) })
     }
     pub fn ipv6_src(self, addr: Ipv6Addr) -> Match {
         self.with(OxmField::Ipv6Src { addr, mask: None })
@@ -437,7 +442,7 @@ impl Match {
         self.with(OxmField::TunnelId { id, mask: None })
     }
     pub fn tcp_flags(self, flags: u16, mask: Option<u16>) -> Match {
-        self.with(OxmField::TcpFlags { flags, mask })
+        self.with(OxmField::TcpFlags { flags: flags & mask.unwrap_or(u16::MAX), mask })
     }
 
     /// The `IN_PORT` value, if the match carries one (e.g. in a PACKET_IN).
