@@ -212,9 +212,8 @@ fn match_parts(m: &Match) -> Vec<String> {
         out.push(format!("nw_proto={p}"));
     }
     for f in &m.fields {
-        match f {
-            OxmField::ArpOp(op) => out.push(format!("arp_op={op}")),
-            _ => {}
+        if let OxmField::ArpOp(op) = f {
+            out.push(format!("arp_op={op}"));
         }
     }
     for f in &m.fields {

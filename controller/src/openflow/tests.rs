@@ -978,3 +978,15 @@ proptest! {
         }
     }
 }
+
+/// Found by the fuzzer: a port name of 16 non-UTF-8 bytes decodes lossily
+/// to U+FFFD characters; re-encoding must not split one of them.
+#[test]
+fn non_utf8_port_name_is_stable_after_one_pass() {
+    let mut bytes = with_header(msg_type::PORT_STATUS, &[0xff; 72]);
+    bytes[4..8].copy_from_slice(&[0, 0, 0, 9]);
+    let (_, raw) = Message::decode(&bytes).unwrap();
+    let (_, once) = Message::decode(&raw.encode(9)).unwrap();
+    let (_, twice) = Message::decode(&once.encode(9)).unwrap();
+    assert_eq!(once, twice);
+}
