@@ -33,12 +33,14 @@ pub use flow_mod::{FlowMod, FlowModCommand, FlowRemoved};
 pub use group_mod::{Bucket, GroupMod, GroupModCommand, GroupType};
 pub use header::Header;
 pub use multipart::{
-    AggregateStats, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, PortStats, TableStats,
+    AggregateStats, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody, PortStats, TableStats,
 };
 pub use ofctl::{format_actions, format_instructions, format_port};
 pub use oxm::{ethertype, field as oxm_field, Match, OxmField};
-pub use oxm::{ONF_EXPERIMENTER_ID, OXM_CLASS_EXPERIMENTER, OXM_CLASS_OPENFLOW_BASIC, VID_NONE, VID_PRESENT};
+pub use oxm::{
+    ONF_EXPERIMENTER_ID, OXM_CLASS_EXPERIMENTER, OXM_CLASS_OPENFLOW_BASIC, VID_NONE, VID_PRESENT,
+};
 pub use packet::{PacketIn, PacketOut};
 pub use port::{Port, PortMod, PortStatus};
 pub use role::Role;
@@ -61,7 +63,6 @@ pub const GROUP_ANY: u32 = 0xffff_ffff;
 pub const GROUP_ALL: u32 = 0xffff_fffc;
 /// Default flow priority (`OFP_DEFAULT_PRIORITY`).
 pub const DEFAULT_PRIORITY: u16 = 0x8000;
-
 
 /// Message type codes (`OFPT_*`).
 pub mod msg_type {
@@ -142,7 +143,11 @@ pub mod config_flags {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("truncated {what}: need {need} bytes, only {have} left")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("bad length {len} for {what}")]
     BadLength { what: &'static str, len: usize },
     #[error("header says the message is {declared} bytes but {actual} were given (frame with Header::parse first)")]
@@ -197,7 +202,10 @@ pub enum Message {
     BundleAdd(BundleAdd),
     /// A well-framed OpenFlow 1.3 message of a type gemelo does not model
     /// (TABLE_MOD, METER_MOD, async config, ...): kept so the session survives.
-    Unknown { msg_type: u8, body: Vec<u8> },
+    Unknown {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -208,7 +216,10 @@ impl Message {
             return Err(Error::BadVersion(h.version));
         }
         if usize::from(h.length) != buf.len() {
-            return Err(Error::LengthMismatch { declared: usize::from(h.length), actual: buf.len() });
+            return Err(Error::LengthMismatch {
+                declared: usize::from(h.length),
+                actual: buf.len(),
+            });
         }
         let body = &buf[HEADER_LEN..];
         Ok((h.xid, Message::decode_body(h.msg_type, body)?))
@@ -230,8 +241,12 @@ impl Message {
                 let e = Experimenter::parse(body)?;
                 if e.experimenter == ONF_EXPERIMENTER_ID {
                     match e.exp_type {
-                        bundle::ONF_ET_BUNDLE_CONTROL => Message::BundleControl(BundleControl::parse(&e.data)?),
-                        bundle::ONF_ET_BUNDLE_ADD_MESSAGE => Message::BundleAdd(BundleAdd::parse(&e.data)?),
+                        bundle::ONF_ET_BUNDLE_CONTROL => {
+                            Message::BundleControl(BundleControl::parse(&e.data)?)
+                        }
+                        bundle::ONF_ET_BUNDLE_ADD_MESSAGE => {
+                            Message::BundleAdd(BundleAdd::parse(&e.data)?)
+                        }
                         _ => Message::Experimenter(e),
                     }
                 } else {
@@ -256,7 +271,10 @@ impl Message {
             BARRIER_REPLY => empty(Message::BarrierReply)?,
             ROLE_REQUEST => Message::RoleRequest(Role::parse(body)?),
             ROLE_REPLY => Message::RoleReply(Role::parse(body)?),
-            other => Message::Unknown { msg_type: other, body: body.to_vec() },
+            other => Message::Unknown {
+                msg_type: other,
+                body: body.to_vec(),
+            },
         })
     }
 
@@ -266,7 +284,13 @@ impl Message {
     /// length field saturates and the switch will reject it.
     pub fn encode(&self, xid: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
-        Header { version: OFP_VERSION, msg_type: self.msg_type(), length: 0, xid }.emit(&mut out);
+        Header {
+            version: OFP_VERSION,
+            msg_type: self.msg_type(),
+            length: 0,
+            xid,
+        }
+        .emit(&mut out);
         self.emit_body(&mut out);
         let len = wire::len16(out.len());
         wire::patch_u16(&mut out, 2, len);
@@ -309,7 +333,9 @@ impl Message {
             Message::Error(_) => ERROR,
             Message::EchoRequest(_) => ECHO_REQUEST,
             Message::EchoReply(_) => ECHO_REPLY,
-            Message::Experimenter(_) | Message::BundleControl(_) | Message::BundleAdd(_) => EXPERIMENTER,
+            Message::Experimenter(_) | Message::BundleControl(_) | Message::BundleAdd(_) => {
+                EXPERIMENTER
+            }
             Message::FeaturesRequest => FEATURES_REQUEST,
             Message::FeaturesReply(_) => FEATURES_REPLY,
             Message::GetConfigRequest => GET_CONFIG_REQUEST,

@@ -16,7 +16,10 @@ impl Role {
         let mut r = Reader::new(body);
         let role = r.u32("role_request")?;
         r.skip(4, "role_request")?;
-        Ok(Role { role, generation_id: r.u64("role_request")? })
+        Ok(Role {
+            role,
+            generation_id: r.u64("role_request")?,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

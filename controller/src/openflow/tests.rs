@@ -17,7 +17,9 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("test hex")).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("test hex"))
+        .collect()
 }
 
 const MAC1: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -28,8 +30,16 @@ const MAC2: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 /// `ovs-ofctl ofp-print HEX` (stdout + stderr), or `None` with a note when
 /// Open vSwitch is not installed.
 fn ofp_print(bytes: &[u8]) -> Option<String> {
-    match Command::new("ovs-ofctl").arg("ofp-print").arg(hex(bytes)).output() {
-        Ok(o) => Some(format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
+    match Command::new("ovs-ofctl")
+        .arg("ofp-print")
+        .arg(hex(bytes))
+        .output()
+    {
+        Ok(o) => Some(format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )),
         Err(_) => {
             eprintln!("note: ovs-ofctl not installed; skipping the Open vSwitch cross-check");
             None
@@ -41,10 +51,20 @@ fn ofp_print(bytes: &[u8]) -> Option<String> {
 /// returns OVS's text after asserting it decoded cleanly and contains `expect`.
 fn ovs_check(msg: &Message, expect: &[&str]) -> Option<String> {
     let bytes = msg.encode(0x42);
-    assert_eq!(Message::decode(&bytes), Ok((0x42, msg.clone())), "round trip of {}", msg.name());
+    assert_eq!(
+        Message::decode(&bytes),
+        Ok((0x42, msg.clone())),
+        "round trip of {}",
+        msg.name()
+    );
     let text = ofp_print(&bytes)?;
     for bad in ["decode error", "***", "WARN", "bad ", "unknown"] {
-        assert!(!text.contains(bad), "OVS complained ({bad}) about {}:\n{text}\n{}", msg.name(), hex(&bytes));
+        assert!(
+            !text.contains(bad),
+            "OVS complained ({bad}) about {}:\n{text}\n{}",
+            msg.name(),
+            hex(&bytes)
+        );
     }
     for e in expect {
         assert!(text.contains(e), "OVS text lacks {e:?}:\n{text}");
@@ -55,7 +75,10 @@ fn ovs_check(msg: &Message, expect: &[&str]) -> Option<String> {
 /// The first line of OVS's rendering of a FLOW_MOD, after the xid.
 fn flow_mod_line(text: &str) -> &str {
     let first = text.lines().next().unwrap_or("");
-    first.split_once("): ").map(|(_, rest)| rest).unwrap_or(first)
+    first
+        .split_once("): ")
+        .map(|(_, rest)| rest)
+        .unwrap_or(first)
 }
 
 // ---------------------------------------------------------------- samples
@@ -73,11 +96,20 @@ fn full_match() -> Match {
 
 fn every_action() -> Vec<Action> {
     vec![
-        Action::SetField(OxmField::EthSrc { addr: MAC1, mask: None }),
-        Action::SetField(OxmField::Ipv4Dst { addr: Ipv4Addr::new(10, 0, 0, 9), mask: None }),
+        Action::SetField(OxmField::EthSrc {
+            addr: MAC1,
+            mask: None,
+        }),
+        Action::SetField(OxmField::Ipv4Dst {
+            addr: Ipv4Addr::new(10, 0, 0, 9),
+            mask: None,
+        }),
         Action::SetField(OxmField::TunnelId { id: 7, mask: None }),
         Action::PushVlan(0x8100),
-        Action::SetField(OxmField::VlanVid { vid: 0x1005, mask: None }),
+        Action::SetField(OxmField::VlanVid {
+            vid: 0x1005,
+            mask: None,
+        }),
         Action::PopVlan,
         Action::Group(3),
         Action::SetQueue(2),
@@ -95,7 +127,10 @@ fn full_flow_mod() -> FlowMod {
         full_match(),
         vec![
             Instruction::ApplyActions(every_action()),
-            Instruction::WriteMetadata { value: 1, mask: 0xff },
+            Instruction::WriteMetadata {
+                value: 1,
+                mask: 0xff,
+            },
             Instruction::WriteActions(vec![Action::output(3)]),
             Instruction::GotoTable(1),
         ],
@@ -131,27 +166,45 @@ fn sample_flow_stats() -> FlowStats {
         packet_count: 5,
         byte_count: 300,
         r#match: Match::new().in_port(1).eth_type(ethertype::ARP),
-        instructions: vec![Instruction::ApplyActions(vec![Action::output(port::NORMAL)])],
+        instructions: vec![Instruction::ApplyActions(vec![Action::output(
+            port::NORMAL,
+        )])],
     }
 }
 
 /// One value of every `Message` variant (and of most bodies).
 fn samples() -> Vec<Message> {
-    let fsr = FlowStatsRequest { cookie: 0x10, cookie_mask: 0xff, ..FlowStatsRequest::all() };
+    let fsr = FlowStatsRequest {
+        cookie: 0x10,
+        cookie_mask: 0xff,
+        ..FlowStatsRequest::all()
+    };
     let mp_req = |body| Message::MultipartRequest(MultipartRequest::new(body));
     let mp_rep = |body| Message::MultipartReply(MultipartReply { flags: 0, body });
     vec![
         Message::Hello(Hello::of13()),
-        Message::Hello(Hello { versions: vec![1, 4, 5, 40] }),
+        Message::Hello(Hello {
+            versions: vec![1, 4, 5, 40],
+        }),
         Message::Hello(Hello::default()),
-        Message::Error(ErrorMsg { kind: ErrorKind::BadMatch(6), data: vec![4, 14, 0, 8, 0, 0, 0, 1] }),
         Message::Error(ErrorMsg {
-            kind: ErrorKind::Experimenter { exp_type: 2300, experimenter: ONF_EXPERIMENTER_ID },
+            kind: ErrorKind::BadMatch(6),
+            data: vec![4, 14, 0, 8, 0, 0, 0, 1],
+        }),
+        Message::Error(ErrorMsg {
+            kind: ErrorKind::Experimenter {
+                exp_type: 2300,
+                experimenter: ONF_EXPERIMENTER_ID,
+            },
             data: vec![1, 2],
         }),
         Message::EchoRequest(b"ping".to_vec()),
         Message::EchoReply(vec![]),
-        Message::Experimenter(Experimenter { experimenter: 0x2320, exp_type: 17, data: vec![0; 8] }),
+        Message::Experimenter(Experimenter {
+            experimenter: 0x2320,
+            exp_type: 17,
+            data: vec![0; 8],
+        }),
         Message::FeaturesRequest,
         Message::FeaturesReply(FeaturesReply {
             datapath_id: 0x1234,
@@ -161,8 +214,14 @@ fn samples() -> Vec<Message> {
             capabilities: 0x4f,
         }),
         Message::GetConfigRequest,
-        Message::GetConfigReply(SwitchConfig { flags: 0, miss_send_len: 128 }),
-        Message::SetConfig(SwitchConfig { flags: 0, miss_send_len: CML_NO_BUFFER }),
+        Message::GetConfigReply(SwitchConfig {
+            flags: 0,
+            miss_send_len: 128,
+        }),
+        Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: CML_NO_BUFFER,
+        }),
         Message::PacketIn(PacketIn {
             buffer_id: NO_BUFFER,
             total_len: 60,
@@ -183,25 +242,49 @@ fn samples() -> Vec<Message> {
             hard_timeout: 1,
             packet_count: 3,
             byte_count: 4,
-            r#match: Match::new().eth_type(ethertype::IPV4).ip_proto(17).udp_dst(53),
+            r#match: Match::new()
+                .eth_type(ethertype::IPV4)
+                .ip_proto(17)
+                .udp_dst(53),
         }),
-        Message::PortStatus(PortStatus { reason: port_reason::MODIFY, port: sample_port(7, "gm-p1") }),
-        Message::PacketOut(PacketOut::new(vec![Action::output(port::FLOOD)], vec![0xff; 14])),
+        Message::PortStatus(PortStatus {
+            reason: port_reason::MODIFY,
+            port: sample_port(7, "gm-p1"),
+        }),
+        Message::PacketOut(PacketOut::new(
+            vec![Action::output(port::FLOOD)],
+            vec![0xff; 14],
+        )),
         Message::FlowMod(full_flow_mod()),
         Message::GroupMod(GroupMod {
             command: GroupModCommand::Add,
             group_type: GroupType::Select,
             group_id: 4,
-            buckets: vec![Bucket { weight: 3, ..Bucket::new(vec![Action::output(1)]) }, Bucket::new(vec![])],
+            buckets: vec![
+                Bucket {
+                    weight: 3,
+                    ..Bucket::new(vec![Action::output(1)])
+                },
+                Bucket::new(vec![]),
+            ],
         }),
-        Message::PortMod(PortMod { port_no: 3, hw_addr: MAC2, config: 1, mask: 1, advertise: 0 }),
+        Message::PortMod(PortMod {
+            port_no: 3,
+            hw_addr: MAC2,
+            config: 1,
+            mask: 1,
+            advertise: 0,
+        }),
         mp_req(MultipartRequestBody::Desc),
         mp_req(MultipartRequestBody::Flow(fsr.clone())),
         mp_req(MultipartRequestBody::Aggregate(fsr)),
         mp_req(MultipartRequestBody::Table),
         mp_req(MultipartRequestBody::PortStats { port_no: port::ANY }),
         mp_req(MultipartRequestBody::PortDesc),
-        mp_req(MultipartRequestBody::Other { kind: 6, body: vec![0xff, 0xff, 0xff, 0xfc, 0, 0, 0, 0] }),
+        mp_req(MultipartRequestBody::Other {
+            kind: 6,
+            body: vec![0xff, 0xff, 0xff, 0xfc, 0, 0, 0, 0],
+        }),
         mp_rep(MultipartReplyBody::Desc(Desc {
             mfr: "Nicira, Inc.".into(),
             hw: "Open vSwitch".into(),
@@ -210,28 +293,55 @@ fn samples() -> Vec<Message> {
             dp_desc: "None".into(),
         })),
         mp_rep(MultipartReplyBody::Flow(vec![sample_flow_stats()])),
-        mp_rep(MultipartReplyBody::Aggregate(AggregateStats { packet_count: 1, byte_count: 2, flow_count: 3 })),
+        mp_rep(MultipartReplyBody::Aggregate(AggregateStats {
+            packet_count: 1,
+            byte_count: 2,
+            flow_count: 3,
+        })),
         mp_rep(MultipartReplyBody::Table(vec![TableStats {
             table_id: 0,
             active_count: 3,
             lookup_count: 4,
             matched_count: 2,
         }])),
-        mp_rep(MultipartReplyBody::PortStats(vec![PortStats { port_no: 1, rx_packets: 9, ..Default::default() }])),
-        mp_rep(MultipartReplyBody::PortDesc(vec![sample_port(1, "eth1"), sample_port(port::LOCAL, "br0")])),
-        mp_rep(MultipartReplyBody::Other { kind: 7, body: vec![] }),
+        mp_rep(MultipartReplyBody::PortStats(vec![PortStats {
+            port_no: 1,
+            rx_packets: 9,
+            ..Default::default()
+        }])),
+        mp_rep(MultipartReplyBody::PortDesc(vec![
+            sample_port(1, "eth1"),
+            sample_port(port::LOCAL, "br0"),
+        ])),
+        mp_rep(MultipartReplyBody::Other {
+            kind: 7,
+            body: vec![],
+        }),
         Message::BarrierRequest,
         Message::BarrierReply,
-        Message::RoleRequest(Role { role: role_value::MASTER, generation_id: 7 }),
-        Message::RoleReply(Role { role: role_value::EQUAL, generation_id: u64::MAX }),
-        Message::BundleControl(BundleControl { bundle_id: 9, ctrl: BundleCtrlType::OpenRequest, flags: ATOMIC }),
+        Message::RoleRequest(Role {
+            role: role_value::MASTER,
+            generation_id: 7,
+        }),
+        Message::RoleReply(Role {
+            role: role_value::EQUAL,
+            generation_id: u64::MAX,
+        }),
+        Message::BundleControl(BundleControl {
+            bundle_id: 9,
+            ctrl: BundleCtrlType::OpenRequest,
+            flags: ATOMIC,
+        }),
         Message::BundleAdd(BundleAdd {
             bundle_id: 9,
             flags: ATOMIC | ORDERED,
             inner_xid: 0x42,
             message: Box::new(Message::FlowMod(full_flow_mod())),
         }),
-        Message::Unknown { msg_type: msg_type::TABLE_MOD, body: vec![0xff, 0, 0, 0, 0, 0, 0, 3] },
+        Message::Unknown {
+            msg_type: msg_type::TABLE_MOD,
+            body: vec![0xff, 0, 0, 0, 0, 0, 0, 3],
+        },
     ]
 }
 
@@ -241,12 +351,22 @@ fn samples() -> Vec<Message> {
 fn every_message_round_trips() {
     for m in samples() {
         let bytes = m.encode(77);
-        assert_eq!(usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), bytes.len(), "{}", m.name());
+        assert_eq!(
+            usize::from(u16::from_be_bytes([bytes[2], bytes[3]])),
+            bytes.len(),
+            "{}",
+            m.name()
+        );
         assert_eq!(bytes[1], m.msg_type());
         let (xid, back) = Message::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", m.name()));
         assert_eq!(xid, 77);
         assert_eq!(back, m, "{}", m.name());
-        assert_eq!(back.encode(77), bytes, "{} re-encodes identically", m.name());
+        assert_eq!(
+            back.encode(77),
+            bytes,
+            "{} re-encodes identically",
+            m.name()
+        );
     }
 }
 
@@ -254,19 +374,46 @@ fn every_message_round_trips() {
 fn every_oxm_field_round_trips() {
     let fields = vec![
         OxmField::InPort(7),
-        OxmField::Metadata { value: 1, mask: None },
-        OxmField::Metadata { value: 1, mask: Some(0xff) },
-        OxmField::EthDst { addr: MAC1, mask: Some([0xff, 0xff, 0xff, 0, 0, 0]) },
-        OxmField::EthSrc { addr: MAC2, mask: None },
+        OxmField::Metadata {
+            value: 1,
+            mask: None,
+        },
+        OxmField::Metadata {
+            value: 1,
+            mask: Some(0xff),
+        },
+        OxmField::EthDst {
+            addr: MAC1,
+            mask: Some([0xff, 0xff, 0xff, 0, 0, 0]),
+        },
+        OxmField::EthSrc {
+            addr: MAC2,
+            mask: None,
+        },
         OxmField::EthType(0x88cc),
-        OxmField::VlanVid { vid: 0x1005, mask: Some(0x1fff) },
+        OxmField::VlanVid {
+            vid: 0x1005,
+            mask: Some(0x1fff),
+        },
         OxmField::VlanPcp(3),
         OxmField::IpDscp(46),
         OxmField::IpProto(17),
-        OxmField::Ipv4Src { addr: Ipv4Addr::new(10, 0, 0, 1), mask: None },
-        OxmField::Ipv4Dst { addr: Ipv4Addr::new(10, 0, 0, 0), mask: Some(Ipv4Addr::new(255, 0, 0, 0)) },
-        OxmField::Ipv6Src { addr: Ipv6Addr::LOCALHOST, mask: None },
-        OxmField::Ipv6Dst { addr: "2001:db8::".parse().unwrap(), mask: Some("ffff:ffff::".parse().unwrap()) },
+        OxmField::Ipv4Src {
+            addr: Ipv4Addr::new(10, 0, 0, 1),
+            mask: None,
+        },
+        OxmField::Ipv4Dst {
+            addr: Ipv4Addr::new(10, 0, 0, 0),
+            mask: Some(Ipv4Addr::new(255, 0, 0, 0)),
+        },
+        OxmField::Ipv6Src {
+            addr: Ipv6Addr::LOCALHOST,
+            mask: None,
+        },
+        OxmField::Ipv6Dst {
+            addr: "2001:db8::".parse().unwrap(),
+            mask: Some("ffff:ffff::".parse().unwrap()),
+        },
         OxmField::TcpSrc(1),
         OxmField::TcpDst(2),
         OxmField::UdpSrc(3),
@@ -274,18 +421,51 @@ fn every_oxm_field_round_trips() {
         OxmField::Icmpv4Type(8),
         OxmField::Icmpv4Code(0),
         OxmField::ArpOp(2),
-        OxmField::ArpSpa { addr: Ipv4Addr::new(1, 2, 3, 4), mask: None },
-        OxmField::ArpTpa { addr: Ipv4Addr::new(1, 2, 3, 0), mask: Some(Ipv4Addr::new(255, 255, 255, 0)) },
-        OxmField::ArpSha { addr: MAC1, mask: None },
-        OxmField::ArpTha { addr: MAC2, mask: Some([0xff; 6]) },
-        OxmField::TunnelId { id: 5, mask: Some(0xff) },
-        OxmField::TcpFlags { flags: 2, mask: None },
-        OxmField::TcpFlags { flags: 2, mask: Some(0x12) },
-        OxmField::Unknown { class: 0x0001, field: 16, hasmask: false, body: vec![0, 0, 0, 1] },
-        OxmField::Unknown { class: 0xffff, field: 1, hasmask: false, body: vec![0, 0, 0x23, 0x20, 9] },
+        OxmField::ArpSpa {
+            addr: Ipv4Addr::new(1, 2, 3, 4),
+            mask: None,
+        },
+        OxmField::ArpTpa {
+            addr: Ipv4Addr::new(1, 2, 3, 0),
+            mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+        },
+        OxmField::ArpSha {
+            addr: MAC1,
+            mask: None,
+        },
+        OxmField::ArpTha {
+            addr: MAC2,
+            mask: Some([0xff; 6]),
+        },
+        OxmField::TunnelId {
+            id: 5,
+            mask: Some(0xff),
+        },
+        OxmField::TcpFlags {
+            flags: 2,
+            mask: None,
+        },
+        OxmField::TcpFlags {
+            flags: 2,
+            mask: Some(0x12),
+        },
+        OxmField::Unknown {
+            class: 0x0001,
+            field: 16,
+            hasmask: false,
+            body: vec![0, 0, 0, 1],
+        },
+        OxmField::Unknown {
+            class: 0xffff,
+            field: 1,
+            hasmask: false,
+            body: vec![0, 0, 0x23, 0x20, 9],
+        },
     ];
     for f in fields {
-        let m = Match { fields: vec![f.clone()] };
+        let m = Match {
+            fields: vec![f.clone()],
+        };
         let mut out = Vec::new();
         m.emit(&mut out);
         assert_eq!(out.len(), m.wire_len());
@@ -299,7 +479,10 @@ fn every_oxm_field_round_trips() {
 
 #[test]
 fn ovs_decodes_hello_with_bitmap() {
-    ovs_check(&Message::Hello(Hello::of13()), &["OFPT_HELLO (OF1.3)", "version bitmap: 0x04"]);
+    ovs_check(
+        &Message::Hello(Hello::of13()),
+        &["OFPT_HELLO (OF1.3)", "version bitmap: 0x04"],
+    );
 }
 
 /// The full FLOW_MOD: every action and instruction type, tunnel id and
@@ -307,7 +490,11 @@ fn ovs_decodes_hello_with_bitmap() {
 #[test]
 fn ovs_decodes_flow_mod_with_every_action_and_instruction() {
     let fm = full_flow_mod();
-    let ours = format!("ADD priority=100,{} actions={}", fm.r#match, format_instructions(&fm.instructions));
+    let ours = format!(
+        "ADD priority=100,{} actions={}",
+        fm.r#match,
+        format_instructions(&fm.instructions)
+    );
     assert_eq!(
         ours,
         "ADD priority=100,tcp,tun_id=0x5,in_port=1,nw_src=10.0.0.0/24,tp_dst=80,tcp_flags=+syn-ack \
@@ -322,25 +509,43 @@ fn ovs_decodes_flow_mod_with_every_action_and_instruction() {
 
 #[test]
 fn ovs_decodes_flow_mod_modify_with_cookie_timeouts_flags() {
-    let mut fm = FlowMod::add(3, 7, Match::new().in_port(2), vec![Instruction::ApplyActions(vec![Action::output(1)])])
-        .with_cookie(0x10, 0xff);
+    let mut fm = FlowMod::add(
+        3,
+        7,
+        Match::new().in_port(2),
+        vec![Instruction::ApplyActions(vec![Action::output(1)])],
+    )
+    .with_cookie(0x10, 0xff);
     fm.command = FlowModCommand::Modify;
     fm.idle_timeout = 10;
     fm.hard_timeout = 20;
     fm.flags = SEND_FLOW_REM | CHECK_OVERLAP | RESET_COUNTS;
     ovs_check(
         &Message::FlowMod(fm),
-        &["MOD table:3 priority=7,in_port=2 cookie:0x10/0xff idle:10 hard:20", "send_flow_rem", "check_overlap", "reset_counts", "actions=output:1"],
+        &[
+            "MOD table:3 priority=7,in_port=2 cookie:0x10/0xff idle:10 hard:20",
+            "send_flow_rem",
+            "check_overlap",
+            "reset_counts",
+            "actions=output:1",
+        ],
     );
 }
 
 #[test]
 fn ovs_decodes_flow_mod_deletes() {
     let fm = FlowMod::delete_strict(0, 10, Match::new().in_port(3)).with_cookie(0x10, u64::MAX);
-    ovs_check(&Message::FlowMod(fm), &["DEL_STRICT priority=10,in_port=3 cookie:0x10/0xffffffffffffffff actions=drop"]);
-    let mut fm = FlowMod::delete(TABLE_ALL, Match::new().eth_type(ethertype::IPV4)).with_cookie(0xab00, 0xff00);
+    ovs_check(
+        &Message::FlowMod(fm),
+        &["DEL_STRICT priority=10,in_port=3 cookie:0x10/0xffffffffffffffff actions=drop"],
+    );
+    let mut fm = FlowMod::delete(TABLE_ALL, Match::new().eth_type(ethertype::IPV4))
+        .with_cookie(0xab00, 0xff00);
     fm.out_port = 4;
-    ovs_check(&Message::FlowMod(fm), &["DEL", "ip", "out_port:4", "cookie:0xab00/0xff00"]);
+    ovs_check(
+        &Message::FlowMod(fm),
+        &["DEL", "ip", "out_port:4", "cookie:0xab00/0xff00"],
+    );
 }
 
 /// Each match is sent in a FLOW_MOD; OVS's rendering of the match must equal
@@ -370,18 +575,34 @@ fn ovs_decodes_every_oxm_field_and_agrees_with_display() {
             .ip_proto(17)
             .udp_src(68)
             .udp_dst(67),
-        Match::new().eth_type(ethertype::IPV4).ip_proto(1).icmpv4_type(8).icmpv4_code(0),
+        Match::new()
+            .eth_type(ethertype::IPV4)
+            .ip_proto(1)
+            .icmpv4_type(8)
+            .icmpv4_code(0),
         Match::new().eth_type(ethertype::IPV4).ip_proto(47),
         Match::new()
             .eth_type(ethertype::ARP)
             .arp_op(1)
             .arp_spa(v4(10, 0, 0, 1))
-            .with(OxmField::ArpTpa { addr: v4(10, 0, 0, 0), mask: Some(v4(255, 255, 255, 0)) })
-            .with(OxmField::ArpSha { addr: MAC1, mask: None })
-            .with(OxmField::ArpTha { addr: MAC2, mask: None }),
+            .with(OxmField::ArpTpa {
+                addr: v4(10, 0, 0, 0),
+                mask: Some(v4(255, 255, 255, 0)),
+            })
+            .with(OxmField::ArpSha {
+                addr: MAC1,
+                mask: None,
+            })
+            .with(OxmField::ArpTha {
+                addr: MAC2,
+                mask: None,
+            }),
         Match::new()
             .eth_type(ethertype::IPV6)
-            .with(OxmField::Ipv6Src { addr: "2001:db8::1".parse().unwrap(), mask: None })
+            .with(OxmField::Ipv6Src {
+                addr: "2001:db8::1".parse().unwrap(),
+                mask: None,
+            })
             .with(OxmField::Ipv6Dst {
                 addr: "2001:db8:1::".parse().unwrap(),
                 mask: Some("ffff:ffff:ffff::".parse().unwrap()),
@@ -389,16 +610,34 @@ fn ovs_decodes_every_oxm_field_and_agrees_with_display() {
             .ip_proto(6)
             .tcp_dst(443),
         Match::new().eth_type(ethertype::IPV6).ip_proto(17),
-        Match::new().with(OxmField::TunnelId { id: 0x100, mask: Some(0xff00) }).eth_type(0x88cc),
-        Match::new().with(OxmField::VlanVid { vid: VID_NONE, mask: None }),
-        Match::new().with(OxmField::VlanVid { vid: VID_PRESENT, mask: Some(VID_PRESENT) }),
-        Match::new().eth_type(ethertype::IPV4).ip_proto(6).tcp_flags(0x010, Some(0x014)),
+        Match::new()
+            .with(OxmField::TunnelId {
+                id: 0x100,
+                mask: Some(0xff00),
+            })
+            .eth_type(0x88cc),
+        Match::new().with(OxmField::VlanVid {
+            vid: VID_NONE,
+            mask: None,
+        }),
+        Match::new().with(OxmField::VlanVid {
+            vid: VID_PRESENT,
+            mask: Some(VID_PRESENT),
+        }),
+        Match::new()
+            .eth_type(ethertype::IPV4)
+            .ip_proto(6)
+            .tcp_flags(0x010, Some(0x014)),
         Match::any(),
     ];
     for m in matches {
         let fm = FlowMod::add(0, 100, m.clone(), vec![]);
         let shown = m.to_string();
-        let ours = if shown.is_empty() { "ADD priority=100 actions=drop".to_string() } else { format!("ADD priority=100,{shown} actions=drop") };
+        let ours = if shown.is_empty() {
+            "ADD priority=100 actions=drop".to_string()
+        } else {
+            format!("ADD priority=100,{shown} actions=drop")
+        };
         if let Some(text) = ovs_check(&Message::FlowMod(fm), &[]) {
             assert_eq!(flow_mod_line(&text), ours, "match {m:?}");
         }
@@ -409,27 +648,121 @@ fn ovs_decodes_every_oxm_field_and_agrees_with_display() {
 fn ovs_decodes_set_field_of_every_kind() {
     let v4 = Ipv4Addr::new;
     let cases: Vec<(Match, OxmField, &str)> = vec![
-        (Match::any(), OxmField::EthDst { addr: MAC2, mask: None }, "set_field:02:00:00:00:00:02->eth_dst"),
-        (Match::any(), OxmField::TunnelId { id: 0x2a, mask: None }, "set_field:0x2a->tun_id"),
-        (Match::any(), OxmField::Metadata { value: 3, mask: None }, "set_field:0x3->metadata"),
-        (Match::new().eth_type(ethertype::IPV4), OxmField::Ipv4Src { addr: v4(10, 0, 0, 5), mask: None }, "set_field:10.0.0.5->ip_src"),
-        (Match::new().eth_type(ethertype::IPV4), OxmField::IpDscp(10), "set_field:10->ip_dscp"),
-        (Match::new().eth_type(ethertype::IPV4).ip_proto(6), OxmField::TcpDst(8080), "set_field:8080->tcp_dst"),
-        (Match::new().eth_type(ethertype::IPV4).ip_proto(6), OxmField::TcpSrc(1), "set_field:1->tcp_src"),
-        (Match::new().eth_type(ethertype::IPV4).ip_proto(17), OxmField::UdpSrc(53), "set_field:53->udp_src"),
-        (Match::new().eth_type(ethertype::IPV4).ip_proto(17), OxmField::UdpDst(53), "set_field:53->udp_dst"),
-        (Match::new().eth_type(ethertype::ARP), OxmField::ArpOp(2), "set_field:2->arp_op"),
-        (Match::new().eth_type(ethertype::ARP), OxmField::ArpSpa { addr: v4(10, 0, 0, 1), mask: None }, "set_field:10.0.0.1->arp_spa"),
-        (Match::new().eth_type(ethertype::ARP), OxmField::ArpTpa { addr: v4(10, 0, 0, 2), mask: None }, "set_field:10.0.0.2->arp_tpa"),
-        (Match::new().eth_type(ethertype::ARP), OxmField::ArpSha { addr: MAC1, mask: None }, "set_field:02:00:00:00:00:01->arp_sha"),
-        (Match::new().eth_type(ethertype::ARP), OxmField::ArpTha { addr: MAC2, mask: None }, "set_field:02:00:00:00:00:02->arp_tha"),
-        (Match::new().vlan_vid(1), OxmField::VlanPcp(5), "set_field:5->vlan_pcp"),
-        (Match::new().eth_type(ethertype::IPV6), OxmField::Ipv6Dst { addr: Ipv6Addr::LOCALHOST, mask: None }, "set_field:::1->ipv6_dst"),
+        (
+            Match::any(),
+            OxmField::EthDst {
+                addr: MAC2,
+                mask: None,
+            },
+            "set_field:02:00:00:00:00:02->eth_dst",
+        ),
+        (
+            Match::any(),
+            OxmField::TunnelId {
+                id: 0x2a,
+                mask: None,
+            },
+            "set_field:0x2a->tun_id",
+        ),
+        (
+            Match::any(),
+            OxmField::Metadata {
+                value: 3,
+                mask: None,
+            },
+            "set_field:0x3->metadata",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV4),
+            OxmField::Ipv4Src {
+                addr: v4(10, 0, 0, 5),
+                mask: None,
+            },
+            "set_field:10.0.0.5->ip_src",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV4),
+            OxmField::IpDscp(10),
+            "set_field:10->ip_dscp",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV4).ip_proto(6),
+            OxmField::TcpDst(8080),
+            "set_field:8080->tcp_dst",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV4).ip_proto(6),
+            OxmField::TcpSrc(1),
+            "set_field:1->tcp_src",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV4).ip_proto(17),
+            OxmField::UdpSrc(53),
+            "set_field:53->udp_src",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV4).ip_proto(17),
+            OxmField::UdpDst(53),
+            "set_field:53->udp_dst",
+        ),
+        (
+            Match::new().eth_type(ethertype::ARP),
+            OxmField::ArpOp(2),
+            "set_field:2->arp_op",
+        ),
+        (
+            Match::new().eth_type(ethertype::ARP),
+            OxmField::ArpSpa {
+                addr: v4(10, 0, 0, 1),
+                mask: None,
+            },
+            "set_field:10.0.0.1->arp_spa",
+        ),
+        (
+            Match::new().eth_type(ethertype::ARP),
+            OxmField::ArpTpa {
+                addr: v4(10, 0, 0, 2),
+                mask: None,
+            },
+            "set_field:10.0.0.2->arp_tpa",
+        ),
+        (
+            Match::new().eth_type(ethertype::ARP),
+            OxmField::ArpSha {
+                addr: MAC1,
+                mask: None,
+            },
+            "set_field:02:00:00:00:00:01->arp_sha",
+        ),
+        (
+            Match::new().eth_type(ethertype::ARP),
+            OxmField::ArpTha {
+                addr: MAC2,
+                mask: None,
+            },
+            "set_field:02:00:00:00:00:02->arp_tha",
+        ),
+        (
+            Match::new().vlan_vid(1),
+            OxmField::VlanPcp(5),
+            "set_field:5->vlan_pcp",
+        ),
+        (
+            Match::new().eth_type(ethertype::IPV6),
+            OxmField::Ipv6Dst {
+                addr: Ipv6Addr::LOCALHOST,
+                mask: None,
+            },
+            "set_field:::1->ipv6_dst",
+        ),
     ];
     for (m, f, want) in cases {
         let instr = vec![Instruction::ApplyActions(vec![Action::SetField(f.clone())])];
         assert_eq!(format_instructions(&instr), want);
-        ovs_check(&Message::FlowMod(FlowMod::add(0, 1, m, instr)), &[&format!("actions={want}")]);
+        ovs_check(
+            &Message::FlowMod(FlowMod::add(0, 1, m, instr)),
+            &[&format!("actions={want}")],
+        );
     }
 }
 
@@ -439,7 +772,13 @@ fn ovs_decodes_group_mods() {
         command: GroupModCommand::Add,
         group_type: GroupType::Select,
         group_id: 4,
-        buckets: vec![Bucket { weight: 3, ..Bucket::new(vec![Action::output(1)]) }, Bucket::new(vec![Action::output(2)])],
+        buckets: vec![
+            Bucket {
+                weight: 3,
+                ..Bucket::new(vec![Action::output(1)])
+            },
+            Bucket::new(vec![Action::output(2)]),
+        ],
     };
     ovs_check(
         &Message::GroupMod(g),
@@ -449,24 +788,57 @@ fn ovs_decodes_group_mods() {
         command: GroupModCommand::Modify,
         group_type: GroupType::FastFailover,
         group_id: 5,
-        buckets: vec![Bucket { watch_port: 1, ..Bucket::new(vec![Action::output(1)]) }],
+        buckets: vec![Bucket {
+            watch_port: 1,
+            ..Bucket::new(vec![Action::output(1)])
+        }],
     };
-    ovs_check(&Message::GroupMod(ff), &["MOD group_id=5,type=ff,bucket=watch_port:1,actions=output:1"]);
-    let all = GroupMod { command: GroupModCommand::Add, group_type: GroupType::All, group_id: 6, buckets: vec![] };
+    ovs_check(
+        &Message::GroupMod(ff),
+        &["MOD group_id=5,type=ff,bucket=watch_port:1,actions=output:1"],
+    );
+    let all = GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::All,
+        group_id: 6,
+        buckets: vec![],
+    };
     ovs_check(&Message::GroupMod(all), &["ADD group_id=6,type=all"]);
-    let del = GroupMod { command: GroupModCommand::Delete, group_type: GroupType::Indirect, group_id: GROUP_ALL, buckets: vec![] };
+    let del = GroupMod {
+        command: GroupModCommand::Delete,
+        group_type: GroupType::Indirect,
+        group_id: GROUP_ALL,
+        buckets: vec![],
+    };
     ovs_check(&Message::GroupMod(del), &["DEL group_id=4294967292"]);
 }
 
 #[test]
 fn ovs_decodes_port_mod_packet_out_set_config_role() {
     ovs_check(
-        &Message::PortMod(PortMod { port_no: 3, hw_addr: MAC2, config: 1, mask: 1, advertise: 0 }),
-        &["OFPT_PORT_MOD (OF1.3)", "port: 3: addr:02:00:00:00:00:02", "config: PORT_DOWN", "mask:   PORT_DOWN"],
+        &Message::PortMod(PortMod {
+            port_no: 3,
+            hw_addr: MAC2,
+            config: 1,
+            mask: 1,
+            advertise: 0,
+        }),
+        &[
+            "OFPT_PORT_MOD (OF1.3)",
+            "port: 3: addr:02:00:00:00:00:02",
+            "config: PORT_DOWN",
+            "mask:   PORT_DOWN",
+        ],
     );
     ovs_check(
-        &Message::PacketOut(PacketOut::new(vec![Action::output(port::FLOOD)], vec![0xff; 14])),
-        &["OFPT_PACKET_OUT (OF1.3)", "in_port=CONTROLLER actions=FLOOD data_len=14"],
+        &Message::PacketOut(PacketOut::new(
+            vec![Action::output(port::FLOOD)],
+            vec![0xff; 14],
+        )),
+        &[
+            "OFPT_PACKET_OUT (OF1.3)",
+            "in_port=CONTROLLER actions=FLOOD data_len=14",
+        ],
     );
     ovs_check(
         &Message::PacketOut(PacketOut {
@@ -478,44 +850,114 @@ fn ovs_decodes_port_mod_packet_out_set_config_role() {
         &["in_port=2 actions=push_vlan:0x8100,IN_PORT buffer=0x00000055"],
     );
     ovs_check(
-        &Message::SetConfig(SwitchConfig { flags: config_flags::FRAG_NORMAL, miss_send_len: CML_NO_BUFFER }),
-        &["OFPT_SET_CONFIG (OF1.3)", "frags=normal miss_send_len=65535"],
+        &Message::SetConfig(SwitchConfig {
+            flags: config_flags::FRAG_NORMAL,
+            miss_send_len: CML_NO_BUFFER,
+        }),
+        &[
+            "OFPT_SET_CONFIG (OF1.3)",
+            "frags=normal miss_send_len=65535",
+        ],
     );
     ovs_check(
-        &Message::RoleRequest(Role { role: role_value::MASTER, generation_id: 7 }),
+        &Message::RoleRequest(Role {
+            role: role_value::MASTER,
+            generation_id: 7,
+        }),
         &["OFPT_ROLE_REQUEST (OF1.3)", "role=primary generation_id=7"],
     );
-    ovs_check(&Message::RoleRequest(Role { role: role_value::SLAVE, generation_id: 8 }), &["role=secondary generation_id=8"]);
-    ovs_check(&Message::EchoRequest(vec![1, 2, 3]), &["OFPT_ECHO_REQUEST (OF1.3)"]);
-    ovs_check(&Message::FeaturesRequest, &["OFPT_FEATURES_REQUEST (OF1.3)"]);
-    ovs_check(&Message::GetConfigRequest, &["OFPT_GET_CONFIG_REQUEST (OF1.3)"]);
+    ovs_check(
+        &Message::RoleRequest(Role {
+            role: role_value::SLAVE,
+            generation_id: 8,
+        }),
+        &["role=secondary generation_id=8"],
+    );
+    ovs_check(
+        &Message::EchoRequest(vec![1, 2, 3]),
+        &["OFPT_ECHO_REQUEST (OF1.3)"],
+    );
+    ovs_check(
+        &Message::FeaturesRequest,
+        &["OFPT_FEATURES_REQUEST (OF1.3)"],
+    );
+    ovs_check(
+        &Message::GetConfigRequest,
+        &["OFPT_GET_CONFIG_REQUEST (OF1.3)"],
+    );
     ovs_check(&Message::BarrierRequest, &["OFPT_BARRIER_REQUEST (OF1.3)"]);
 }
 
 #[test]
 fn ovs_decodes_multipart_requests() {
     let req = |b| Message::MultipartRequest(MultipartRequest::new(b));
-    ovs_check(&req(MultipartRequestBody::Desc), &["OFPST_DESC request (OF1.3)"]);
-    ovs_check(&req(MultipartRequestBody::Flow(FlowStatsRequest::all())), &["OFPST_FLOW request (OF1.3)"]);
-    let filtered = FlowStatsRequest { table_id: 1, r#match: Match::new().in_port(2), ..FlowStatsRequest::all() };
-    ovs_check(&req(MultipartRequestBody::Flow(filtered.clone())), &["OFPST_FLOW request (OF1.3)", "table=1", "in_port=2"]);
-    ovs_check(&req(MultipartRequestBody::Aggregate(filtered)), &["OFPST_AGGREGATE request (OF1.3)", "in_port=2"]);
-    ovs_check(&req(MultipartRequestBody::Table), &["OFPST_TABLE request (OF1.3)"]);
-    ovs_check(&req(MultipartRequestBody::PortStats { port_no: port::ANY }), &["OFPST_PORT request (OF1.3)", "port_no=ANY"]);
-    ovs_check(&req(MultipartRequestBody::PortStats { port_no: 3 }), &["port_no=3"]);
-    ovs_check(&req(MultipartRequestBody::PortDesc), &["OFPST_PORT_DESC request (OF1.3)"]);
+    ovs_check(
+        &req(MultipartRequestBody::Desc),
+        &["OFPST_DESC request (OF1.3)"],
+    );
+    ovs_check(
+        &req(MultipartRequestBody::Flow(FlowStatsRequest::all())),
+        &["OFPST_FLOW request (OF1.3)"],
+    );
+    let filtered = FlowStatsRequest {
+        table_id: 1,
+        r#match: Match::new().in_port(2),
+        ..FlowStatsRequest::all()
+    };
+    ovs_check(
+        &req(MultipartRequestBody::Flow(filtered.clone())),
+        &["OFPST_FLOW request (OF1.3)", "table=1", "in_port=2"],
+    );
+    ovs_check(
+        &req(MultipartRequestBody::Aggregate(filtered)),
+        &["OFPST_AGGREGATE request (OF1.3)", "in_port=2"],
+    );
+    ovs_check(
+        &req(MultipartRequestBody::Table),
+        &["OFPST_TABLE request (OF1.3)"],
+    );
+    ovs_check(
+        &req(MultipartRequestBody::PortStats { port_no: port::ANY }),
+        &["OFPST_PORT request (OF1.3)", "port_no=ANY"],
+    );
+    ovs_check(
+        &req(MultipartRequestBody::PortStats { port_no: 3 }),
+        &["port_no=3"],
+    );
+    ovs_check(
+        &req(MultipartRequestBody::PortDesc),
+        &["OFPST_PORT_DESC request (OF1.3)"],
+    );
 }
 
 #[test]
 fn ovs_decodes_bundle_open_add_commit_discard() {
-    let ctl = |ctrl, flags| Message::BundleControl(BundleControl { bundle_id: 9, ctrl, flags });
+    let ctl = |ctrl, flags| {
+        Message::BundleControl(BundleControl {
+            bundle_id: 9,
+            ctrl,
+            flags,
+        })
+    };
     ovs_check(
         &ctl(BundleCtrlType::OpenRequest, ATOMIC | ORDERED),
-        &["ONFT_BUNDLE_CONTROL (OF1.3)", "bundle_id=0x9 type=OPEN_REQUEST flags=atomic ordered"],
+        &[
+            "ONFT_BUNDLE_CONTROL (OF1.3)",
+            "bundle_id=0x9 type=OPEN_REQUEST flags=atomic ordered",
+        ],
     );
-    ovs_check(&ctl(BundleCtrlType::CloseRequest, ATOMIC), &["type=CLOSE_REQUEST flags=atomic"]);
-    ovs_check(&ctl(BundleCtrlType::CommitRequest, ATOMIC), &["type=COMMIT_REQUEST flags=atomic"]);
-    ovs_check(&ctl(BundleCtrlType::DiscardRequest, 0), &["type=DISCARD_REQUEST flags=0"]);
+    ovs_check(
+        &ctl(BundleCtrlType::CloseRequest, ATOMIC),
+        &["type=CLOSE_REQUEST flags=atomic"],
+    );
+    ovs_check(
+        &ctl(BundleCtrlType::CommitRequest, ATOMIC),
+        &["type=COMMIT_REQUEST flags=atomic"],
+    );
+    ovs_check(
+        &ctl(BundleCtrlType::DiscardRequest, 0),
+        &["type=DISCARD_REQUEST flags=0"],
+    );
     let add = Message::BundleAdd(BundleAdd {
         bundle_id: 9,
         flags: ATOMIC,
@@ -526,7 +968,11 @@ fn ovs_decodes_bundle_open_add_commit_discard() {
     });
     ovs_check(
         &add,
-        &["ONFT_BUNDLE_ADD_MESSAGE (OF1.3)", "bundle_id=0x9 flags=atomic", "OFPT_FLOW_MOD (OF1.3) (xid=0x42): DEL_STRICT priority=10,in_port=3"],
+        &[
+            "ONFT_BUNDLE_ADD_MESSAGE (OF1.3)",
+            "bundle_id=0x9 flags=atomic",
+            "OFPT_FLOW_MOD (OF1.3) (xid=0x42): DEL_STRICT priority=10,in_port=3",
+        ],
     );
     let add_full = Message::BundleAdd(BundleAdd {
         bundle_id: 9,
@@ -554,7 +1000,10 @@ fn capture() -> Vec<(u8, u32, Vec<u8>)> {
 }
 
 fn captured(t: u8, xid: u32) -> Message {
-    let (_, _, bytes) = capture().into_iter().find(|(ct, cx, _)| *ct == t && *cx == xid).expect("in capture");
+    let (_, _, bytes) = capture()
+        .into_iter()
+        .find(|(ct, cx, _)| *ct == t && *cx == xid)
+        .expect("in capture");
     let (got_xid, m) = Message::decode(&bytes).unwrap();
     assert_eq!(got_xid, xid);
     m
@@ -567,14 +1016,25 @@ fn every_captured_ovs_message_decodes_and_reencodes_byte_for_byte() {
     for (t, xid, bytes) in all {
         let (x, m) = Message::decode(&bytes).unwrap_or_else(|e| panic!("type {t} xid {xid}: {e}"));
         assert_eq!((x, m.msg_type()), (xid, t));
-        assert!(!matches!(m, Message::Unknown { .. }), "type {t} decoded as Unknown");
-        assert_eq!(hex(&m.encode(xid)), hex(&bytes), "{} re-encodes as OVS sent it", m.name());
+        assert!(
+            !matches!(m, Message::Unknown { .. }),
+            "type {t} decoded as Unknown"
+        );
+        assert_eq!(
+            hex(&m.encode(xid)),
+            hex(&bytes),
+            "{} re-encodes as OVS sent it",
+            m.name()
+        );
     }
 }
 
 #[test]
 fn decodes_ovs_hello_features_and_desc() {
-    assert_eq!(captured(msg_type::HELLO, 21), Message::Hello(Hello { versions: vec![4] }));
+    assert_eq!(
+        captured(msg_type::HELLO, 21),
+        Message::Hello(Hello { versions: vec![4] })
+    );
     assert_eq!(
         captured(msg_type::FEATURES_REPLY, 2),
         Message::FeaturesReply(FeaturesReply {
@@ -585,7 +1045,9 @@ fn decodes_ovs_hello_features_and_desc() {
             capabilities: 0x4f,
         })
     );
-    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 4) else { panic!() };
+    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 4) else {
+        panic!()
+    };
     assert_eq!(
         r.body,
         MultipartReplyBody::Desc(Desc {
@@ -600,17 +1062,26 @@ fn decodes_ovs_hello_features_and_desc() {
 
 #[test]
 fn decodes_ovs_port_desc_and_port_status() {
-    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 5) else { panic!() };
+    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 5) else {
+        panic!()
+    };
     assert!(!r.more());
-    let MultipartReplyBody::PortDesc(ports) = r.body else { panic!("{:?}", r.body) };
+    let MultipartReplyBody::PortDesc(ports) = r.body else {
+        panic!("{:?}", r.body)
+    };
     assert_eq!(ports.len(), 1);
     let p = &ports[0];
     assert_eq!((p.port_no, p.name.as_str()), (port::LOCAL, "gm-codec"));
     assert_eq!(p.hw_addr, [0x46, 0xa2, 0xa0, 0x07, 0xa8, 0x42]);
-    assert_eq!((p.config, p.state, p.curr_speed, p.max_speed), (1, 1, 10_000_000, 0));
+    assert_eq!(
+        (p.config, p.state, p.curr_speed, p.max_speed),
+        (1, 1, 10_000_000, 0)
+    );
     assert!(!p.is_up());
 
-    let Message::PortStatus(ps) = captured(msg_type::PORT_STATUS, 0) else { panic!() };
+    let Message::PortStatus(ps) = captured(msg_type::PORT_STATUS, 0) else {
+        panic!()
+    };
     assert_eq!(ps.reason, port_reason::ADD);
     assert_eq!((ps.port.port_no, ps.port.name.as_str()), (7, "gm-p1"));
 }
@@ -627,17 +1098,47 @@ const OVS_FLOW_LINES: [&str; 5] = [
 
 #[test]
 fn decodes_ovs_flow_stats_and_prints_them_like_dump_flows() {
-    let (_, _, bytes) = capture().into_iter().find(|(t, x, _)| *t == msg_type::MULTIPART_REPLY && *x == 6).unwrap();
-    let Ok((_, Message::MultipartReply(r))) = Message::decode(&bytes) else { panic!() };
-    let MultipartReplyBody::Flow(flows) = r.body else { panic!() };
+    let (_, _, bytes) = capture()
+        .into_iter()
+        .find(|(t, x, _)| *t == msg_type::MULTIPART_REPLY && *x == 6)
+        .unwrap();
+    let Ok((_, Message::MultipartReply(r))) = Message::decode(&bytes) else {
+        panic!()
+    };
+    let MultipartReplyBody::Flow(flows) = r.body else {
+        panic!()
+    };
     assert_eq!(flows.len(), 5);
     let f = &flows[0];
-    assert_eq!((f.priority, f.idle_timeout, f.flags), (200, 30, SEND_FLOW_REM));
-    assert!(f.r#match.fields.contains(&OxmField::TcpFlags { flags: 0x002, mask: Some(0x012) }));
+    assert_eq!(
+        (f.priority, f.idle_timeout, f.flags),
+        (200, 30, SEND_FLOW_REM)
+    );
+    assert!(f.r#match.fields.contains(&OxmField::TcpFlags {
+        flags: 0x002,
+        mask: Some(0x012)
+    }));
     assert!(f.r#match.fields.contains(&OxmField::TcpDst(22)));
-    assert_eq!(f.instructions, vec![Instruction::ApplyActions(vec![Action::output(port::CONTROLLER)])]);
-    assert!(flows[2].r#match.fields.contains(&OxmField::TunnelId { id: 5, mask: Some(0xff) }));
-    assert_eq!(flows[2].instructions, vec![Instruction::WriteMetadata { value: 1, mask: 0xff }, Instruction::GotoTable(1)]);
+    assert_eq!(
+        f.instructions,
+        vec![Instruction::ApplyActions(vec![Action::output(
+            port::CONTROLLER
+        )])]
+    );
+    assert!(flows[2].r#match.fields.contains(&OxmField::TunnelId {
+        id: 5,
+        mask: Some(0xff)
+    }));
+    assert_eq!(
+        flows[2].instructions,
+        vec![
+            Instruction::WriteMetadata {
+                value: 1,
+                mask: 0xff
+            },
+            Instruction::GotoTable(1)
+        ]
+    );
 
     let ours: Vec<String> = flows.iter().map(FlowStats::to_ofctl_line).collect();
     assert_eq!(ours, OVS_FLOW_LINES);
@@ -649,14 +1150,31 @@ fn decodes_ovs_flow_stats_and_prints_them_like_dump_flows() {
 
 #[test]
 fn decodes_ovs_aggregate_table_and_port_stats() {
-    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 7) else { panic!() };
-    assert_eq!(r.body, MultipartReplyBody::Aggregate(AggregateStats { packet_count: 0, byte_count: 0, flow_count: 5 }));
-    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 8) else { panic!() };
-    let MultipartReplyBody::PortStats(ps) = r.body else { panic!() };
+    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 7) else {
+        panic!()
+    };
+    assert_eq!(
+        r.body,
+        MultipartReplyBody::Aggregate(AggregateStats {
+            packet_count: 0,
+            byte_count: 0,
+            flow_count: 5
+        })
+    );
+    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 8) else {
+        panic!()
+    };
+    let MultipartReplyBody::PortStats(ps) = r.body else {
+        panic!()
+    };
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0].port_no, port::LOCAL);
-    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 9) else { panic!() };
-    let MultipartReplyBody::Table(ts) = r.body else { panic!() };
+    let Message::MultipartReply(r) = captured(msg_type::MULTIPART_REPLY, 9) else {
+        panic!()
+    };
+    let MultipartReplyBody::Table(ts) = r.body else {
+        panic!()
+    };
     assert_eq!(ts.len(), 254);
     assert_eq!((ts[0].table_id, ts[0].active_count), (0, 3));
     assert_eq!((ts[1].table_id, ts[1].active_count), (1, 2));
@@ -664,27 +1182,41 @@ fn decodes_ovs_aggregate_table_and_port_stats() {
 
 #[test]
 fn decodes_ovs_errors() {
-    let Message::Error(e) = captured(msg_type::ERROR, 10) else { panic!() };
+    let Message::Error(e) = captured(msg_type::ERROR, 10) else {
+        panic!()
+    };
     assert_eq!(e.kind, ErrorKind::BadMatch(6));
     assert_eq!(e.kind.to_string(), "OFPET_BAD_MATCH/OFPBMC_BAD_FIELD");
     let h = e.offending_header().unwrap();
     assert_eq!((h.msg_type, h.xid), (msg_type::FLOW_MOD, 10));
-    let Message::Error(e) = captured(msg_type::ERROR, 11) else { panic!() };
+    let Message::Error(e) = captured(msg_type::ERROR, 11) else {
+        panic!()
+    };
     assert_eq!(e.kind, ErrorKind::BadRequest(1));
     assert_eq!(e.kind.to_string(), "OFPET_BAD_REQUEST/OFPBRC_BAD_TYPE");
 }
 
 #[test]
 fn decodes_ovs_packet_in_and_flow_removed() {
-    let Message::PacketIn(p) = captured(msg_type::PACKET_IN, 0) else { panic!() };
-    assert_eq!((p.buffer_id, p.total_len, p.reason, p.table_id), (NO_BUFFER, 60, packet_in_reason::ACTION, 0));
+    let Message::PacketIn(p) = captured(msg_type::PACKET_IN, 0) else {
+        panic!()
+    };
+    assert_eq!(
+        (p.buffer_id, p.total_len, p.reason, p.table_id),
+        (NO_BUFFER, 60, packet_in_reason::ACTION, 0)
+    );
     assert_eq!(p.cookie, u64::MAX);
     assert_eq!(p.in_port(), Some(port::CONTROLLER));
     assert_eq!(p.data.len(), 60);
     assert_eq!(&p.data[..14], &unhex("ffffffffffff0200000000010806")[..]);
 
-    let Message::FlowRemoved(f) = captured(msg_type::FLOW_REMOVED, 0) else { panic!() };
-    assert_eq!((f.cookie, f.priority, f.reason, f.table_id), (0x77, 1, flow_removed_reason::HARD_TIMEOUT, 2));
+    let Message::FlowRemoved(f) = captured(msg_type::FLOW_REMOVED, 0) else {
+        panic!()
+    };
+    assert_eq!(
+        (f.cookie, f.priority, f.reason, f.table_id),
+        (0x77, 1, flow_removed_reason::HARD_TIMEOUT, 2)
+    );
     assert_eq!((f.hard_timeout, f.duration_sec), (1, 1));
     assert_eq!(f.r#match.to_string(), "udp,tp_dst=53");
 }
@@ -693,15 +1225,26 @@ fn decodes_ovs_packet_in_and_flow_removed() {
 fn decodes_ovs_role_bundle_and_barrier_replies() {
     assert_eq!(
         captured(msg_type::ROLE_REPLY, 13),
-        Message::RoleReply(Role { role: role_value::EQUAL, generation_id: u64::MAX })
+        Message::RoleReply(Role {
+            role: role_value::EQUAL,
+            generation_id: u64::MAX
+        })
     );
     assert_eq!(
         captured(msg_type::EXPERIMENTER, 14),
-        Message::BundleControl(BundleControl { bundle_id: 7, ctrl: BundleCtrlType::OpenReply, flags: 0 })
+        Message::BundleControl(BundleControl {
+            bundle_id: 7,
+            ctrl: BundleCtrlType::OpenReply,
+            flags: 0
+        })
     );
     assert_eq!(
         captured(msg_type::EXPERIMENTER, 15),
-        Message::BundleControl(BundleControl { bundle_id: 7, ctrl: BundleCtrlType::CommitReply, flags: 0 })
+        Message::BundleControl(BundleControl {
+            bundle_id: 7,
+            ctrl: BundleCtrlType::CommitReply,
+            flags: 0
+        })
     );
     assert_eq!(captured(msg_type::BARRIER_REPLY, 16), Message::BarrierReply);
 }
@@ -712,14 +1255,19 @@ fn decodes_ovs_role_bundle_and_barrier_replies() {
 fn multipart_pieces_join() {
     let piece = |flags, n: u8| MultipartReply {
         flags,
-        body: MultipartReplyBody::Flow(vec![FlowStats { table_id: n, ..sample_flow_stats() }]),
+        body: MultipartReplyBody::Flow(vec![FlowStats {
+            table_id: n,
+            ..sample_flow_stats()
+        }]),
     };
     let first = piece(MULTIPART_MORE, 0);
     let last = piece(0, 1);
     assert!(first.more() && !last.more());
     let mut body = first.body;
     body.extend(last.body).unwrap();
-    let MultipartReplyBody::Flow(v) = &body else { panic!() };
+    let MultipartReplyBody::Flow(v) = &body else {
+        panic!()
+    };
     assert_eq!(v.iter().map(|f| f.table_id).collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(
         body.extend(MultipartReplyBody::PortDesc(vec![])),
@@ -739,7 +1287,8 @@ fn with_header(msg_type: u8, body: &[u8]) -> Vec<u8> {
 
 /// A FLOW_MOD body whose match carries `oxm` (raw TLV bytes).
 fn flow_mod_with_raw_match(oxm: &[u8]) -> Vec<u8> {
-    let mut body = Message::FlowMod(FlowMod::add(0, 1, Match::any(), vec![])).encode(9)[8..48].to_vec();
+    let mut body =
+        Message::FlowMod(FlowMod::add(0, 1, Match::any(), vec![])).encode(9)[8..48].to_vec();
     let len = 4 + oxm.len();
     body.extend_from_slice(&[0, 1]);
     body.extend_from_slice(&(len as u16).to_be_bytes());
@@ -750,59 +1299,149 @@ fn flow_mod_with_raw_match(oxm: &[u8]) -> Vec<u8> {
 
 #[test]
 fn truncated_and_lying_headers_are_errors() {
-    assert_eq!(Header::parse(&[4, 0, 0]), Err(Error::Truncated { what: "ofp_header", need: 8, have: 3 }));
-    assert_eq!(Message::decode(&[]), Err(Error::Truncated { what: "ofp_header", need: 8, have: 0 }));
+    assert_eq!(
+        Header::parse(&[4, 0, 0]),
+        Err(Error::Truncated {
+            what: "ofp_header",
+            need: 8,
+            have: 3
+        })
+    );
+    assert_eq!(
+        Message::decode(&[]),
+        Err(Error::Truncated {
+            what: "ofp_header",
+            need: 8,
+            have: 0
+        })
+    );
     assert_eq!(
         Message::decode(&[4, 0, 0, 4, 0, 0, 0, 1]),
-        Err(Error::BadLength { what: "ofp_header.length", len: 4 })
+        Err(Error::BadLength {
+            what: "ofp_header.length",
+            len: 4
+        })
     );
     assert_eq!(
         Message::decode(&[4, 2, 0, 16, 0, 0, 0, 1]),
-        Err(Error::LengthMismatch { declared: 16, actual: 8 })
+        Err(Error::LengthMismatch {
+            declared: 16,
+            actual: 8
+        })
     );
     assert_eq!(
         Message::decode(&[4, 2, 0, 8, 0, 0, 0, 1, 0xaa]),
-        Err(Error::LengthMismatch { declared: 8, actual: 9 })
+        Err(Error::LengthMismatch {
+            declared: 8,
+            actual: 9
+        })
     );
-    assert_eq!(Message::decode(&[1, 0, 0, 8, 0, 0, 0, 1]), Err(Error::BadVersion(1)));
+    assert_eq!(
+        Message::decode(&[1, 0, 0, 8, 0, 0, 0, 1]),
+        Err(Error::BadVersion(1))
+    );
     // Fixed-size bodies cut short.
     assert_eq!(
         Message::decode(&with_header(msg_type::FEATURES_REPLY, &[0; 10])),
-        Err(Error::Truncated { what: "features_reply", need: 4, have: 2 })
+        Err(Error::Truncated {
+            what: "features_reply",
+            need: 4,
+            have: 2
+        })
     );
     assert!(matches!(
         Message::decode(&with_header(msg_type::PORT_STATUS, &[0; 40])),
-        Err(Error::Truncated { what: "ofp_port", need: 64, .. })
+        Err(Error::Truncated {
+            what: "ofp_port",
+            need: 64,
+            ..
+        })
     ));
-    assert!(matches!(Message::decode(&with_header(msg_type::ROLE_REQUEST, &[0; 4])), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        Message::decode(&with_header(msg_type::ROLE_REQUEST, &[0; 4])),
+        Err(Error::Truncated { .. })
+    ));
 }
 
 #[test]
 fn unknown_message_types_survive() {
     let bytes = with_header(0x30, &[1, 2, 3]);
-    assert_eq!(Message::decode(&bytes), Ok((9, Message::Unknown { msg_type: 0x30, body: vec![1, 2, 3] })));
+    assert_eq!(
+        Message::decode(&bytes),
+        Ok((
+            9,
+            Message::Unknown {
+                msg_type: 0x30,
+                body: vec![1, 2, 3]
+            }
+        ))
+    );
     let exp = with_header(msg_type::EXPERIMENTER, &[0, 0, 0x23, 0x20, 0, 0, 0, 1, 9]);
-    assert!(matches!(Message::decode(&exp), Ok((9, Message::Experimenter(Experimenter { experimenter: 0x2320, .. })))));
+    assert!(matches!(
+        Message::decode(&exp),
+        Ok((
+            9,
+            Message::Experimenter(Experimenter {
+                experimenter: 0x2320,
+                ..
+            })
+        ))
+    ));
 }
 
 #[test]
 fn bad_match_and_oxm_lengths_are_errors() {
     // OXM claims 200 payload bytes; only 4 follow.
     let over = flow_mod_with_raw_match(&[0x80, 0x00, 0x00, 200, 0, 0, 0, 1]);
-    assert_eq!(Message::decode(&over), Err(Error::Truncated { what: "OXM payload", need: 200, have: 4 }));
+    assert_eq!(
+        Message::decode(&over),
+        Err(Error::Truncated {
+            what: "OXM payload",
+            need: 200,
+            have: 4
+        })
+    );
     // IN_PORT with a 2-byte payload.
     let short = flow_mod_with_raw_match(&[0x80, 0x00, 0x00, 2, 0, 1]);
-    assert_eq!(Message::decode(&short), Err(Error::BadOxm { class: 0x8000, field: 0, len: 2 }));
+    assert_eq!(
+        Message::decode(&short),
+        Err(Error::BadOxm {
+            class: 0x8000,
+            field: 0,
+            len: 2
+        })
+    );
     // IN_PORT with the mask bit set (not maskable).
-    let masked = flow_mod_with_raw_match(&[0x80, 0x00, 0x01, 8, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
-    assert_eq!(Message::decode(&masked), Err(Error::BadOxm { class: 0x8000, field: 0, len: 8 }));
+    let masked =
+        flow_mod_with_raw_match(&[0x80, 0x00, 0x01, 8, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(
+        Message::decode(&masked),
+        Err(Error::BadOxm {
+            class: 0x8000,
+            field: 0,
+            len: 8
+        })
+    );
     // ONF tcp_flags with a 1-byte value.
     let tf = flow_mod_with_raw_match(&[0xff, 0xff, 42 << 1, 5, 0x4f, 0x4e, 0x46, 0x00, 2]);
-    assert_eq!(Message::decode(&tf), Err(Error::BadOxm { class: 0xffff, field: 42, len: 5 }));
+    assert_eq!(
+        Message::decode(&tf),
+        Err(Error::BadOxm {
+            class: 0xffff,
+            field: 42,
+            len: 5
+        })
+    );
     // Match length field below its own header.
     let mut bytes = Message::FlowMod(FlowMod::add(0, 1, Match::any(), vec![])).encode(1);
     bytes[50..52].copy_from_slice(&2u16.to_be_bytes());
-    assert_eq!(Message::decode(&bytes), Err(Error::BadLength { what: "match", len: 2 }));
+    assert_eq!(
+        Message::decode(&bytes),
+        Err(Error::BadLength {
+            what: "match",
+            len: 2
+        })
+    );
     // Non-OXM match type (OpenFlow 1.1 standard match).
     bytes[48..52].copy_from_slice(&[0, 0, 0, 4]);
     assert_eq!(Message::decode(&bytes), Err(Error::BadMatchType(0)));
@@ -811,12 +1450,16 @@ fn bad_match_and_oxm_lengths_are_errors() {
 #[test]
 fn bad_action_and_instruction_lengths_are_errors() {
     let fm = |instrs: &[u8]| {
-        let mut b = Message::FlowMod(FlowMod::add(0, 1, Match::any(), vec![])).encode(9)[8..].to_vec();
+        let mut b =
+            Message::FlowMod(FlowMod::add(0, 1, Match::any(), vec![])).encode(9)[8..].to_vec();
         b.extend_from_slice(instrs);
         with_header(msg_type::FLOW_MOD, &b)
     };
     // Instruction of length 0 (would loop forever if accepted).
-    assert_eq!(Message::decode(&fm(&[0, 4, 0, 0, 0, 0, 0, 0])), Err(Error::BadInstruction { kind: 4, len: 0 }));
+    assert_eq!(
+        Message::decode(&fm(&[0, 4, 0, 0, 0, 0, 0, 0])),
+        Err(Error::BadInstruction { kind: 4, len: 0 })
+    );
     // Apply-actions holding an action of length 0.
     assert_eq!(
         Message::decode(&fm(&[0, 4, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
@@ -835,7 +1478,11 @@ fn bad_action_and_instruction_lengths_are_errors() {
     // Instruction overrunning the message.
     assert_eq!(
         Message::decode(&fm(&[0, 1, 0, 16, 1, 0, 0, 0])),
-        Err(Error::Truncated { what: "instruction", need: 12, have: 4 })
+        Err(Error::Truncated {
+            what: "instruction",
+            need: 12,
+            have: 4
+        })
     );
     // goto_table with a 16-byte body.
     assert_eq!(
@@ -847,12 +1494,22 @@ fn bad_action_and_instruction_lengths_are_errors() {
     po[16..18].copy_from_slice(&64u16.to_be_bytes());
     assert_eq!(
         Message::decode(&po),
-        Err(Error::Truncated { what: "packet_out actions", need: 64, have: 16 })
+        Err(Error::Truncated {
+            what: "packet_out actions",
+            need: 64,
+            have: 16
+        })
     );
     // Flow mod with an undefined command.
     let mut bad_cmd = Message::FlowMod(FlowMod::add(0, 1, Match::any(), vec![])).encode(9);
     bad_cmd[25] = 9;
-    assert_eq!(Message::decode(&bad_cmd), Err(Error::BadValue { what: "flow_mod command", value: 9 }));
+    assert_eq!(
+        Message::decode(&bad_cmd),
+        Err(Error::BadValue {
+            what: "flow_mod command",
+            value: 9
+        })
+    );
 }
 
 #[test]
@@ -862,7 +1519,10 @@ fn bad_lengths_in_lists_are_errors() {
     body.extend_from_slice(&[0; 56]);
     assert_eq!(
         Message::decode(&with_header(msg_type::MULTIPART_REPLY, &body)),
-        Err(Error::BadLength { what: "flow_stats", len: 0 })
+        Err(Error::BadLength {
+            what: "flow_stats",
+            len: 0
+        })
     );
     // Group bucket with length 0.
     let mut g = Message::GroupMod(GroupMod {
@@ -873,25 +1533,40 @@ fn bad_lengths_in_lists_are_errors() {
     })
     .encode(9);
     g[16..18].copy_from_slice(&[0, 0]);
-    assert_eq!(Message::decode(&g), Err(Error::BadLength { what: "bucket", len: 0 }));
+    assert_eq!(
+        Message::decode(&g),
+        Err(Error::BadLength {
+            what: "bucket",
+            len: 0
+        })
+    );
     // Hello element with length 0.
     assert_eq!(
         Message::decode(&with_header(msg_type::HELLO, &[0, 1, 0, 0, 0, 0, 0, 0])),
-        Err(Error::BadLength { what: "hello element", len: 0 })
+        Err(Error::BadLength {
+            what: "hello element",
+            len: 0
+        })
     );
 }
 
 #[test]
 fn bad_bundle_inner_messages_are_errors() {
     let add = |inner: &[u8]| {
-        let mut b = vec![0x4f, 0x4e, 0x46, 0x00, 0, 0, 0x08, 0xfd, 0, 0, 0, 9, 0, 0, 0, 1];
+        let mut b = vec![
+            0x4f, 0x4e, 0x46, 0x00, 0, 0, 0x08, 0xfd, 0, 0, 0, 9, 0, 0, 0, 1,
+        ];
         b.extend_from_slice(inner);
         with_header(msg_type::EXPERIMENTER, &b)
     };
     // Inner header claims 64 bytes; 8 present.
     assert_eq!(
         Message::decode(&add(&[4, 14, 0, 64, 0, 0, 0, 9])),
-        Err(Error::BadBundleInner(Box::new(Error::Truncated { what: "bundled message", need: 64, have: 8 })))
+        Err(Error::BadBundleInner(Box::new(Error::Truncated {
+            what: "bundled message",
+            need: 64,
+            have: 8
+        })))
     );
     // Inner message of the wrong version.
     assert_eq!(
@@ -905,7 +1580,10 @@ fn bad_bundle_inner_messages_are_errors() {
     fm[2..4].copy_from_slice(&len.to_be_bytes());
     assert_eq!(
         Message::decode(&add(&fm)),
-        Err(Error::BadBundleInner(Box::new(Error::BadAction { kind: 0, len: 0 })))
+        Err(Error::BadBundleInner(Box::new(Error::BadAction {
+            kind: 0,
+            len: 0
+        })))
     );
     // A bundle inside a bundle.
     let nested = Message::BundleAdd(BundleAdd {
@@ -920,15 +1598,31 @@ fn bad_bundle_inner_messages_are_errors() {
         Err(Error::BadBundleInner(e)) if matches!(*e, Error::BadValue { what: "bundle message inside a bundle", .. })
     ));
     // Unknown bundle control type.
-    let ctl = with_header(msg_type::EXPERIMENTER, &[0x4f, 0x4e, 0x46, 0x00, 0, 0, 0x08, 0xfc, 0, 0, 0, 9, 0, 99, 0, 0]);
-    assert_eq!(Message::decode(&ctl), Err(Error::BadValue { what: "bundle control type", value: 99 }));
+    let ctl = with_header(
+        msg_type::EXPERIMENTER,
+        &[
+            0x4f, 0x4e, 0x46, 0x00, 0, 0, 0x08, 0xfc, 0, 0, 0, 9, 0, 99, 0, 0,
+        ],
+    );
+    assert_eq!(
+        Message::decode(&ctl),
+        Err(Error::BadValue {
+            what: "bundle control type",
+            value: 99
+        })
+    );
 }
 
 // ---------------------------------------------------------------- no panics
 
 fn valid_encodings() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = samples().iter().map(|m| m.encode(1)).collect();
-    v.extend(capture().into_iter().filter(|(_, _, b)| b.len() < 4096).map(|(_, _, b)| b));
+    v.extend(
+        capture()
+            .into_iter()
+            .filter(|(_, _, b)| b.len() < 4096)
+            .map(|(_, _, b)| b),
+    );
     v
 }
 

@@ -29,7 +29,11 @@ impl<'a> Reader<'a> {
     /// Takes `n` bytes, or reports which structure was cut short.
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
         if self.buf.len() < n {
-            return Err(Error::Truncated { what, need: n, have: self.buf.len() });
+            return Err(Error::Truncated {
+                what,
+                need: n,
+                have: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
