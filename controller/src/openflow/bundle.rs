@@ -115,6 +115,17 @@ pub struct BundleAdd {
 }
 
 impl BundleAdd {
+    /// Wraps `message` for bundle `bundle_id`; `xid` must be the xid the
+    /// BUNDLE_ADD itself will be encoded with (OVS rejects a mismatch).
+    pub fn new(bundle_id: u32, flags: u16, message: Message, xid: u32) -> BundleAdd {
+        BundleAdd {
+            bundle_id,
+            flags,
+            message: Box::new(message),
+            inner_xid: xid,
+        }
+    }
+
     pub(crate) fn parse(data: &[u8]) -> Result<BundleAdd, Error> {
         let mut r = Reader::new(data);
         let bundle_id = r.u32("bundle_add")?;

@@ -19,7 +19,7 @@ mod ofctl;
 mod oxm;
 mod packet;
 pub mod port;
-mod role;
+pub mod role;
 pub mod switch_config;
 mod symmetric;
 mod wire;
@@ -122,14 +122,6 @@ pub mod port_reason {
     pub const ADD: u8 = 0;
     pub const DELETE: u8 = 1;
     pub const MODIFY: u8 = 2;
-}
-
-/// Controller roles (`OFPCR_ROLE_*`).
-pub mod role_value {
-    pub const NOCHANGE: u32 = 0;
-    pub const EQUAL: u32 = 1;
-    pub const MASTER: u32 = 2;
-    pub const SLAVE: u32 = 3;
 }
 
 /// SET_CONFIG flags (`OFPC_*`).
