@@ -146,6 +146,8 @@ pub enum Error {
     LengthMismatch { declared: usize, actual: usize },
     #[error("unsupported OpenFlow version {0:#04x}; gemelo speaks only OpenFlow 1.3 (0x04)")]
     BadVersion(u8),
+    /// Not produced by [`Message::decode`], which keeps unknown types as
+    /// [`Message::Unknown`]; available to callers that refuse a type.
     #[error("unknown OpenFlow message type {0}")]
     UnknownType(u8),
     #[error("match type {0} is not OXM (1)")]
@@ -162,6 +164,8 @@ pub enum Error {
     BadBundleInner(Box<Error>),
     #[error("cannot join multipart replies of different types ({have} then {next})")]
     MultipartMismatch { have: u16, next: u16 },
+    #[error("multipart reply type {0} is never split across messages, so it cannot be extended")]
+    MultipartNotSplittable(u16),
 }
 
 /// One decoded OpenFlow 1.3 message.
@@ -204,7 +208,10 @@ impl Message {
     /// Decodes exactly one message; `buf` must be the whole frame.
     pub fn decode(buf: &[u8]) -> Result<(u32, Message), Error> {
         let h = Header::parse(buf)?;
-        if h.version != OFP_VERSION {
+        // HELLO is exempt: version negotiation needs the peer's HELLO
+        // whatever version it was sent with (its header carries the peer's
+        // highest version; `Header::parse` of the same bytes tells which).
+        if h.version != OFP_VERSION && !(h.msg_type == msg_type::HELLO && h.version != 0) {
             return Err(Error::BadVersion(h.version));
         }
         if usize::from(h.length) != buf.len() {

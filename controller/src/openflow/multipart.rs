@@ -320,6 +320,7 @@ impl MultipartReplyBody {
             (B::Other { kind, body }, B::Other { kind: k2, body: b2 }) if *kind == k2 => {
                 body.extend(b2)
             }
+            _ if have == next_kind => return Err(Error::MultipartNotSplittable(have)),
             _ => {
                 return Err(Error::MultipartMismatch {
                     have,

@@ -582,6 +582,25 @@ fn ovs_decodes_every_oxm_field_and_agrees_with_display() {
             .icmpv4_code(0),
         Match::new().eth_type(ethertype::IPV4).ip_proto(47),
         Match::new()
+            .eth_type(ethertype::IPV4)
+            .ipv4_src_masked(v4(10, 0, 0, 0), v4(255, 0, 255, 0))
+            .with(OxmField::EthSrc {
+                addr: MAC1,
+                mask: Some([0xff; 6]),
+            }),
+        Match::new()
+            .eth_type(ethertype::IPV6)
+            .with(OxmField::Ipv6Src {
+                addr: "2001:0:db8::".parse().unwrap(),
+                mask: Some("ffff:0:ffff::".parse().unwrap()),
+            }),
+        Match::new()
+            .eth_type(ethertype::ARP)
+            .with(OxmField::ArpSha {
+                addr: [0x02, 0, 0, 0, 0, 0],
+                mask: Some([0xff, 0xff, 0, 0, 0, 0]),
+            }),
+        Match::new()
             .eth_type(ethertype::ARP)
             .arp_op(1)
             .arp_spa(v4(10, 0, 0, 1))
@@ -1273,6 +1292,11 @@ fn multipart_pieces_join() {
         body.extend(MultipartReplyBody::PortDesc(vec![])),
         Err(Error::MultipartMismatch { have: 1, next: 13 })
     );
+    let mut desc = MultipartReplyBody::Desc(Desc::default());
+    assert_eq!(
+        desc.extend(MultipartReplyBody::Desc(Desc::default())),
+        Err(Error::MultipartNotSplittable(0))
+    );
 }
 
 // ---------------------------------------------------------------- malformed input
@@ -1337,7 +1361,7 @@ fn truncated_and_lying_headers_are_errors() {
         })
     );
     assert_eq!(
-        Message::decode(&[1, 0, 0, 8, 0, 0, 0, 1]),
+        Message::decode(&[1, 2, 0, 8, 0, 0, 0, 1]),
         Err(Error::BadVersion(1))
     );
     // Fixed-size bodies cut short.
@@ -1361,6 +1385,29 @@ fn truncated_and_lying_headers_are_errors() {
         Message::decode(&with_header(msg_type::ROLE_REQUEST, &[0; 4])),
         Err(Error::Truncated { .. })
     ));
+}
+
+/// A switch that speaks 1.0, 1.3 and 1.5 greets with a 1.5 header; gemelo
+/// must still read its bitmap to negotiate 1.3. (Bytes checked with
+/// `ovs-ofctl ofp-print`: "OFPT_HELLO (OF1.5) ... version bitmap: 0x01, 0x04, 0x06".)
+#[test]
+fn hello_of_any_version_decodes_for_negotiation() {
+    let bytes = unhex("06000010000000010001000800000052");
+    assert_eq!(
+        Message::decode(&bytes),
+        Ok((
+            1,
+            Message::Hello(Hello {
+                versions: vec![1, 4, 6]
+            })
+        ))
+    );
+    assert_eq!(Header::parse(&bytes).unwrap().version, 6);
+    // Anything else at another version is refused.
+    assert_eq!(
+        Message::decode(&unhex("0602000800000001")),
+        Err(Error::BadVersion(6))
+    );
 }
 
 #[test]
