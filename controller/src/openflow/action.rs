@@ -37,7 +37,10 @@ pub mod instruction_type {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `max_len` only matters for `port::CONTROLLER` (bytes of packet to send).
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     SetField(OxmField),
     /// Push a VLAN header with the given ethertype (0x8100 or 0x88a8).
     PushVlan(u16),
@@ -46,13 +49,19 @@ pub enum Action {
     SetQueue(u32),
     DecNwTtl,
     /// Any other action; `body` is everything after the 4-byte type/length header.
-    Unknown { kind: u16, body: Vec<u8> },
+    Unknown {
+        kind: u16,
+        body: Vec<u8>,
+    },
 }
 
 impl Action {
     /// Output to `port`, sending the whole packet if that is the controller.
     pub fn output(port: u32) -> Action {
-        Action::Output { port, max_len: super::CML_NO_BUFFER }
+        Action::Output {
+            port,
+            max_len: super::CML_NO_BUFFER,
+        }
     }
 
     fn kind(&self) -> u16 {
@@ -71,7 +80,10 @@ impl Action {
 
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Action, Error> {
         let (kind, body) = tlv(r, "action")?;
-        let bad = Error::BadAction { kind, len: super::wire::len16(body.len() + 4) };
+        let bad = Error::BadAction {
+            kind,
+            len: super::wire::len16(body.len() + 4),
+        };
         let mut b = Reader::new(body);
         use action_type::*;
         let a = match kind {
@@ -79,7 +91,10 @@ impl Action {
                 if body.len() != 12 {
                     return Err(bad);
                 }
-                Action::Output { port: b.u32("output port")?, max_len: b.u16("output max_len")? }
+                Action::Output {
+                    port: b.u32("output port")?,
+                    max_len: b.u16("output max_len")?,
+                }
             }
             PUSH_VLAN => {
                 if body.len() != 4 {
@@ -117,7 +132,10 @@ impl Action {
                 }
                 Action::SetField(f)
             }
-            _ => Action::Unknown { kind, body: body.to_vec() },
+            _ => Action::Unknown {
+                kind,
+                body: body.to_vec(),
+            },
         };
         Ok(a)
     }
@@ -149,12 +167,18 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Instruction {
     GotoTable(u8),
-    WriteMetadata { value: u64, mask: u64 },
+    WriteMetadata {
+        value: u64,
+        mask: u64,
+    },
     ApplyActions(Vec<Action>),
     WriteActions(Vec<Action>),
     ClearActions,
     /// Any other instruction (meter, experimenter); `body` follows the 4-byte header.
-    Unknown { kind: u16, body: Vec<u8> },
+    Unknown {
+        kind: u16,
+        body: Vec<u8>,
+    },
 }
 
 impl Instruction {
@@ -172,7 +196,10 @@ impl Instruction {
 
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Instruction, Error> {
         let (kind, body) = tlv(r, "instruction")?;
-        let bad = Error::BadInstruction { kind, len: super::wire::len16(body.len() + 4) };
+        let bad = Error::BadInstruction {
+            kind,
+            len: super::wire::len16(body.len() + 4),
+        };
         let mut b = Reader::new(body);
         use instruction_type::*;
         let i = match kind {
@@ -187,7 +214,10 @@ impl Instruction {
                     return Err(bad);
                 }
                 b.skip(4, "write_metadata padding")?;
-                Instruction::WriteMetadata { value: b.u64("metadata")?, mask: b.u64("metadata mask")? }
+                Instruction::WriteMetadata {
+                    value: b.u64("metadata")?,
+                    mask: b.u64("metadata mask")?,
+                }
             }
             WRITE_ACTIONS | APPLY_ACTIONS => {
                 b.skip(4, "actions instruction padding")?;
@@ -204,7 +234,10 @@ impl Instruction {
                 }
                 Instruction::ClearActions
             }
-            _ => Instruction::Unknown { kind, body: body.to_vec() },
+            _ => Instruction::Unknown {
+                kind,
+                body: body.to_vec(),
+            },
         };
         Ok(i)
     }

@@ -58,7 +58,12 @@ impl BundleCtrlType {
             5 => CommitReply,
             6 => DiscardRequest,
             7 => DiscardReply,
-            _ => return Err(Error::BadValue { what: "bundle control type", value: u32::from(v) }),
+            _ => {
+                return Err(Error::BadValue {
+                    what: "bundle control type",
+                    value: u32::from(v),
+                })
+            }
         })
     }
 }
@@ -84,7 +89,11 @@ impl BundleControl {
         let ctrl = BundleCtrlType::from_wire(r.u16("bundle_ctrl")?)?;
         let flags = r.u16("bundle_ctrl")?;
         // Trailing bundle properties are ignored.
-        Ok(BundleControl { bundle_id, ctrl, flags })
+        Ok(BundleControl {
+            bundle_id,
+            ctrl,
+            flags,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {
@@ -106,6 +115,17 @@ pub struct BundleAdd {
 }
 
 impl BundleAdd {
+    /// Wraps `message` for bundle `bundle_id`; `xid` must be the xid the
+    /// BUNDLE_ADD itself will be encoded with (OVS rejects a mismatch).
+    pub fn new(bundle_id: u32, flags: u16, message: Message, xid: u32) -> BundleAdd {
+        BundleAdd {
+            bundle_id,
+            flags,
+            message: Box::new(message),
+            inner_xid: xid,
+        }
+    }
+
     pub(crate) fn parse(data: &[u8]) -> Result<BundleAdd, Error> {
         let mut r = Reader::new(data);
         let bundle_id = r.u32("bundle_add")?;
@@ -115,9 +135,13 @@ impl BundleAdd {
         let wrap = |e: Error| Error::BadBundleInner(Box::new(e));
         let h = super::Header::parse(inner).map_err(wrap)?;
         let inner_len = usize::from(h.length);
-        let inner = inner
-            .get(..inner_len)
-            .ok_or_else(|| wrap(Error::Truncated { what: "bundled message", need: inner_len, have: inner.len() }))?;
+        let inner = inner.get(..inner_len).ok_or_else(|| {
+            wrap(Error::Truncated {
+                what: "bundled message",
+                need: inner_len,
+                have: inner.len(),
+            })
+        })?;
         // A bundle cannot contain bundle messages; refusing them here also
         // bounds the recursion depth to one.
         if h.msg_type == super::msg_type::EXPERIMENTER {
@@ -125,12 +149,20 @@ impl BundleAdd {
             if e.u32("experimenter id").ok() == Some(ONF_EXPERIMENTER_ID) {
                 let t = e.u32("experimenter type").unwrap_or(0);
                 if t == ONF_ET_BUNDLE_CONTROL || t == ONF_ET_BUNDLE_ADD_MESSAGE {
-                    return Err(wrap(Error::BadValue { what: "bundle message inside a bundle", value: t }));
+                    return Err(wrap(Error::BadValue {
+                        what: "bundle message inside a bundle",
+                        value: t,
+                    }));
                 }
             }
         }
         let (inner_xid, message) = Message::decode(inner).map_err(wrap)?;
-        Ok(BundleAdd { bundle_id, flags, message: Box::new(message), inner_xid })
+        Ok(BundleAdd {
+            bundle_id,
+            flags,
+            message: Box::new(message),
+            inner_xid,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

@@ -34,7 +34,12 @@ impl FlowModCommand {
             2 => FlowModCommand::ModifyStrict,
             3 => FlowModCommand::Delete,
             4 => FlowModCommand::DeleteStrict,
-            _ => return Err(Error::BadValue { what: "flow_mod command", value: u32::from(v) }),
+            _ => {
+                return Err(Error::BadValue {
+                    what: "flow_mod command",
+                    value: u32::from(v),
+                })
+            }
         })
     }
 }
@@ -62,7 +67,12 @@ pub struct FlowMod {
 
 impl FlowMod {
     /// An ADD with no cookie, no timeouts and no buffered packet.
-    pub fn add(table_id: u8, priority: u16, r#match: Match, instructions: Vec<Instruction>) -> FlowMod {
+    pub fn add(
+        table_id: u8,
+        priority: u16,
+        r#match: Match,
+        instructions: Vec<Instruction>,
+    ) -> FlowMod {
         FlowMod {
             cookie: 0,
             cookie_mask: 0,
@@ -83,12 +93,18 @@ impl FlowMod {
     /// A non-strict DELETE of every flow in `table_id` (or `TABLE_ALL`)
     /// that `r#match` covers.
     pub fn delete(table_id: u8, r#match: Match) -> FlowMod {
-        FlowMod { command: FlowModCommand::Delete, ..FlowMod::add(table_id, 0, r#match, Vec::new()) }
+        FlowMod {
+            command: FlowModCommand::Delete,
+            ..FlowMod::add(table_id, 0, r#match, Vec::new())
+        }
     }
 
     /// A DELETE_STRICT of the one flow with exactly this match and priority.
     pub fn delete_strict(table_id: u8, priority: u16, r#match: Match) -> FlowMod {
-        FlowMod { command: FlowModCommand::DeleteStrict, ..FlowMod::add(table_id, priority, r#match, Vec::new()) }
+        FlowMod {
+            command: FlowModCommand::DeleteStrict,
+            ..FlowMod::add(table_id, priority, r#match, Vec::new())
+        }
     }
 
     /// Restricts a modify/delete to flows carrying `cookie` (all 64 bits).

@@ -39,7 +39,12 @@ pub struct Bucket {
 impl Bucket {
     /// A bucket that simply applies `actions`.
     pub fn new(actions: Vec<Action>) -> Bucket {
-        Bucket { weight: 0, watch_port: super::port::ANY, watch_group: super::GROUP_ANY, actions }
+        Bucket {
+            weight: 0,
+            watch_port: super::port::ANY,
+            watch_group: super::GROUP_ANY,
+            actions,
+        }
     }
 }
 
@@ -61,14 +66,24 @@ impl GroupMod {
             0 => GroupModCommand::Add,
             1 => GroupModCommand::Modify,
             2 => GroupModCommand::Delete,
-            v => return Err(Error::BadValue { what: "group_mod command", value: u32::from(v) }),
+            v => {
+                return Err(Error::BadValue {
+                    what: "group_mod command",
+                    value: u32::from(v),
+                })
+            }
         };
         let group_type = match r.u8("group_mod")? {
             0 => GroupType::All,
             1 => GroupType::Select,
             2 => GroupType::Indirect,
             3 => GroupType::FastFailover,
-            v => return Err(Error::BadValue { what: "group type", value: u32::from(v) }),
+            v => {
+                return Err(Error::BadValue {
+                    what: "group type",
+                    value: u32::from(v),
+                })
+            }
         };
         r.skip(1, "group_mod padding")?;
         let group_id = r.u32("group_mod")?;
@@ -76,7 +91,10 @@ impl GroupMod {
         while !r.is_empty() {
             let len = usize::from(r.u16("bucket")?);
             if len < BUCKET_HEADER_LEN || len % 8 != 0 {
-                return Err(Error::BadLength { what: "bucket", len });
+                return Err(Error::BadLength {
+                    what: "bucket",
+                    len,
+                });
             }
             let mut b = Reader::new(r.take(len - 2, "bucket")?);
             let weight = b.u16("bucket")?;
@@ -84,9 +102,19 @@ impl GroupMod {
             let watch_group = b.u32("bucket")?;
             b.skip(4, "bucket padding")?;
             let actions = parse_actions(b.rest())?;
-            buckets.push(Bucket { weight, watch_port, watch_group, actions });
+            buckets.push(Bucket {
+                weight,
+                watch_port,
+                watch_group,
+                actions,
+            });
         }
-        Ok(GroupMod { command, group_type, group_id, buckets })
+        Ok(GroupMod {
+            command,
+            group_type,
+            group_id,
+            buckets,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

@@ -21,7 +21,11 @@ impl Header {
     /// are available or the length field is shorter than a header.
     pub fn parse(buf: &[u8]) -> Result<Header, Error> {
         if buf.len() < HEADER_LEN {
-            return Err(Error::Truncated { what: "ofp_header", need: HEADER_LEN, have: buf.len() });
+            return Err(Error::Truncated {
+                what: "ofp_header",
+                need: HEADER_LEN,
+                have: buf.len(),
+            });
         }
         let mut r = Reader::new(buf);
         let h = Header {
@@ -31,7 +35,10 @@ impl Header {
             xid: r.u32("ofp_header")?,
         };
         if usize::from(h.length) < HEADER_LEN {
-            return Err(Error::BadLength { what: "ofp_header.length", len: usize::from(h.length) });
+            return Err(Error::BadLength {
+                what: "ofp_header.length",
+                len: usize::from(h.length),
+            });
         }
         Ok(h)
     }

@@ -19,7 +19,7 @@ mod ofctl;
 mod oxm;
 mod packet;
 pub mod port;
-mod role;
+pub mod role;
 pub mod switch_config;
 mod symmetric;
 mod wire;
@@ -33,12 +33,14 @@ pub use flow_mod::{FlowMod, FlowModCommand, FlowRemoved};
 pub use group_mod::{Bucket, GroupMod, GroupModCommand, GroupType};
 pub use header::Header;
 pub use multipart::{
-    AggregateStats, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody, PortStats, TableStats,
+    AggregateStats, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody, PortStats, TableStats,
 };
 pub use ofctl::{format_actions, format_instructions, format_port};
 pub use oxm::{ethertype, field as oxm_field, Match, OxmField};
-pub use oxm::{ONF_EXPERIMENTER_ID, OXM_CLASS_EXPERIMENTER, OXM_CLASS_OPENFLOW_BASIC, VID_NONE, VID_PRESENT};
+pub use oxm::{
+    ONF_EXPERIMENTER_ID, OXM_CLASS_EXPERIMENTER, OXM_CLASS_OPENFLOW_BASIC, VID_NONE, VID_PRESENT,
+};
 pub use packet::{PacketIn, PacketOut};
 pub use port::{Port, PortMod, PortStatus};
 pub use role::Role;
@@ -61,7 +63,6 @@ pub const GROUP_ANY: u32 = 0xffff_ffff;
 pub const GROUP_ALL: u32 = 0xffff_fffc;
 /// Default flow priority (`OFP_DEFAULT_PRIORITY`).
 pub const DEFAULT_PRIORITY: u16 = 0x8000;
-
 
 /// Message type codes (`OFPT_*`).
 pub mod msg_type {
@@ -123,14 +124,6 @@ pub mod port_reason {
     pub const MODIFY: u8 = 2;
 }
 
-/// Controller roles (`OFPCR_ROLE_*`).
-pub mod role_value {
-    pub const NOCHANGE: u32 = 0;
-    pub const EQUAL: u32 = 1;
-    pub const MASTER: u32 = 2;
-    pub const SLAVE: u32 = 3;
-}
-
 /// SET_CONFIG flags (`OFPC_*`).
 pub mod config_flags {
     pub const FRAG_NORMAL: u16 = 0;
@@ -142,13 +135,19 @@ pub mod config_flags {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("truncated {what}: need {need} bytes, only {have} left")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("bad length {len} for {what}")]
     BadLength { what: &'static str, len: usize },
     #[error("header says the message is {declared} bytes but {actual} were given (frame with Header::parse first)")]
     LengthMismatch { declared: usize, actual: usize },
     #[error("unsupported OpenFlow version {0:#04x}; gemelo speaks only OpenFlow 1.3 (0x04)")]
     BadVersion(u8),
+    /// Not produced by [`Message::decode`], which keeps unknown types as
+    /// [`Message::Unknown`]; available to callers that refuse a type.
     #[error("unknown OpenFlow message type {0}")]
     UnknownType(u8),
     #[error("match type {0} is not OXM (1)")]
@@ -165,6 +164,8 @@ pub enum Error {
     BadBundleInner(Box<Error>),
     #[error("cannot join multipart replies of different types ({have} then {next})")]
     MultipartMismatch { have: u16, next: u16 },
+    #[error("multipart reply type {0} is never split across messages, so it cannot be extended")]
+    MultipartNotSplittable(u16),
 }
 
 /// One decoded OpenFlow 1.3 message.
@@ -197,18 +198,27 @@ pub enum Message {
     BundleAdd(BundleAdd),
     /// A well-framed OpenFlow 1.3 message of a type gemelo does not model
     /// (TABLE_MOD, METER_MOD, async config, ...): kept so the session survives.
-    Unknown { msg_type: u8, body: Vec<u8> },
+    Unknown {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
 }
 
 impl Message {
     /// Decodes exactly one message; `buf` must be the whole frame.
     pub fn decode(buf: &[u8]) -> Result<(u32, Message), Error> {
         let h = Header::parse(buf)?;
-        if h.version != OFP_VERSION {
+        // HELLO is exempt: version negotiation needs the peer's HELLO
+        // whatever version it was sent with (its header carries the peer's
+        // highest version; `Header::parse` of the same bytes tells which).
+        if h.version != OFP_VERSION && !(h.msg_type == msg_type::HELLO && h.version != 0) {
             return Err(Error::BadVersion(h.version));
         }
         if usize::from(h.length) != buf.len() {
-            return Err(Error::LengthMismatch { declared: usize::from(h.length), actual: buf.len() });
+            return Err(Error::LengthMismatch {
+                declared: usize::from(h.length),
+                actual: buf.len(),
+            });
         }
         let body = &buf[HEADER_LEN..];
         Ok((h.xid, Message::decode_body(h.msg_type, body)?))
@@ -230,8 +240,12 @@ impl Message {
                 let e = Experimenter::parse(body)?;
                 if e.experimenter == ONF_EXPERIMENTER_ID {
                     match e.exp_type {
-                        bundle::ONF_ET_BUNDLE_CONTROL => Message::BundleControl(BundleControl::parse(&e.data)?),
-                        bundle::ONF_ET_BUNDLE_ADD_MESSAGE => Message::BundleAdd(BundleAdd::parse(&e.data)?),
+                        bundle::ONF_ET_BUNDLE_CONTROL => {
+                            Message::BundleControl(BundleControl::parse(&e.data)?)
+                        }
+                        bundle::ONF_ET_BUNDLE_ADD_MESSAGE => {
+                            Message::BundleAdd(BundleAdd::parse(&e.data)?)
+                        }
                         _ => Message::Experimenter(e),
                     }
                 } else {
@@ -256,7 +270,10 @@ impl Message {
             BARRIER_REPLY => empty(Message::BarrierReply)?,
             ROLE_REQUEST => Message::RoleRequest(Role::parse(body)?),
             ROLE_REPLY => Message::RoleReply(Role::parse(body)?),
-            other => Message::Unknown { msg_type: other, body: body.to_vec() },
+            other => Message::Unknown {
+                msg_type: other,
+                body: body.to_vec(),
+            },
         })
     }
 
@@ -266,7 +283,13 @@ impl Message {
     /// length field saturates and the switch will reject it.
     pub fn encode(&self, xid: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
-        Header { version: OFP_VERSION, msg_type: self.msg_type(), length: 0, xid }.emit(&mut out);
+        Header {
+            version: OFP_VERSION,
+            msg_type: self.msg_type(),
+            length: 0,
+            xid,
+        }
+        .emit(&mut out);
         self.emit_body(&mut out);
         let len = wire::len16(out.len());
         wire::patch_u16(&mut out, 2, len);
@@ -309,7 +332,9 @@ impl Message {
             Message::Error(_) => ERROR,
             Message::EchoRequest(_) => ECHO_REQUEST,
             Message::EchoReply(_) => ECHO_REPLY,
-            Message::Experimenter(_) | Message::BundleControl(_) | Message::BundleAdd(_) => EXPERIMENTER,
+            Message::Experimenter(_) | Message::BundleControl(_) | Message::BundleAdd(_) => {
+                EXPERIMENTER
+            }
             Message::FeaturesRequest => FEATURES_REQUEST,
             Message::FeaturesReply(_) => FEATURES_REPLY,
             Message::GetConfigRequest => GET_CONFIG_REQUEST,

@@ -6,7 +6,9 @@
 use super::action::{emit_instructions, parse_instructions, Instruction};
 use super::oxm::Match;
 use super::port::Port;
-use super::wire::{get_str, len16, patch_u16, put_str, put_u16, put_u32, put_u64, put_zeros, Reader};
+use super::wire::{
+    get_str, len16, patch_u16, put_str, put_u16, put_u32, put_u64, put_zeros, Reader,
+};
 use super::Error;
 
 /// `OFPMP_*` multipart types.
@@ -82,9 +84,14 @@ pub enum MultipartRequestBody {
     Aggregate(FlowStatsRequest),
     Table,
     /// `port_no` may be `port::ANY` for all ports.
-    PortStats { port_no: u32 },
+    PortStats {
+        port_no: u32,
+    },
     PortDesc,
-    Other { kind: u16, body: Vec<u8> },
+    Other {
+        kind: u16,
+        body: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +122,10 @@ impl MultipartRequest {
                 B::PortStats { port_no }
             }
             mt::PORT_DESC => B::PortDesc,
-            _ => B::Other { kind, body: r.rest().to_vec() },
+            _ => B::Other {
+                kind,
+                body: r.rest().to_vec(),
+            },
         };
         Ok(MultipartRequest { flags, body })
     }
@@ -183,7 +193,10 @@ impl FlowStats {
     fn parse(r: &mut Reader<'_>) -> Result<FlowStats, Error> {
         let len = usize::from(r.u16("flow_stats length")?);
         if len < FLOW_STATS_FIXED + 8 {
-            return Err(Error::BadLength { what: "flow_stats", len });
+            return Err(Error::BadLength {
+                what: "flow_stats",
+                len,
+            });
         }
         let mut f = Reader::new(r.take(len - 2, "flow_stats")?);
         let table_id = f.u8("flow_stats")?;
@@ -304,8 +317,16 @@ impl MultipartReplyBody {
             (B::Table(a), B::Table(b)) => a.extend(b),
             (B::PortStats(a), B::PortStats(b)) => a.extend(b),
             (B::PortDesc(a), B::PortDesc(b)) => a.extend(b),
-            (B::Other { kind, body }, B::Other { kind: k2, body: b2 }) if *kind == k2 => body.extend(b2),
-            _ => return Err(Error::MultipartMismatch { have, next: next_kind }),
+            (B::Other { kind, body }, B::Other { kind: k2, body: b2 }) if *kind == k2 => {
+                body.extend(b2)
+            }
+            _ if have == next_kind => return Err(Error::MultipartNotSplittable(have)),
+            _ => {
+                return Err(Error::MultipartMismatch {
+                    have,
+                    next: next_kind,
+                })
+            }
         }
         Ok(())
     }
@@ -404,7 +425,10 @@ impl MultipartReply {
                 }
                 B::PortDesc(v)
             }
-            _ => B::Other { kind, body: r.rest().to_vec() },
+            _ => B::Other {
+                kind,
+                body: r.rest().to_vec(),
+            },
         };
         Ok(MultipartReply { flags, body })
     }

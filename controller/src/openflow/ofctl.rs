@@ -31,7 +31,10 @@ pub fn format_port(port: u32) -> String {
 }
 
 fn mac(a: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", a[0], a[1], a[2], a[3], a[4], a[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        a[0], a[1], a[2], a[3], a[4], a[5]
+    )
 }
 
 fn mac_masked(a: &[u8; 6], m: &Option<[u8; 6]>) -> String {
@@ -97,7 +100,20 @@ const TCP_FLAG_NAMES: [(u16, &str); 12] = [
 ];
 
 fn tcp_flags(flags: u16, mask: Option<u16>) -> String {
-    let mask = mask.unwrap_or(0x0fff);
+    let mask = mask.unwrap_or(0xffff);
+    if mask & 0x0fff == 0x0fff {
+        // Exact match: OVS lists the set flags, `syn|ack`, or `0`.
+        let set: Vec<&str> = TCP_FLAG_NAMES
+            .iter()
+            .filter(|(b, _)| flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        return if set.is_empty() {
+            "0".into()
+        } else {
+            set.join("|")
+        };
+    }
     let mut s = String::new();
     for (bit, name) in TCP_FLAG_NAMES {
         if mask & bit != 0 {
@@ -117,8 +133,20 @@ impl fmt::Display for Match {
 /// The comma-separated pieces of a match, in OVS's order.
 fn match_parts(m: &Match) -> Vec<String> {
     let find = |pred: &dyn Fn(&OxmField) -> bool| m.fields.iter().find(|f| pred(f));
-    let eth_type = m.fields.iter().find_map(|f| if let OxmField::EthType(t) = f { Some(*t) } else { None });
-    let ip_proto = m.fields.iter().find_map(|f| if let OxmField::IpProto(p) = f { Some(*p) } else { None });
+    let eth_type = m.fields.iter().find_map(|f| {
+        if let OxmField::EthType(t) = f {
+            Some(*t)
+        } else {
+            None
+        }
+    });
+    let ip_proto = m.fields.iter().find_map(|f| {
+        if let OxmField::IpProto(p) = f {
+            Some(*p)
+        } else {
+            None
+        }
+    });
     let mut out = Vec::new();
 
     // Shorthands for dl_type (and nw_proto when it folds in).
@@ -140,26 +168,42 @@ fn match_parts(m: &Match) -> Vec<String> {
     if let Some(s) = short {
         out.push(s.to_string());
     }
-    if let Some(OxmField::TunnelId { id, mask }) = find(&|f| matches!(f, OxmField::TunnelId { .. })) {
+    if let Some(OxmField::TunnelId { id, mask }) = find(&|f| matches!(f, OxmField::TunnelId { .. }))
+    {
         out.push(format!("tun_id={}", hex_masked(*id, *mask)));
     }
-    if let Some(OxmField::Metadata { value, mask }) = find(&|f| matches!(f, OxmField::Metadata { .. })) {
+    if let Some(OxmField::Metadata { value, mask }) =
+        find(&|f| matches!(f, OxmField::Metadata { .. }))
+    {
         out.push(format!("metadata={}", hex_masked(*value, *mask)));
     }
     if let Some(p) = m.get_in_port() {
         out.push(format!("in_port={}", format_port(p)));
     }
-    let pcp = m.fields.iter().find_map(|f| if let OxmField::VlanPcp(p) = f { Some(*p) } else { None });
+    let pcp = m.fields.iter().find_map(|f| {
+        if let OxmField::VlanPcp(p) = f {
+            Some(*p)
+        } else {
+            None
+        }
+    });
     match find(&|f| matches!(f, OxmField::VlanVid { .. })) {
         Some(OxmField::VlanVid { vid, mask: None }) if vid & VID_PRESENT != 0 => {
             out.push(format!("dl_vlan={}", vid & 0x0fff));
         }
         Some(OxmField::VlanVid { vid, mask: None }) => {
-            let _ = vid;
-            out.push("vlan_tci=0x0000".into());
+            // OFPVID_NONE: "no tag"; OVS shows the TCI bits it constrains.
+            out.push(format!("vlan_tci={:#06x}/0x1fff", vid & 0x0fff));
         }
-        Some(OxmField::VlanVid { vid, mask: Some(mask) }) => {
-            out.push(format!("vlan_tci={:#06x}/{:#06x}", vid & 0x1fff, mask & 0x1fff));
+        Some(OxmField::VlanVid {
+            vid,
+            mask: Some(mask),
+        }) => {
+            out.push(format!(
+                "vlan_tci={:#06x}/{:#06x}",
+                vid & 0x1fff,
+                mask & 0x1fff
+            ));
         }
         _ => {}
     }
@@ -181,15 +225,23 @@ fn match_parts(m: &Match) -> Vec<String> {
     }
     for f in &m.fields {
         match f {
-            OxmField::Ipv6Src { addr, mask } => out.push(format!("ipv6_src={}", v6_masked(addr, mask))),
-            OxmField::Ipv6Dst { addr, mask } => out.push(format!("ipv6_dst={}", v6_masked(addr, mask))),
+            OxmField::Ipv6Src { addr, mask } => {
+                out.push(format!("ipv6_src={}", v6_masked(addr, mask)))
+            }
+            OxmField::Ipv6Dst { addr, mask } => {
+                out.push(format!("ipv6_dst={}", v6_masked(addr, mask)))
+            }
             _ => {}
         }
     }
     for f in &m.fields {
         match f {
-            OxmField::ArpSpa { addr, mask } => out.push(format!("arp_spa={}", v4_masked(addr, mask))),
-            OxmField::ArpTpa { addr, mask } => out.push(format!("arp_tpa={}", v4_masked(addr, mask))),
+            OxmField::ArpSpa { addr, mask } => {
+                out.push(format!("arp_spa={}", v4_masked(addr, mask)))
+            }
+            OxmField::ArpTpa { addr, mask } => {
+                out.push(format!("arp_tpa={}", v4_masked(addr, mask)))
+            }
             _ => {}
         }
     }
@@ -207,15 +259,18 @@ fn match_parts(m: &Match) -> Vec<String> {
         out.push(format!("nw_proto={p}"));
     }
     for f in &m.fields {
-        match f {
-            OxmField::ArpOp(op) => out.push(format!("arp_op={op}")),
-            _ => {}
+        if let OxmField::ArpOp(op) = f {
+            out.push(format!("arp_op={op}"));
         }
     }
     for f in &m.fields {
         match f {
-            OxmField::ArpSha { addr, mask } => out.push(format!("arp_sha={}", mac_masked(addr, mask))),
-            OxmField::ArpTha { addr, mask } => out.push(format!("arp_tha={}", mac_masked(addr, mask))),
+            OxmField::ArpSha { addr, mask } => {
+                out.push(format!("arp_sha={}", mac_masked(addr, mask)))
+            }
+            OxmField::ArpTha { addr, mask } => {
+                out.push(format!("arp_tha={}", mac_masked(addr, mask)))
+            }
             _ => {}
         }
     }
@@ -249,12 +304,21 @@ fn match_parts(m: &Match) -> Vec<String> {
         }
     }
     for f in &m.fields {
-        if let OxmField::Unknown { class, field, hasmask, body } = f {
+        if let OxmField::Unknown {
+            class,
+            field,
+            hasmask,
+            body,
+        } = f
+        {
             let mut hex = String::new();
             for b in body {
                 let _ = write!(hex, "{b:02x}");
             }
-            out.push(format!("oxm({class:#06x}:{field}{}=0x{hex})", if *hasmask { "/w" } else { "" }));
+            out.push(format!(
+                "oxm({class:#06x}:{field}{}=0x{hex})",
+                if *hasmask { "/w" } else { "" }
+            ));
         }
     }
     out
@@ -296,7 +360,9 @@ fn set_field(f: &OxmField) -> String {
             None => format!("{flags:#05x}->tcp_flags"),
         },
         OxmField::Unknown { .. } => {
-            let m = Match { fields: vec![f.clone()] };
+            let m = Match {
+                fields: vec![f.clone()],
+            };
             format!("{m}")
         }
     }
@@ -321,23 +387,49 @@ fn format_action(a: &Action) -> String {
 
 /// A list of actions, comma-separated, as inside `actions=`.
 pub fn format_actions(actions: &[Action]) -> String {
-    actions.iter().map(format_action).collect::<Vec<_>>().join(",")
+    actions
+        .iter()
+        .map(format_action)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What follows `actions=` in `dump-flows` for these instructions
 /// (`drop` when there are none).
 pub fn format_instructions(instructions: &[Instruction]) -> String {
+    // OVS prints instructions in the order the pipeline executes them,
+    // whatever order they were sent in.
+    let rank = |i: &&Instruction| match i {
+        Instruction::Unknown {
+            kind: instruction_type::METER,
+            ..
+        } => 0,
+        Instruction::ApplyActions(_) => 1,
+        Instruction::ClearActions => 2,
+        Instruction::WriteActions(_) => 3,
+        Instruction::WriteMetadata { .. } => 4,
+        Instruction::GotoTable(_) => 5,
+        Instruction::Unknown { .. } => 6,
+    };
+    let mut sorted: Vec<&Instruction> = instructions.iter().collect();
+    sorted.sort_by_key(rank);
     let mut parts = Vec::new();
-    for i in instructions {
+    for i in sorted {
         match i {
             Instruction::ApplyActions(a) => parts.extend(a.iter().map(format_action)),
             Instruction::ClearActions => parts.push("clear_actions".into()),
-            Instruction::WriteActions(a) => parts.push(format!("write_actions({})", format_actions(a))),
-            Instruction::WriteMetadata { value, mask } => {
-                parts.push(format!("write_metadata:{}", hex_masked(*value, Some(*mask))))
+            Instruction::WriteActions(a) => {
+                parts.push(format!("write_actions({})", format_actions(a)))
             }
+            Instruction::WriteMetadata { value, mask } => parts.push(format!(
+                "write_metadata:{}",
+                hex_masked(*value, Some(*mask))
+            )),
             Instruction::GotoTable(t) => parts.push(format!("goto_table:{t}")),
-            Instruction::Unknown { kind: instruction_type::METER, body } if body.len() >= 4 => {
+            Instruction::Unknown {
+                kind: instruction_type::METER,
+                body,
+            } if body.len() >= 4 => {
                 let id = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
                 parts.push(format!("meter:{id}"));
             }
@@ -351,9 +443,14 @@ pub fn format_instructions(instructions: &[Instruction]) -> String {
     }
 }
 
-/// `12.345s` as OVS prints durations (fraction in milliseconds).
+/// `12.345s` as OVS prints durations: nanoseconds with trailing zeros
+/// dropped, no fraction at all when it is zero.
 fn duration(sec: u32, nsec: u32) -> String {
-    format!("{}.{:03}s", sec, nsec / 1_000_000)
+    if nsec == 0 {
+        return format!("{sec}s");
+    }
+    let frac = format!("{nsec:09}");
+    format!("{sec}.{}s", frac.trim_end_matches('0'))
 }
 
 impl FlowStats {
@@ -367,6 +464,12 @@ impl FlowStats {
             self.packet_count,
             self.byte_count
         );
+        if self.idle_timeout != 0 {
+            let _ = write!(s, "idle_timeout={}, ", self.idle_timeout);
+        }
+        if self.hard_timeout != 0 {
+            let _ = write!(s, "hard_timeout={}, ", self.hard_timeout);
+        }
         for (bit, name) in [
             (flow_flags::SEND_FLOW_REM, "send_flow_rem"),
             (flow_flags::CHECK_OVERLAP, "check_overlap"),
@@ -377,12 +480,6 @@ impl FlowStats {
             if self.flags & bit != 0 {
                 let _ = write!(s, "{name} ");
             }
-        }
-        if self.idle_timeout != 0 {
-            let _ = write!(s, "idle_timeout={}, ", self.idle_timeout);
-        }
-        if self.hard_timeout != 0 {
-            let _ = write!(s, "hard_timeout={}, ", self.hard_timeout);
         }
         let mut m = Vec::new();
         if self.priority != DEFAULT_PRIORITY {

@@ -68,19 +68,43 @@ pub mod ethertype {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OxmField {
     InPort(u32),
-    Metadata { value: u64, mask: Option<u64> },
-    EthDst { addr: [u8; 6], mask: Option<[u8; 6]> },
-    EthSrc { addr: [u8; 6], mask: Option<[u8; 6]> },
+    Metadata {
+        value: u64,
+        mask: Option<u64>,
+    },
+    EthDst {
+        addr: [u8; 6],
+        mask: Option<[u8; 6]>,
+    },
+    EthSrc {
+        addr: [u8; 6],
+        mask: Option<[u8; 6]>,
+    },
     EthType(u16),
     /// `vid` includes [`VID_PRESENT`] when a tag is required.
-    VlanVid { vid: u16, mask: Option<u16> },
+    VlanVid {
+        vid: u16,
+        mask: Option<u16>,
+    },
     VlanPcp(u8),
     IpDscp(u8),
     IpProto(u8),
-    Ipv4Src { addr: Ipv4Addr, mask: Option<Ipv4Addr> },
-    Ipv4Dst { addr: Ipv4Addr, mask: Option<Ipv4Addr> },
-    Ipv6Src { addr: Ipv6Addr, mask: Option<Ipv6Addr> },
-    Ipv6Dst { addr: Ipv6Addr, mask: Option<Ipv6Addr> },
+    Ipv4Src {
+        addr: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    Ipv4Dst {
+        addr: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    Ipv6Src {
+        addr: Ipv6Addr,
+        mask: Option<Ipv6Addr>,
+    },
+    Ipv6Dst {
+        addr: Ipv6Addr,
+        mask: Option<Ipv6Addr>,
+    },
     TcpSrc(u16),
     TcpDst(u16),
     UdpSrc(u16),
@@ -88,16 +112,39 @@ pub enum OxmField {
     Icmpv4Type(u8),
     Icmpv4Code(u8),
     ArpOp(u16),
-    ArpSpa { addr: Ipv4Addr, mask: Option<Ipv4Addr> },
-    ArpTpa { addr: Ipv4Addr, mask: Option<Ipv4Addr> },
-    ArpSha { addr: [u8; 6], mask: Option<[u8; 6]> },
-    ArpTha { addr: [u8; 6], mask: Option<[u8; 6]> },
-    TunnelId { id: u64, mask: Option<u64> },
+    ArpSpa {
+        addr: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    ArpTpa {
+        addr: Ipv4Addr,
+        mask: Option<Ipv4Addr>,
+    },
+    ArpSha {
+        addr: [u8; 6],
+        mask: Option<[u8; 6]>,
+    },
+    ArpTha {
+        addr: [u8; 6],
+        mask: Option<[u8; 6]>,
+    },
+    TunnelId {
+        id: u64,
+        mask: Option<u64>,
+    },
     /// ONF experimenter OXM on the wire (see module docs).
-    TcpFlags { flags: u16, mask: Option<u16> },
+    TcpFlags {
+        flags: u16,
+        mask: Option<u16>,
+    },
     /// Any other TLV, kept verbatim. For the experimenter class `body`
     /// starts with the experimenter id.
-    Unknown { class: u16, field: u8, hasmask: bool, body: Vec<u8> },
+    Unknown {
+        class: u16,
+        field: u8,
+        hasmask: bool,
+        body: Vec<u8>,
+    },
 }
 
 fn get_mac(b: &[u8]) -> [u8; 6] {
@@ -153,7 +200,10 @@ impl OxmField {
                 }
                 METADATA => {
                     check(8, true)?;
-                    OxmField::Metadata { value: get_u64(body), mask: hasmask.then(|| get_u64(&body[8..])) }
+                    OxmField::Metadata {
+                        value: get_u64(body),
+                        mask: hasmask.then(|| get_u64(&body[8..])),
+                    }
                 }
                 ETH_DST | ETH_SRC | ARP_SHA | ARP_THA => {
                     check(6, true)?;
@@ -172,7 +222,10 @@ impl OxmField {
                 }
                 VLAN_VID => {
                     check(2, true)?;
-                    OxmField::VlanVid { vid: get_u16(body), mask: hasmask.then(|| get_u16(&body[2..])) }
+                    OxmField::VlanVid {
+                        vid: get_u16(body),
+                        mask: hasmask.then(|| get_u16(&body[2..])),
+                    }
                 }
                 VLAN_PCP | IP_DSCP | IP_PROTO | ICMPV4_TYPE | ICMPV4_CODE => {
                     check(1, false)?;
@@ -219,9 +272,17 @@ impl OxmField {
                 }
                 TUNNEL_ID => {
                     check(8, true)?;
-                    OxmField::TunnelId { id: get_u64(body), mask: hasmask.then(|| get_u64(&body[8..])) }
+                    OxmField::TunnelId {
+                        id: get_u64(body),
+                        mask: hasmask.then(|| get_u64(&body[8..])),
+                    }
                 }
-                _ => OxmField::Unknown { class, field, hasmask, body: body.to_vec() },
+                _ => OxmField::Unknown {
+                    class,
+                    field,
+                    hasmask,
+                    body: body.to_vec(),
+                },
             };
             return Ok(f);
         }
@@ -236,10 +297,18 @@ impl OxmField {
                 if v.len() != want {
                     return Err(bad);
                 }
-                return Ok(OxmField::TcpFlags { flags: get_u16(v), mask: hasmask.then(|| get_u16(&v[2..])) });
+                return Ok(OxmField::TcpFlags {
+                    flags: get_u16(v),
+                    mask: hasmask.then(|| get_u16(&v[2..])),
+                });
             }
         }
-        Ok(OxmField::Unknown { class, field, hasmask, body: body.to_vec() })
+        Ok(OxmField::Unknown {
+            class,
+            field,
+            hasmask,
+            body: body.to_vec(),
+        })
     }
 
     /// (class, field, hasmask) of this TLV.
@@ -272,8 +341,15 @@ impl OxmField {
             OxmField::ArpSha { mask, .. } => (b, ARP_SHA, mask.is_some()),
             OxmField::ArpTha { mask, .. } => (b, ARP_THA, mask.is_some()),
             OxmField::TunnelId { mask, .. } => (b, TUNNEL_ID, mask.is_some()),
-            OxmField::TcpFlags { mask, .. } => (OXM_CLASS_EXPERIMENTER, ONF_OXM_TCP_FLAGS, mask.is_some()),
-            OxmField::Unknown { class, field, hasmask, .. } => (*class, *field, *hasmask),
+            OxmField::TcpFlags { mask, .. } => {
+                (OXM_CLASS_EXPERIMENTER, ONF_OXM_TCP_FLAGS, mask.is_some())
+            }
+            OxmField::Unknown {
+                class,
+                field,
+                hasmask,
+                ..
+            } => (*class, *field, *hasmask),
         }
     }
 
@@ -288,15 +364,24 @@ impl OxmField {
         }
         match self {
             OxmField::InPort(p) => p.to_be_bytes().to_vec(),
-            OxmField::Metadata { value, mask } => opt(value.to_be_bytes(), mask.map(u64::to_be_bytes)),
+            OxmField::Metadata { value, mask } => {
+                opt(value.to_be_bytes(), mask.map(u64::to_be_bytes))
+            }
             OxmField::EthDst { addr, mask }
             | OxmField::EthSrc { addr, mask }
             | OxmField::ArpSha { addr, mask }
             | OxmField::ArpTha { addr, mask } => opt(*addr, *mask),
-            OxmField::EthType(v) | OxmField::TcpSrc(v) | OxmField::TcpDst(v) | OxmField::UdpSrc(v)
-            | OxmField::UdpDst(v) | OxmField::ArpOp(v) => v.to_be_bytes().to_vec(),
+            OxmField::EthType(v)
+            | OxmField::TcpSrc(v)
+            | OxmField::TcpDst(v)
+            | OxmField::UdpSrc(v)
+            | OxmField::UdpDst(v)
+            | OxmField::ArpOp(v) => v.to_be_bytes().to_vec(),
             OxmField::VlanVid { vid, mask } => opt(vid.to_be_bytes(), mask.map(u16::to_be_bytes)),
-            OxmField::VlanPcp(v) | OxmField::IpDscp(v) | OxmField::IpProto(v) | OxmField::Icmpv4Type(v)
+            OxmField::VlanPcp(v)
+            | OxmField::IpDscp(v)
+            | OxmField::IpProto(v)
+            | OxmField::Icmpv4Type(v)
             | OxmField::Icmpv4Code(v) => vec![*v],
             OxmField::Ipv4Src { addr, mask }
             | OxmField::Ipv4Dst { addr, mask }
@@ -360,8 +445,14 @@ impl Match {
     pub fn in_port(self, port: u32) -> Match {
         self.with(OxmField::InPort(port))
     }
+    // The `*_masked` builders clear value bits outside the mask: OVS rejects
+    // a masked OXM whose value has 1-bits where the mask has 0-bits.
+
     pub fn metadata(self, value: u64, mask: Option<u64>) -> Match {
-        self.with(OxmField::Metadata { value, mask })
+        self.with(OxmField::Metadata {
+            value: value & mask.unwrap_or(u64::MAX),
+            mask,
+        })
     }
     pub fn eth_type(self, t: u16) -> Match {
         self.with(OxmField::EthType(t))
@@ -373,11 +464,19 @@ impl Match {
         self.with(OxmField::EthDst { addr, mask: None })
     }
     pub fn eth_dst_masked(self, addr: [u8; 6], mask: [u8; 6]) -> Match {
-        self.with(OxmField::EthDst { addr, mask: Some(mask) })
+        let mut a = addr;
+        a.iter_mut().zip(mask).for_each(|(b, m)| *b &= m);
+        self.with(OxmField::EthDst {
+            addr: a,
+            mask: Some(mask),
+        })
     }
     /// Matches VLAN id `vid` (the `OFPVID_PRESENT` bit is added).
     pub fn vlan_vid(self, vid: u16) -> Match {
-        self.with(OxmField::VlanVid { vid: vid | VID_PRESENT, mask: None })
+        self.with(OxmField::VlanVid {
+            vid: vid | VID_PRESENT,
+            mask: None,
+        })
     }
     pub fn vlan_pcp(self, pcp: u8) -> Match {
         self.with(OxmField::VlanPcp(pcp))
@@ -395,10 +494,16 @@ impl Match {
         self.with(OxmField::Ipv4Dst { addr, mask: None })
     }
     pub fn ipv4_src_masked(self, addr: Ipv4Addr, mask: Ipv4Addr) -> Match {
-        self.with(OxmField::Ipv4Src { addr, mask: Some(mask) })
+        self.with(OxmField::Ipv4Src {
+            addr: addr & mask,
+            mask: Some(mask),
+        })
     }
     pub fn ipv4_dst_masked(self, addr: Ipv4Addr, mask: Ipv4Addr) -> Match {
-        self.with(OxmField::Ipv4Dst { addr, mask: Some(mask) })
+        self.with(OxmField::Ipv4Dst {
+            addr: addr & mask,
+            mask: Some(mask),
+        })
     }
     pub fn ipv6_src(self, addr: Ipv6Addr) -> Match {
         self.with(OxmField::Ipv6Src { addr, mask: None })
@@ -437,7 +542,10 @@ impl Match {
         self.with(OxmField::TunnelId { id, mask: None })
     }
     pub fn tcp_flags(self, flags: u16, mask: Option<u16>) -> Match {
-        self.with(OxmField::TcpFlags { flags, mask })
+        self.with(OxmField::TcpFlags {
+            flags: flags & mask.unwrap_or(u16::MAX),
+            mask,
+        })
     }
 
     /// The `IN_PORT` value, if the match carries one (e.g. in a PACKET_IN).

@@ -34,7 +34,15 @@ impl PacketIn {
         let cookie = r.u64("packet_in")?;
         let r#match = Match::parse(&mut r)?;
         r.skip(2, "packet_in padding")?;
-        Ok(PacketIn { buffer_id, total_len, reason, table_id, cookie, r#match, data: r.rest().to_vec() })
+        Ok(PacketIn {
+            buffer_id,
+            total_len,
+            reason,
+            table_id,
+            cookie,
+            r#match,
+            data: r.rest().to_vec(),
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {
@@ -62,7 +70,12 @@ pub struct PacketOut {
 impl PacketOut {
     /// Sends `data` out through `actions`.
     pub fn new(actions: Vec<Action>, data: Vec<u8>) -> PacketOut {
-        PacketOut { buffer_id: super::NO_BUFFER, in_port: super::port::CONTROLLER, actions, data }
+        PacketOut {
+            buffer_id: super::NO_BUFFER,
+            in_port: super::port::CONTROLLER,
+            actions,
+            data,
+        }
     }
 
     pub(crate) fn parse(body: &[u8]) -> Result<PacketOut, Error> {
@@ -72,7 +85,12 @@ impl PacketOut {
         let actions_len = usize::from(r.u16("packet_out")?);
         r.skip(6, "packet_out padding")?;
         let actions = parse_actions(r.take(actions_len, "packet_out actions")?)?;
-        Ok(PacketOut { buffer_id, in_port, actions, data: r.rest().to_vec() })
+        Ok(PacketOut {
+            buffer_id,
+            in_port,
+            actions,
+            data: r.rest().to_vec(),
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

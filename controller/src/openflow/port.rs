@@ -112,7 +112,10 @@ impl PortStatus {
         let mut r = Reader::new(body);
         let reason = r.u8("port_status")?;
         r.skip(7, "port_status padding")?;
-        Ok(PortStatus { reason, port: Port::parse(&mut r)? })
+        Ok(PortStatus {
+            reason,
+            port: Port::parse(&mut r)?,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {
@@ -145,7 +148,13 @@ impl PortMod {
         let mask = r.u32("port_mod")?;
         let advertise = r.u32("port_mod")?;
         r.skip(4, "port_mod")?;
-        Ok(PortMod { port_no, hw_addr, config, mask, advertise })
+        Ok(PortMod {
+            port_no,
+            hw_addr,
+            config,
+            mask,
+            advertise,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

@@ -63,7 +63,10 @@ pub struct SwitchConfig {
 impl SwitchConfig {
     pub(crate) fn parse(body: &[u8]) -> Result<SwitchConfig, Error> {
         let mut r = Reader::new(body);
-        Ok(SwitchConfig { flags: r.u16("switch_config")?, miss_send_len: r.u16("switch_config")? })
+        Ok(SwitchConfig {
+            flags: r.u16("switch_config")?,
+            miss_send_len: r.u16("switch_config")?,
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

@@ -21,7 +21,9 @@ pub struct Hello {
 impl Hello {
     /// The HELLO gemelo sends: a bitmap advertising OpenFlow 1.3 only.
     pub fn of13() -> Hello {
-        Hello { versions: vec![super::OFP_VERSION] }
+        Hello {
+            versions: vec![super::OFP_VERSION],
+        }
     }
 
     pub(crate) fn parse(body: &[u8]) -> Result<Hello, Error> {
@@ -31,7 +33,10 @@ impl Hello {
             let kind = r.u16("hello element")?;
             let len = usize::from(r.u16("hello element")?);
             if len < 4 {
-                return Err(Error::BadLength { what: "hello element", len });
+                return Err(Error::BadLength {
+                    what: "hello element",
+                    len,
+                });
             }
             let data = r.take(len - 4, "hello element")?;
             // Elements are padded to 8 bytes; tolerate a final element without it.
@@ -54,7 +59,9 @@ impl Hello {
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {
-        let Some(&max) = self.versions.iter().max() else { return };
+        let Some(&max) = self.versions.iter().max() else {
+            return;
+        };
         let words = usize::from(max) / 32 + 1;
         let mut bitmap = vec![0u32; words];
         for &v in &self.versions {
@@ -88,9 +95,15 @@ pub enum ErrorKind {
     MeterModFailed(u16),
     TableFeaturesFailed(u16),
     /// `OFPET_EXPERIMENTER` (OVS reports ONF bundle errors this way on 1.3).
-    Experimenter { exp_type: u16, experimenter: u32 },
+    Experimenter {
+        exp_type: u16,
+        experimenter: u32,
+    },
     /// An error type this codec does not know.
-    Other { err_type: u16, code: u16 },
+    Other {
+        err_type: u16,
+        code: u16,
+    },
 }
 
 /// `OFPET_EXPERIMENTER`.
@@ -202,7 +215,13 @@ fn code_names(err_type: u16) -> &'static [&'static str] {
             "OFPGMFC_BAD_WATCH",
             "OFPGMFC_EPERM",
         ],
-        7 => &["OFPPMFC_BAD_PORT", "OFPPMFC_BAD_HW_ADDR", "OFPPMFC_BAD_CONFIG", "OFPPMFC_BAD_ADVERTISE", "OFPPMFC_EPERM"],
+        7 => &[
+            "OFPPMFC_BAD_PORT",
+            "OFPPMFC_BAD_HW_ADDR",
+            "OFPPMFC_BAD_CONFIG",
+            "OFPPMFC_BAD_ADVERTISE",
+            "OFPPMFC_EPERM",
+        ],
         8 => &["OFPTMFC_BAD_TABLE", "OFPTMFC_BAD_CONFIG", "OFPTMFC_EPERM"],
         9 => &["OFPQOFC_BAD_PORT", "OFPQOFC_BAD_QUEUE", "OFPQOFC_EPERM"],
         10 => &["OFPSCFC_BAD_FLAGS", "OFPSCFC_BAD_LEN", "OFPSCFC_EPERM"],
@@ -260,8 +279,15 @@ impl ErrorKind {
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let ErrorKind::Experimenter { exp_type, experimenter } = self {
-            return write!(f, "OFPET_EXPERIMENTER/experimenter={experimenter:#010x},exp_type={exp_type}");
+        if let ErrorKind::Experimenter {
+            exp_type,
+            experimenter,
+        } = self
+        {
+            return write!(
+                f,
+                "OFPET_EXPERIMENTER/experimenter={experimenter:#010x},exp_type={exp_type}"
+            );
         }
         let (t, c) = self.to_wire();
         match ERROR_TYPES.get(usize::from(t)) {
@@ -288,11 +314,17 @@ impl ErrorMsg {
         let t = r.u16("error type")?;
         let c = r.u16("error code")?;
         let kind = if t == ERROR_TYPE_EXPERIMENTER {
-            ErrorKind::Experimenter { exp_type: c, experimenter: r.u32("error experimenter")? }
+            ErrorKind::Experimenter {
+                exp_type: c,
+                experimenter: r.u32("error experimenter")?,
+            }
         } else {
             ErrorKind::from_wire(t, c)
         };
-        Ok(ErrorMsg { kind, data: r.rest().to_vec() })
+        Ok(ErrorMsg {
+            kind,
+            data: r.rest().to_vec(),
+        })
     }
 
     pub(crate) fn emit(&self, out: &mut Vec<u8>) {

@@ -29,7 +29,11 @@ impl<'a> Reader<'a> {
     /// Takes `n` bytes, or reports which structure was cut short.
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
         if self.buf.len() < n {
-            return Err(Error::Truncated { what, need: n, have: self.buf.len() });
+            return Err(Error::Truncated {
+                what,
+                need: n,
+                have: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -94,10 +98,13 @@ pub(crate) fn patch_u16(out: &mut [u8], at: usize, v: u16) {
 }
 /// Fixed-size, NUL-padded string field (port names, descriptions).
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str, width: usize) {
-    let bytes = s.as_bytes();
-    // Leave room for the terminating NUL, as OVS does.
-    let n = bytes.len().min(width.saturating_sub(1));
-    out.extend_from_slice(&bytes[..n]);
+    // Leave room for the terminating NUL, as OVS does, and never cut a
+    // UTF-8 character in half (so decode → encode → decode is stable).
+    let mut n = s.len().min(width.saturating_sub(1));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[..n]);
     put_zeros(out, width - n);
 }
 pub(crate) fn get_str(bytes: &[u8]) -> String {
