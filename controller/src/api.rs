@@ -15,6 +15,7 @@ use warp::{Filter, Rejection, Reply};
 
 pub struct ApiState {
     pub fabric: Arc<Fabric>,
+    pub discovery: Arc<crate::discovery::Discovery>,
     pub forwarding: ForwardingMode,
     pub started: Instant,
 }
@@ -118,37 +119,59 @@ struct FlowQuery {
     format: Option<String>,
 }
 
+type Boxed = Box<dyn Reply>;
+
+fn boxed(r: impl Reply + 'static) -> Boxed {
+    Box::new(r)
+}
+
+fn json<T: Serialize>(v: &T) -> Boxed {
+    boxed(warp::reply::json(v))
+}
+
+#[derive(Debug, Deserialize)]
+struct ScanRequest {
+    targets: Vec<String>,
+    ports: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    limit: Option<usize>,
+}
+
 /// All routes, with JSON errors.
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let v1 = warp::path("api").and(warp::path("v1"));
-    let health = v1.and(warp::path("health")).and(warp::path::end()).and(warp::get()).and(with_state(state.clone())).map(
-        |st: Arc<ApiState>| {
-            let snap = st.fabric.snapshot();
-            warp::reply::json(&serde_json::json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_s": st.started.elapsed().as_secs_f64(),
-                "forwarding": st.forwarding,
-                "switches": snap.len(),
-                "switches_connected": snap.iter().filter(|s| s.connected()).count(),
-            }))
-        },
-    );
-    let switches = v1.and(warp::path("switches")).and(warp::path::end()).and(warp::get()).and(with_state(state.clone())).map(
-        |st: Arc<ApiState>| {
-            let views: Vec<SwitchView> = st.fabric.snapshot().iter().map(SwitchView::from).collect();
-            warp::reply::json(&views)
-        },
-    );
+    let st = move || with_state(state.clone());
+    let health = v1.and(warp::path("health")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| {
+        let snap = st.fabric.snapshot();
+        json(&serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": st.started.elapsed().as_secs_f64(),
+            "forwarding": st.forwarding,
+            "switches": snap.len(),
+            "switches_connected": snap.iter().filter(|s| s.connected()).count(),
+            "discovery": {
+                "scope": st.discovery.config.scope.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                "probe_netns": st.discovery.config.probe_netns,
+            },
+        }))
+    });
+    let switches = v1.and(warp::path("switches")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| {
+        let views: Vec<SwitchView> = st.fabric.snapshot().iter().map(SwitchView::from).collect();
+        json(&views)
+    });
     let switch = v1
         .and(warp::path("switches"))
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::get())
-        .and(with_state(state.clone()))
+        .and(st())
         .and_then(|dpid: String, st: Arc<ApiState>| async move {
             let s = find_switch(&st, &dpid)?;
-            Ok::<_, Rejection>(warp::reply::json(&SwitchView::from(&s)))
+            Ok::<_, Rejection>(json(&SwitchView::from(&s)))
         });
     let flows = v1
         .and(warp::path("switches"))
@@ -157,9 +180,104 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::path::end())
         .and(warp::get())
         .and(warp::query::<FlowQuery>())
-        .and(with_state(state))
+        .and(st())
         .and_then(|dpid: String, q: FlowQuery, st: Arc<ApiState>| async move { flows(dpid, q, st).await });
-    health.or(switches).unify().or(switch).unify().or(flows).map(|r| Box::new(r) as Box<dyn Reply>).recover(recover)
+    let inventory = v1.and(warp::path("inventory")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| json(&st.discovery.view()));
+    let history = v1
+        .and(warp::path("inventory"))
+        .and(warp::path("history"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::query::<HistoryQuery>())
+        .and(st())
+        .map(|q: HistoryQuery, st: Arc<ApiState>| json(&st.discovery.history(q.limit.unwrap_or(1000))));
+    let host = v1
+        .and(warp::path("hosts"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st())
+        .and_then(|id: String, st: Arc<ApiState>| async move {
+            if crate::discovery::inventory::parse_mac(&id).is_none() {
+                return Err(reject(StatusCode::BAD_REQUEST, format!("bad host id {id:?}: a host's id is its MAC, e.g. 02:00:0a:0a:01:0a")));
+            }
+            st.discovery
+                .host(&id)
+                .map(|h| json(&h))
+                .ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no host {id} in the inventory")))
+        });
+    let topology = v1.and(warp::path("topology")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| json(&topology(&st)));
+    let scan = v1
+        .and(warp::path("discovery"))
+        .and(warp::path("scan"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::json::<ScanRequest>())
+        .and(st())
+        .and_then(|req: ScanRequest, st: Arc<ApiState>| async move {
+            use crate::discovery::active::ScanError;
+            match st.discovery.start_scan(req.targets, req.ports) {
+                Ok(job) => {
+                    let body = serde_json::json!({"job": job.id, "status_url": format!("/api/v1/discovery/jobs/{}", job.id), "state": job.state});
+                    Ok(boxed(warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)))
+                }
+                Err(e @ (ScanError::NoProbe | ScanError::NoScope)) => Err(reject(StatusCode::CONFLICT, e.to_string())),
+                Err(e @ ScanError::OutOfScope { .. }) => Err(reject(StatusCode::FORBIDDEN, e.to_string())),
+                Err(e) => Err(reject(StatusCode::BAD_REQUEST, e.to_string())),
+            }
+        });
+    let job = v1
+        .and(warp::path("discovery"))
+        .and(warp::path("jobs"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st())
+        .and_then(|id: String, st: Arc<ApiState>| async move {
+            st.discovery.job(&id).map(|j| json(&j)).ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no discovery job {id}")))
+        });
+    health
+        .or(switches)
+        .unify()
+        .or(switch)
+        .unify()
+        .or(flows)
+        .unify()
+        .or(inventory)
+        .unify()
+        .or(history)
+        .unify()
+        .or(host)
+        .unify()
+        .or(topology)
+        .unify()
+        .or(scan)
+        .unify()
+        .or(job)
+        .unify()
+        .recover(recover)
+}
+
+/// Nodes (switches, hosts) and edges (links, attachments) for drawing.
+fn topology(st: &ApiState) -> serde_json::Value {
+    let inv = st.discovery.view();
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for s in &inv.switches {
+        nodes.push(serde_json::json!({"id": s.dpid, "kind": "switch", "label": s.name}));
+    }
+    for h in &inv.hosts {
+        let label = h.hostname.clone().or_else(|| h.ips.first().cloned()).unwrap_or_else(|| h.mac.clone());
+        nodes.push(serde_json::json!({"id": h.id, "kind": "host", "label": label, "ips": h.ips, "role": h.role}));
+        if let (Some(sw), Some(port)) = (&h.switch, h.port) {
+            edges.push(serde_json::json!({"from": h.id, "to": sw, "kind": "attachment", "port": port}));
+        }
+    }
+    for l in &inv.links {
+        edges.push(serde_json::json!({"from": l.a.dpid, "to": l.b.dpid, "kind": "link", "ports": [l.a.port, l.b.port]}));
+    }
+    serde_json::json!({"nodes": nodes, "edges": edges})
 }
 
 fn find_switch(st: &ApiState, id: &str) -> Result<SwitchState, Rejection> {
@@ -196,7 +314,7 @@ async fn recover(err: Rejection) -> Result<Box<dyn Reply>, Infallible> {
     let (status, message) = if let Some(e) = err.find::<ApiError>() {
         (e.status, e.message.clone())
     } else if err.is_not_found() {
-        (StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/health, /api/v1/switches".to_string())
+        (StatusCode::NOT_FOUND, "no such endpoint; see the README's REST API table".to_string())
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint".to_string())
     } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {

@@ -7,6 +7,7 @@
 //! nothing that was already right, and a switch that lost its flows (ovs-vswitchd
 //! restarted) gets all of them back.
 
+use crate::discovery::Discovery;
 use crate::flowset::FlowSet;
 use crate::openflow::{self, Message, Port};
 use crate::pipeline::{self, Cookie, CookieKind, ForwardingMode};
@@ -123,6 +124,7 @@ pub struct Controller {
     pub fabric: Arc<Fabric>,
     pub store: Store,
     pub forwarding: ForwardingMode,
+    pub discovery: Arc<Discovery>,
 }
 
 impl Controller {
@@ -132,6 +134,7 @@ impl Controller {
             match ev {
                 SwitchEvent::Connected { session, handle, peer, features, ports, desc } => {
                     let dpid = features.datapath_id;
+                    let ports_list = ports.clone();
                     let name = ports
                         .iter()
                         .find(|p| p.port_no == openflow::port::LOCAL)
@@ -146,7 +149,7 @@ impl Controller {
                             session,
                             handle: Some(handle.clone()),
                             peer,
-                            ports: ports.into_iter().map(|p| (p.port_no, p)).collect(),
+                            ports: ports.iter().map(|p| (p.port_no, p.clone())).collect(),
                             desc,
                             connected_at: now,
                             reconciled: None,
@@ -154,17 +157,23 @@ impl Controller {
                     );
                     this.remember(dpid, &name, now);
                     let this = this.clone();
-                    tokio::spawn(async move { this.reconcile_baseline(handle).await });
+                    tokio::spawn(async move { this.switch_ready(handle, name, ports_list).await });
                 }
                 SwitchEvent::Disconnected { session, dpid, reason } => {
+                    let mut current = false;
                     this.fabric.update(dpid, |s| {
                         if s.session == session {
                             s.handle = None;
+                            current = true;
                         }
                     });
+                    if current {
+                        this.discovery.switch_gone(dpid);
+                    }
                     info!(dpid = %dpid_str(dpid), %reason, "switch gone");
                 }
                 SwitchEvent::PortStatus { dpid, status } => {
+                    this.discovery.port_changed(dpid, &status.port, status.reason == openflow::port_reason::DELETE);
                     this.fabric.update(dpid, |s| {
                         if status.reason == openflow::port_reason::DELETE {
                             s.ports.remove(&status.port.port_no);
@@ -173,7 +182,8 @@ impl Controller {
                         }
                     });
                 }
-                SwitchEvent::PacketIn { .. } | SwitchEvent::FlowRemoved { .. } => {}
+                SwitchEvent::PacketIn { dpid, packet_in } => this.discovery.packet_in(dpid, &packet_in),
+                SwitchEvent::FlowRemoved { .. } => {}
                 SwitchEvent::Error { dpid, xid, error } => {
                     warn!(dpid = %dpid_str(dpid), xid, error = %error.kind, "switch reported an error");
                 }
@@ -193,16 +203,29 @@ impl Controller {
         }
     }
 
-    async fn reconcile_baseline(&self, handle: SwitchHandle) {
+    /// Baseline pipeline, then discovery's classifier flows, each reconciled by its cookie.
+    async fn switch_ready(&self, handle: SwitchHandle, name: String, ports: Vec<Port>) {
         let dpid = handle.dpid();
         let want = pipeline::baseline(self.forwarding);
-        match reconcile(&handle, &want, Cookie::of_kind(CookieKind::Baseline), Cookie::KIND_MASK).await {
-            Ok(report) => {
+        let baseline = reconcile(&handle, &want, Cookie::of_kind(CookieKind::Baseline), Cookie::KIND_MASK).await;
+        let discovery = match &baseline {
+            Ok(_) => Some(self.discovery.switch_connected(handle.clone(), name, &ports).await),
+            Err(_) => None,
+        };
+        match (baseline, discovery) {
+            (Ok(b), Some(Ok(d))) => {
+                let report = ReconcileReport {
+                    unchanged: b.unchanged + d.unchanged,
+                    added: b.added + d.added,
+                    deleted: b.deleted + d.deleted,
+                    ms: b.ms + d.ms,
+                };
                 info!(dpid = %dpid_str(dpid), unchanged = report.unchanged, added = report.added,
-                      deleted = report.deleted, ms = report.ms, "baseline reconciled");
+                      deleted = report.deleted, ms = report.ms, "flows reconciled");
                 self.fabric.update(dpid, |s| s.reconciled = Some(report));
             }
-            Err(e) => warn!(dpid = %dpid_str(dpid), error = %e, "baseline reconcile failed"),
+            (Err(e), _) | (_, Some(Err(e))) => warn!(dpid = %dpid_str(dpid), error = %e, "reconcile failed"),
+            (Ok(_), None) => {}
         }
     }
 }

@@ -9,6 +9,7 @@ use gemelo::api::{FlowView, SwitchView};
 use gemelo::pipeline::ForwardingMode;
 use gemelo::serve::{self, ServeConfig};
 use gemelo::switch::{Endpoint, SessionConfig};
+use gemelo::discovery::{self, DiscoveryConfig};
 use gemelo::{client, lab};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +49,18 @@ enum Cmd {
         /// Seconds of silence after which a switch is declared dead.
         #[arg(long, default_value_t = 15)]
         dead_after: u64,
+        /// CIDR that active discovery may probe (repeatable). Default: the lines of /run/gemelo/discovery-scope if present, else none (passive only).
+        #[arg(long = "scope", value_name = "CIDR")]
+        scope: Vec<String>,
+        /// Network namespace of gemelo's probe port. Default: gm-probe if it exists.
+        #[arg(long)]
+        probe_netns: Option<String>,
+        /// Cap on packet-ins per second per switch (OpenFlow controller meter).
+        #[arg(long, default_value_t = 1000)]
+        packet_in_rate: u32,
+        /// Seconds between sweeps of the whole scope.
+        #[arg(long, default_value_t = 300)]
+        sweep_interval: u64,
     },
     /// Build, inspect or remove the embedded lab (a production network in namespaces).
     Lab {
@@ -123,7 +136,20 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Serve { mut listen, connect, no_default_listeners, api, data, forwarding, echo_interval, dead_after } => {
+        Cmd::Serve {
+            mut listen,
+            connect,
+            no_default_listeners,
+            api,
+            data,
+            forwarding,
+            echo_interval,
+            dead_after,
+            scope,
+            probe_netns,
+            packet_in_rate,
+            sweep_interval,
+        } => {
             if !no_default_listeners && listen.is_empty() {
                 listen.push(serve::DEFAULT_UNIX_LISTENER.parse().expect("valid default"));
                 listen.push(serve::DEFAULT_TCP_LISTENER.parse().expect("valid default"));
@@ -141,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dead_after: Duration::from_secs(dead_after.max(2)),
                     forwarding,
                 },
+                discovery: discovery_config(scope, probe_netns, packet_in_rate, sweep_interval)?,
             };
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve::serve(cfg))
         }
@@ -220,6 +247,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Demo { topology, keep, api } => demo::run(topology, keep, api).context("demo failed"),
     }
+}
+
+fn discovery_config(scope: Vec<String>, probe_netns: Option<String>, packet_in_rate: u32, sweep_interval: u64) -> anyhow::Result<DiscoveryConfig> {
+    let scope = if scope.is_empty() {
+        let file = std::path::Path::new(discovery::DEFAULT_SCOPE_FILE);
+        if file.exists() {
+            discovery::read_scope_file(file).map_err(|e| anyhow::anyhow!("default scope: {e}"))?
+        } else {
+            Vec::new()
+        }
+    } else {
+        scope
+            .iter()
+            .map(|s| discovery::parse_cidr(s).map_err(|e| anyhow::anyhow!("--scope: {e}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let probe_netns = probe_netns.or_else(|| {
+        let ns = discovery::DEFAULT_PROBE_NETNS;
+        std::path::Path::new("/run/netns").join(ns).exists().then(|| ns.to_string())
+    });
+    Ok(DiscoveryConfig {
+        scope,
+        probe_netns,
+        packet_in_rate: packet_in_rate.max(1),
+        sweep_interval: Duration::from_secs(sweep_interval.max(10)),
+        ..DiscoveryConfig::default()
+    })
 }
 
 fn names(switches: &[SwitchView]) -> String {

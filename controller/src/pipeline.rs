@@ -51,6 +51,10 @@ pub mod priority {
     pub const MISS: u16 = 0;
     /// L2 flows installed by the learning forwarder.
     pub const LEARNED: u16 = 100;
+    /// Classifier copies of discovery traffic (ARP, DHCP, LLDP, TCP SYN-ACK).
+    pub const DISCOVERY: u16 = 200;
+    /// gemelo's own LLDP link probes: to the controller only.
+    pub const LINK_PROBE: u16 = 210;
 }
 
 /// How the forward table forwards.
@@ -193,7 +197,7 @@ pub fn markdown(mode_note: bool) -> String {
     let mut out = String::from("| table | name | purpose | flows gemelo installs |\n|---|---|---|---|\n");
     for t in TABLES {
         let flows = match t.id {
-            0 => "priority 0: `goto_table:1`",
+            0 => "priority 210: gemelo's LLDP link probes → `CONTROLLER`; priority 200: ARP, DHCP (udp 67/68), LLDP, TCP SYN-ACK → `CONTROLLER` + `goto_table:1`; priority 0: `goto_table:1`",
             1 => "priority 0: `goto_table:2`; one cookie per redirection above it",
             _ => "priority 0: `NORMAL` (normal) or `CONTROLLER:65535` (learning); priority 100: learned `dl_dst` → `output`",
         };

@@ -4,6 +4,7 @@
 //! outbound connections, and runs the fabric's event loop until SIGINT/SIGTERM.
 
 use crate::api::{self, ApiState};
+use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::fabric::{Controller, Fabric};
 use crate::pipeline::ForwardingMode;
 use crate::store::Store;
@@ -28,6 +29,7 @@ pub struct ServeConfig {
     pub api: SocketAddr,
     pub data: PathBuf,
     pub session: SessionConfig,
+    pub discovery: DiscoveryConfig,
 }
 
 impl ServeConfig {
@@ -56,10 +58,16 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         switch::connect(ep.clone(), ctx.clone());
     }
 
-    let controller = Controller { fabric: fabric.clone(), store, forwarding: cfg.forwarding() };
+    let discovery = Discovery::new(cfg.discovery.clone(), store.clone());
+    if let Some(ns) = &cfg.discovery.probe_netns {
+        discovery.set_own_macs(probe_macs(ns));
+    }
+    tokio::spawn(discovery.clone().run_periodic());
+    tokio::spawn(discovery.clone().run_sweeps(std::time::Duration::from_secs(3)));
+    let controller = Controller { fabric: fabric.clone(), store, forwarding: cfg.forwarding(), discovery: discovery.clone() };
     tokio::spawn(controller.run(rx));
 
-    let state = Arc::new(ApiState { fabric, forwarding: cfg.forwarding(), started: Instant::now() });
+    let state = Arc::new(ApiState { fabric, discovery: discovery.clone(), forwarding: cfg.forwarding(), started: Instant::now() });
     let listener = tokio::net::TcpListener::bind(cfg.api)
         .await
         .with_context(|| format!("cannot bind the REST API on {} (pick another with --api)", cfg.api))?;
@@ -72,8 +80,27 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => info!("interrupted"),
         _ = term.recv() => info!("terminated"),
     }
+    discovery.flush();
     for p in unix_paths {
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// MAC addresses of the probe namespace's interfaces (gemelo's own, never inventoried).
+fn probe_macs(ns: &str) -> Vec<crate::discovery::frames::Mac> {
+    let out = match std::process::Command::new("ip").args(["-n", ns, "-j", "link", "show"]).output() {
+        Ok(o) if o.status.success() => o.stdout,
+        _ => {
+            tracing::warn!(netns = ns, "cannot list the probe namespace's interfaces");
+            return Vec::new();
+        }
+    };
+    let links: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap_or_default();
+    links
+        .iter()
+        .filter_map(|l| l.get("address").and_then(|a| a.as_str()))
+        .filter_map(crate::discovery::inventory::parse_mac)
+        .filter(|m| *m != [0; 6])
+        .collect()
 }

@@ -16,6 +16,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const LISTEN: [&str; 3] = ["--no-default-listeners", "--listen", lab::DEFAULT_CONTROLLER];
+/// Flows gemelo puts on every switch: 3 of the pipeline's skeleton, 6 classifier copies for discovery.
+const FLOWS_PER_SWITCH: usize = 9;
 
 fn host<'a>(status: &'a LabStatus, name: &str) -> &'a lab::HostStatus {
     status.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("office.toml has no host {name}"))
@@ -60,7 +62,7 @@ fn gemelo_programs_the_office_lab() {
     let switches = ctl.wait_switches(2, Duration::from_secs(20)).expect("switches");
 
     for sw in &switches {
-        assert_eq!(sw["reconciled"]["added"], 3, "fresh switch gets the 3 baseline flows: {sw}");
+        assert_eq!(sw["reconciled"]["added"], FLOWS_PER_SWITCH, "a fresh switch gets all of gemelo's flows: {sw}");
         let lab_sw = status.switches.iter().find(|s| s.dpid == sw["dpid"]).expect("lab switch with that dpid");
         assert_eq!(sw["name"], lab_sw.bridge.as_str());
         let ports = sw["ports"].as_array().unwrap();
@@ -75,13 +77,13 @@ fn gemelo_programs_the_office_lab() {
     // Every flow on the lab bridges is gemelo's, and the API shows the same flows.
     for sw in &status.switches {
         let rows = dump_flows(&status, sw).unwrap();
-        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows.len(), FLOWS_PER_SWITCH, "{rows:?}");
         for (cookie, ..) in &rows {
             assert_eq!(cookie >> 48, 0x676d, "flow without gemelo's cookie: {rows:?}");
         }
         let api_flows = ctl.get(&format!("/api/v1/switches/{}/flows", sw.dpid)).unwrap();
         let api_flows = api_flows.as_array().unwrap();
-        assert_eq!(api_flows.len(), 3);
+        assert_eq!(api_flows.len(), FLOWS_PER_SWITCH);
         let forward = api_flows.iter().find(|f| f["table"] == 2).expect("forward table flow");
         assert_eq!(forward["actions"], "NORMAL");
         assert_eq!(forward["cookie"], "0x676d010000000000");
@@ -134,7 +136,7 @@ fn controller_restart_during_tcp_stream_loses_nothing() {
     let switches = ctl2.wait_switches(2, Duration::from_secs(20)).expect("switches reconnect");
     for sw in &switches {
         let r = &sw["reconciled"];
-        assert_eq!((r["added"].as_u64(), r["deleted"].as_u64(), r["unchanged"].as_u64()), (Some(0), Some(0), Some(3)),
+        assert_eq!((r["added"].as_u64(), r["deleted"].as_u64(), r["unchanged"].as_u64()), (Some(0), Some(0), Some(FLOWS_PER_SWITCH as u64)),
             "a restart must not rewrite flows that are right: {sw}");
     }
     let after: Vec<_> = status.switches.iter().map(|sw| dump_flows(&status, sw).unwrap()).collect();
@@ -188,9 +190,9 @@ fn restarted_vswitchd_is_fully_resynced() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let sws = ctl.get("/api/v1/switches").unwrap();
-        let done = sws.as_array().unwrap().iter().filter(|s| s["connected"] == true && s["reconciled"]["added"] == 3 && s["peer"].is_string()).count();
+        let done = sws.as_array().unwrap().iter().filter(|s| s["connected"] == true && s["reconciled"]["added"] == FLOWS_PER_SWITCH && s["peer"].is_string()).count();
         let flows: usize = status.switches.iter().map(|sw| dump_flows(&status, sw).map(|r| r.len()).unwrap_or(0)).sum();
-        if done == 2 && flows == 6 {
+        if done == 2 && flows == 2 * FLOWS_PER_SWITCH {
             break;
         }
         assert!(Instant::now() < deadline, "no full re-sync after vswitchd restart: {sws}\n{}", ctl.log_text());
