@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod client;
+pub mod discovery;
 pub mod fabric;
 pub mod flowset;
 pub mod lab;
