@@ -171,6 +171,8 @@ async fn banner_first(addr: SocketAddr, cfg: &ProbeConfig) -> Option<ServiceInfo
 /// protocols say first.
 async fn silent_service(addr: SocketAddr, cfg: &ProbeConfig) -> ServiceInfo {
     let hint = port_hint(addr.port());
+    // Guesses, not knowledge: give each one a short hearing.
+    let cfg = &ProbeConfig { read_timeout: cfg.read_timeout.min(Duration::from_millis(1000)), ..cfg.clone() };
     if hint != Some("http") {
         if let Some(found) = http::probe(addr, cfg).await {
             return found;
@@ -284,5 +286,83 @@ mod tests {
         info.details = json!({"kex_algorithms": ["curve25519-sha256"]});
         let back: ServiceInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
         assert_eq!(back, info);
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    //! The dispatch against tiny servers on the host's loopback: unknown
+    //! talkers are recorded, silent ports end within their time bounds.
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn quick() -> ProbeConfig {
+        ProbeConfig { connect_timeout: Duration::from_millis(300), read_timeout: Duration::from_millis(300), concurrency: 8, max_rate_per_s: 0 }
+    }
+
+    #[tokio::test]
+    async fn echo_after_request_is_unknown_with_banner() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 512];
+                    if let Ok(n) = s.read(&mut buf).await {
+                        if n > 0 {
+                            let _ = s.write_all(b"ERR what?\r\n").await;
+                        }
+                    }
+                });
+            }
+        });
+        let info = identify_tcp(addr, &quick()).await;
+        assert_eq!(info.name, "unknown");
+        assert_eq!(info.banner.as_deref(), Some("ERR what?\r\n"));
+        assert_eq!(connect_scan(addr.ip(), &[addr.port()], &quick()).await, vec![addr.port()]);
+    }
+
+    #[tokio::test]
+    async fn silent_port_is_unknown_in_bounded_time() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s); // never answer
+            }
+        });
+        let start = Instant::now();
+        let info = identify_tcp(addr, &quick()).await;
+        assert_eq!(info.name, "unknown");
+        assert_eq!(info.details["silent"], true);
+        assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test]
+    async fn garbage_talker_never_panics() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            while let Ok((mut s, _)) = listener.accept().await {
+                let junk: Vec<u8> = (0..300)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as u8
+                    })
+                    .collect();
+                tokio::spawn(async move {
+                    let _ = s.write_all(&[0xff, 0xfd]).await; // a cut IAC, then junk
+                    let _ = s.write_all(&junk).await;
+                });
+            }
+        });
+        let info = identify_tcp(addr, &quick()).await;
+        assert_eq!(info.port, addr.port());
     }
 }

@@ -38,7 +38,6 @@ pub(super) fn frame(transaction: u16, unit: u8, pdu: &[u8]) -> Vec<u8> {
 pub(super) type Frame<'a> = (u16, u8, &'a [u8], usize);
 
 /// The whole MBAP frame at the start of `bytes`; `Ok(None)` if incomplete.
-
 pub(super) fn parse_frame(bytes: &[u8]) -> Result<Option<Frame<'_>>, &'static str> {
     if bytes.len() < 7 {
         return Ok(None);
@@ -173,7 +172,12 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
         let mut next = 0u8;
         for _ in 0..8 {
             transaction += 1;
+            let asked = Instant::now();
             let answer = ask(&mut stream, transaction, &[FC_MEI, MEI_DEVICE_ID, read_code, next], cfg).await;
+            if answer.is_err() && !spoke_modbus && asked.elapsed() >= cfg.read_timeout {
+                // Silent to a well-formed request: not Modbus (or not answering at all).
+                return None;
+            }
             let parsed = answer.as_deref().map_err(|e| e.clone()).and_then(|pdu| parse_device_id(pdu).map_err(str::to_string));
             match parsed {
                 Ok(Answer::Ok(d)) => {

@@ -64,7 +64,6 @@ pub(super) type Packet<'a> = (u8, &'a [u8], usize);
 
 /// The control packet at the start of `bytes`: `Ok(None)` if more bytes are
 /// needed, `Err` if the length field is malformed.
-
 pub(super) fn parse_packet(bytes: &[u8]) -> Result<Option<Packet<'_>>, &'static str> {
     let Some(&first) = bytes.first() else { return Ok(None) };
     let mut len = 0usize;
@@ -171,7 +170,7 @@ pub(super) fn service_from(port: u16, s: &Session) -> ServiceInfo {
         .collect();
     let rc = s.return_code();
     info.details = json!({
-        "connack_hex": hex(&s.connack),
+        "connack_hex": if s.connack.is_empty() { String::new() } else { format!("20{:02x}{}", s.connack.len(), hex(&s.connack)) },
         "return_code": rc,
         "accepted": rc == Some(0),
         "auth_required": matches!(rc, Some(4 | 5)),
