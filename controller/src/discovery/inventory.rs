@@ -437,7 +437,9 @@ mod tests {
     }
 
     fn scoped() -> Inventory {
-        Inventory { scope: vec!["10.10.1.0/24".parse().unwrap(), "10.10.2.0/24".parse().unwrap()], ..Inventory::default() }
+        let mut inv = Inventory::default();
+        inv.scope = vec!["10.10.1.0/24".parse().unwrap(), "10.10.2.0/24".parse().unwrap()];
+        inv
     }
 
     #[test]

@@ -148,7 +148,8 @@ fn port_info(p: &Port) -> PortInfo {
 impl Discovery {
     /// Loads the stored inventory (hosts and segments) and starts empty otherwise.
     pub fn new(config: DiscoveryConfig, store: Store) -> Arc<Discovery> {
-        let mut inv = Inventory { scope: config.scope.clone(), ..Inventory::default() };
+        let mut inv = Inventory::default();
+        inv.scope = config.scope.clone();
         match store.list::<serde_json::Value>(Kind::Inventory) {
             Ok(list) => {
                 for (k, v) in list {
