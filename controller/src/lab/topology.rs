@@ -1084,9 +1084,17 @@ mac = "02:AA:00:00:00:01"
     #[test]
     fn shipped_topologies_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies");
-        for name in ["office", "plant", "iot"] {
+        for (name, probe) in [
+            ("office", ["10.10.1.254", "10.10.2.254"]),
+            ("plant", ["10.20.1.254", "10.20.2.254"]),
+            ("iot", ["10.30.0.254", "10.30.1.254"]),
+        ] {
             let t = Topology::load(&dir.join(format!("{name}.toml"))).unwrap();
             assert_eq!(t.name, name);
+            let got: Vec<String> = t.segments.iter().map(|s| s.probe_ip.to_string()).collect();
+            assert_eq!(got, probe, "{name}");
+            // Every segment has a DHCP server: its gateway.
+            assert!(t.segments.iter().all(|s| t.dhcp_server(&s.name).is_some()), "{name}");
         }
     }
 }
