@@ -304,7 +304,8 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                 let leases: String = topology
                     .dhcp_static_leases(&seg.name)
                     .into_iter()
-                    .filter(|(mac, _, _)| *mac != iface.mac)
+                    // Not itself, nor a host's other interface on a shared domain.
+                    .filter(|(mac, _, _)| !host.interfaces.iter().any(|i| i.mac == *mac))
                     .map(|(mac, ip, hostname)| format!("# {hostname}\nstatic_lease {mac} {ip}\n"))
                     .collect();
                 let conf = dir.join(format!("udhcpd-{}.conf", iface.name));

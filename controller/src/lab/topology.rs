@@ -155,11 +155,29 @@ impl Topology {
             .collect()
     }
 
-    /// Every host of a segment that DHCP serves: (MAC, IP, hostname).
+    /// The static leases of a segment's DHCP server: (MAC, IP, hostname) of
+    /// every host in its broadcast domain. That is the segment's own hosts, and
+    /// for an untagged segment also the hosts of the other untagged segments
+    /// (they share VLAN 0 on the bridges, so the server hears their requests
+    /// too): it leases them their own topology address rather than one of its
+    /// pool, so no DHCP answer ever binds a host to a wrong address.
     pub fn dhcp_static_leases(&self, segment: &str) -> Vec<(&str, Ipv4Addr, &str)> {
+        let Some(seg) = self.segment(segment) else { return Vec::new() };
+        let domain: Vec<&str> = self
+            .segments
+            .iter()
+            .filter(|s| s.name == seg.name || (seg.vlan.is_none() && s.vlan.is_none()))
+            .map(|s| s.name.as_str())
+            .collect();
         self.hosts
             .iter()
-            .flat_map(|h| h.interfaces.iter().filter(|i| i.segment == segment).map(move |i| (i.mac.as_str(), i.ip, h.hostname.as_str())))
+            .flat_map(|h| {
+                let domain = domain.clone();
+                h.interfaces
+                    .iter()
+                    .filter(move |i| domain.contains(&i.segment.as_str()))
+                    .map(move |i| (i.mac.as_str(), i.ip, h.hostname.as_str()))
+            })
             .collect()
     }
 }
