@@ -189,3 +189,8 @@ pub fn assert_lab_gone(lab_name: &str, ovs: &[u32]) -> Result<()> {
 }
 
 pub mod controller;
+
+/// Runs `argv` in the lab's probe namespace (gemelo's own port on the fabric).
+pub fn in_probe(status: &LabStatus, argv: &[&str]) -> Result<String> {
+    output(lab::probe_command(status, argv)).context("in the probe namespace")
+}

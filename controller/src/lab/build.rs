@@ -14,10 +14,10 @@ use super::daemons::{self, Daemon};
 use super::status::{DaemonRecord, DaemonStatus, LabStatus, RunState};
 use super::system::{
     create_dir, in_namespace, io_err, namespaces, ovs_vsctl, proc_id, run, run_args, run_script, signal, write_file,
-    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use super::topology::Topology;
-use super::{LabError, HOSTS_DIR, LAB_DIR, PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
+use super::{LabError, DEFAULT_SCOPE_FILE, HOSTS_DIR, LAB_DIR, PROBE_IFNAME, PROBE_NAMESPACE, PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
 
 const STATE_FILE: &str = "/run/gemelo/lab/state.json";
 const STATUS_FILE: &str = "/run/gemelo/lab/status.json";
@@ -117,10 +117,12 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     let mut status = LabStatus::planned(&topology, source, controller, Path::new(HOSTS_DIR));
     let mut state = RunState {
         lab: topology.name.clone(),
-        namespaces: std::iter::once(PROD_NAMESPACE.to_owned())
+        namespaces: [PROD_NAMESPACE.to_owned(), PROBE_NAMESPACE.to_owned()]
+            .into_iter()
             .chain(status.hosts.iter().map(|h| h.namespace.clone()))
             .collect(),
         etc_netns_created: false,
+        scope_file: false,
         daemons: Vec::new(),
     };
     // Leftovers: a previous lab, or a crashed one whose run state is gone (then
@@ -139,6 +141,7 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     start_switches(&topology, &status)?;
     build_hosts(&topology, &status)?;
     plug_ports(&topology)?;
+    build_probe(&topology, &mut status)?;
 
     // Daemons: host keys for every SSH host at once, then configs and launches.
     let mut keygens = Vec::new();
@@ -160,6 +163,21 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
         planned.push((i, list));
     }
     wait_ready(&status, &planned, &state.daemons)?;
+    // One DHCP exchange now that every server runs (the clients' first
+    // DISCOVER may have gone out before their server started, or before a
+    // controller let anything across the bridges).
+    for r in state.daemons.iter().filter(|r| r.name.starts_with(daemons::DHCP_CLIENT)) {
+        if alive(r) {
+            // SAFETY: kill(2) with a pid we started and just checked against /proc.
+            unsafe { libc::kill(r.pid as i32, libc::SIGUSR1) };
+        }
+    }
+
+    // The default discovery scope: this lab's segments.
+    state.scope_file = true;
+    write_json(STATE_FILE, &state)?;
+    let scope: String = topology.segments.iter().map(|s| format!("{}\n", s.cidr)).collect();
+    write_file(Path::new(DEFAULT_SCOPE_FILE), &scope)?;
 
     for hs in &mut status.hosts {
         hs.daemons = state
@@ -257,6 +275,42 @@ fn build_hosts(topology: &Topology, status: &LabStatus) -> Result<(), LabError> 
         write_file(&hs.uts, "")?;
         run(Command::new("unshare").arg(format!("--uts={}", hs.uts.display())).args(["hostname", &host.hostname]))?;
     }
+    Ok(())
+}
+
+/// gemelo's probe port: `add-probe-port.sh` on the first switch, then an
+/// address on every segment (VLAN subinterfaces for VLAN segments), no routes.
+fn build_probe(topology: &Topology, status: &mut LabStatus) -> Result<(), LabError> {
+    let probe = &mut status.probe;
+    let mut args: Vec<String> = Vec::new();
+    for vid in topology.segments.iter().filter_map(|s| s.vlan) {
+        args.extend(["-v".to_owned(), vid.to_string()]);
+    }
+    args.extend([PROD_RUNDIR.to_owned(), probe.bridge.clone(), probe.namespace.clone()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_script("add-probe-port.sh", ADD_PROBE_PORT_SH, &args)?;
+    // "NAME OFPORT" per interface made.
+    let ofport_of = |name: &str| -> Result<u16, LabError> {
+        let got = out.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' '))).unwrap_or("none").trim();
+        got.parse().map_err(|_| LabError::Ofport { switch: probe.switch.clone(), port: name.to_owned(), wanted: 0, got: got.to_owned() })
+    };
+    probe.ofport = ofport_of(PROBE_IFNAME)?;
+    let mut lines = Vec::new();
+    for i in &mut probe.interfaces {
+        i.ofport = ofport_of(&i.name)?;
+        // The connected route is how the probe reaches each segment directly.
+        lines.push(format!("addr add {} dev {}", i.address, i.name));
+    }
+    ip_batch(Some(&probe.namespace), &lines)?;
+    let link = run_args("ip", &["-n", &probe.namespace, "-o", "link", "show", "dev", PROBE_IFNAME])?;
+    probe.mac = link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_default().to_owned();
+
+    // Its own resolver files, like the hosts': no DNS, and no names of the
+    // lab's hosts either (discovery learns those from the wire).
+    let etc = Path::new(ETC_NETNS).join(&probe.namespace);
+    create_dir(&etc)?;
+    write_file(&etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")?;
+    write_file(&etc.join("resolv.conf"), "")?;
     Ok(())
 }
 
@@ -363,7 +417,7 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
                 .filter_map(|d| d.listens.map(|l| (d, l)))
                 .find(|(_, (proto, port, _))| !listening.contains(&(*proto, *port)));
             let Some((d, (proto, port, service))) = missing else { break };
-            let r = record(&hs.name, d.name);
+            let r = record(&hs.name, &d.name);
             if !alive(r) {
                 return Err(LabError::DaemonDied {
                     host: hs.name.clone(),
@@ -437,7 +491,7 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
         }
     }
     for ns in &existing {
-        let is_lab = ns == PROD_NAMESPACE || (!state.lab.is_empty() && ns.starts_with(&format!("gm-{}-", state.lab)));
+        let is_lab = ns == PROD_NAMESPACE || ns == PROBE_NAMESPACE || (!state.lab.is_empty() && ns.starts_with(&format!("gm-{}-", state.lab)));
         if is_lab && !ours.contains(ns) {
             ours.push(ns.clone());
         }
@@ -465,7 +519,9 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
 
     // 3. Anything still inside a lab namespace was started there by the lab
     //    (a daemon's children, a launch interrupted before its pid was recorded).
-    for ns in ours.iter().filter(|ns| existing.contains(ns)) {
+    //    Not the probe namespace: the lab starts nothing there, whatever runs
+    //    there is gemelo's or an operator's (removing the namespace is enough).
+    for ns in ours.iter().filter(|ns| existing.contains(ns) && *ns != PROBE_NAMESPACE) {
         let out = run_args("ip", &["netns", "pids", ns]).unwrap_or_default();
         let pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
         stop_all(&pids, |pid| in_namespace(pid, ns), Duration::from_secs(2));
@@ -487,7 +543,15 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
         let _ = fs::remove_dir(ETC_NETNS);
     }
 
-    // 5. UTS namespace mounts, then the run state.
+    // 5. The default discovery scope the lab wrote.
+    if state.scope_file {
+        match fs::remove_file(DEFAULT_SCOPE_FILE) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LabError::Io { path: DEFAULT_SCOPE_FILE.into(), source: e }),
+            _ => {}
+        }
+    }
+
+    // 6. UTS namespace mounts, then the run state.
     let mounts = mount_points();
     let uts_prefix = format!("{UTS_DIR}/");
     for m in mounts.iter().filter(|m| m.starts_with(&uts_prefix)) {

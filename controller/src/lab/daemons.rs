@@ -15,10 +15,37 @@ use std::time::{Duration, Instant};
 
 use super::status::{DaemonRecord, HostStatus};
 use super::system::{create_dir, describe, io_err, proc_id, run, run_args, write_file};
-use super::topology::{Host, Proto, ServiceKind, Topology};
+use super::topology::{DhcpRole, Host, Proto, ServiceKind, Topology};
 use super::LabError;
 
 const MODBUS_PLC_PY: &str = include_str!("modbus_plc.py");
+
+/// Daemon name prefix of DHCP clients (`udhcpc-gm-eth0`) and servers.
+pub(crate) const DHCP_CLIENT: &str = "udhcpc";
+pub(crate) const DHCP_SERVER: &str = "udhcpd";
+/// busybox-static: udhcpd and udhcpc.
+const BUSYBOX: &str = "/bin/busybox";
+/// Lease time the servers give: clients renew at half of it (30 s), so a
+/// controller started after the lab sees every hostname within half a minute.
+pub(crate) const DHCP_LEASE_SECS: u32 = 60;
+
+/// udhcpc's event script (busybox ships none). The host's address and route
+/// are static, the topology's, and equal its static lease: the script records
+/// the lease and never touches the interface (on `deconfig` neither).
+const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+# gemelo lab: udhcpc event script. Records the lease; the interface keeps its
+# static address and route (the topology's, which the server leases anyway).
+dir=${0%/*}
+case "$1" in
+bound|renew)
+    f="$dir/udhcpc-$interface.lease"
+    printf 'interface=%s\nip=%s\nsubnet=%s\nrouter=%s\nserverid=%s\nlease=%s\n' \
+        "$interface" "$ip" "$subnet" "$router" "$serverid" "$lease" > "$f.tmp" && mv "$f.tmp" "$f"
+    ;;
+esac
+echo "udhcpc event $1 ${interface:-} ${ip:-}"
+exit 0
+"#;
 
 /// Runs as `sh -c LAUNCH gemelo-launch HOSTDIR NAME ARGV...` in the host's
 /// namespaces: records its pid (which `exec` hands to the daemon), gives the
@@ -34,7 +61,8 @@ exec "$@"
 
 /// One daemon to start on a host.
 pub(crate) struct Daemon {
-    pub name: &'static str,
+    /// Unique per host (names its pid file and log).
+    pub name: String,
     pub argv: Vec<String>,
     pub env: Vec<(&'static str, String)>,
     /// The socket it must open before the host counts as up.
@@ -112,7 +140,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                     ),
                 )?;
                 daemons.push(Daemon {
-                    name: "sshd",
+                    name: "sshd".into(),
                     argv: vec!["/usr/sbin/sshd".into(), "-D".into(), "-e".into(), "-f".into(), p(&dir.join("sshd_config"))],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "ssh")),
@@ -147,7 +175,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                     ),
                 )?;
                 daemons.push(Daemon {
-                    name: "lighttpd",
+                    name: "lighttpd".into(),
                     argv: vec!["/usr/sbin/lighttpd".into(), "-D".into(), "-f".into(), p(&dir.join("lighttpd.conf"))],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "http")),
@@ -172,7 +200,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                     ),
                 )?;
                 daemons.push(Daemon {
-                    name: "vsftpd",
+                    name: "vsftpd".into(),
                     argv: vec!["/usr/sbin/vsftpd".into(), p(&dir.join("vsftpd.conf"))],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "ftp")),
@@ -182,7 +210,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                 // inetd's pid file is fixed at /run/inetd.pid: the private /run keeps it per host.
                 write_file(&dir.join("inetd.conf"), &format!("{port} stream tcp nowait root /usr/sbin/telnetd telnetd\n"))?;
                 daemons.push(Daemon {
-                    name: "inetd",
+                    name: "inetd".into(),
                     argv: vec!["/usr/sbin/inetd".into(), "-i".into(), p(&dir.join("inetd.conf"))],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "telnet")),
@@ -204,7 +232,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                     ),
                 )?;
                 daemons.push(Daemon {
-                    name: "snmpd",
+                    name: "snmpd".into(),
                     argv: vec![
                         "/usr/sbin/snmpd".into(),
                         "-f".into(),
@@ -225,7 +253,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                     &format!("# gemelo lab host {name}\nlistener {port} 0.0.0.0\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
                 )?;
                 daemons.push(Daemon {
-                    name: "mosquitto",
+                    name: "mosquitto".into(),
                     argv: vec!["/usr/sbin/mosquitto".into(), "-c".into(), p(&dir.join("mosquitto.conf"))],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "mqtt")),
@@ -235,7 +263,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                 let script = dir.join("modbus_plc.py");
                 write_file(&script, MODBUS_PLC_PY)?;
                 daemons.push(Daemon {
-                    name: "modbus",
+                    name: "modbus".into(),
                     argv: vec![
                         "/usr/bin/python3".into(),
                         "-u".into(),
@@ -261,11 +289,86 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
         // lldpd chroots its unprivileged half into /run/lldpd.
         create_dir(&dir.join("run/lldpd"))?;
         daemons.push(Daemon {
-            name: "lldpd",
+            name: "lldpd".into(),
             argv: vec!["/usr/sbin/lldpd".into(), "-d".into(), "-u".into(), p(&dir.join("lldpd.socket"))],
             env: vec![],
             listens: None,
         });
+    }
+    for (iface, role) in topology.dhcp_roles(host) {
+        let seg = topology.segment(&iface.segment).expect("validated");
+        match role {
+            DhcpRole::Server => {
+                let first = std::net::Ipv4Addr::from(u32::from(seg.cidr.network()) + 1);
+                let last = std::net::Ipv4Addr::from(u32::from(seg.cidr.broadcast()) - 1);
+                let leases: String = topology
+                    .dhcp_static_leases(&seg.name)
+                    .into_iter()
+                    // Not itself, nor a host's other interface on a shared domain.
+                    .filter(|(mac, _, _)| !host.interfaces.iter().any(|i| i.mac == *mac))
+                    .map(|(mac, ip, hostname)| format!("# {hostname}\nstatic_lease {mac} {ip}\n"))
+                    .collect();
+                let conf = dir.join(format!("udhcpd-{}.conf", iface.name));
+                // Present from the start (udhcpd complains about a missing one).
+                write_file(&dir.join(format!("udhcpd-{}.leases", iface.name)), "")?;
+                write_file(
+                    &conf,
+                    &format!(
+                        "# gemelo lab host {name}: DHCP server of segment {} ({})\ninterface {}\nstart {first}\nend {last}\n\
+                         lease_file {}\npidfile {}\n# write the lease file (with the clients' hostnames) every 5 s\nauto_time 5\n\
+                         min_lease 30\noption subnet {}\noption router {}\noption lease {DHCP_LEASE_SECS}\n\
+                         # every host keeps its topology address\n{leases}",
+                        seg.name,
+                        seg.cidr,
+                        iface.name,
+                        p(&dir.join(format!("udhcpd-{}.leases", iface.name))),
+                        p(&dir.join(format!("udhcpd-{}.pid", iface.name))),
+                        seg.cidr.mask(),
+                        seg.gateway,
+                    ),
+                )?;
+                daemons.push(Daemon {
+                    name: format!("{DHCP_SERVER}-{}", iface.name),
+                    argv: vec![BUSYBOX.into(), "udhcpd".into(), "-f".into(), p(&conf)],
+                    env: vec![],
+                    listens: Some((Proto::Udp, 67, "dhcp")),
+                });
+            }
+            DhcpRole::Client => {
+                let script = dir.join("udhcpc.script");
+                write_file(&script, UDHCPC_SCRIPT)?;
+                std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(io_err(&script))?;
+                daemons.push(Daemon {
+                    name: format!("{DHCP_CLIENT}-{}", iface.name),
+                    argv: [
+                        BUSYBOX,
+                        "udhcpc",
+                        "-f",
+                        "-i",
+                        &iface.name,
+                        "-s",
+                        &p(&script),
+                        // Option 12, as real clients send it: how the network learns names.
+                        "-x",
+                        &format!("hostname:{name}"),
+                        "-r",
+                        &iface.ip.to_string(),
+                        // Without a lease (no server yet, or no flows on the
+                        // bridges): 3 DISCOVERs 3 s apart, 5 s pause, again.
+                        "-t",
+                        "3",
+                        "-T",
+                        "3",
+                        "-A",
+                        "5",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                    env: vec![],
+                    listens: None,
+                });
+            }
+        }
     }
     if let Some(publish) = &host.publish {
         let script = format!(
@@ -274,7 +377,7 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
         );
         write_file(&dir.join("mqtt-publish.sh"), &script)?;
         daemons.push(Daemon {
-            name: "mqtt-publish",
+            name: "mqtt-publish".into(),
             argv: vec!["/bin/sh".into(), p(&dir.join("mqtt-publish.sh"))],
             env: vec![],
             listens: None,
@@ -301,7 +404,7 @@ pub(crate) fn launch(hs: &HostStatus, daemon: &Daemon) -> Result<DaemonRecord, L
         .arg(format!("--uts={}", hs.uts.display()))
         .args(["--", "sh", "-c", LAUNCH, "gemelo-launch"])
         .arg(dir)
-        .arg(daemon.name)
+        .arg(&daemon.name)
         .args(&daemon.argv)
         .envs(daemon.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(log)

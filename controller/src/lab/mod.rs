@@ -22,7 +22,9 @@ pub mod topology;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use status::{DaemonStatus, HostStatus, InterfaceStatus, LabStatus, LinkStatus, SegmentStatus, ServiceStatus, SwitchStatus};
+pub use status::{
+    DaemonStatus, HostStatus, InterfaceStatus, LabStatus, LinkStatus, ProbeStatus, SegmentStatus, ServiceStatus, SwitchStatus,
+};
 pub use topology::{Topology, TopologyError};
 
 /// Where `gemelo serve` listens by default; the lab's bridges connect there.
@@ -37,6 +39,15 @@ pub const PROD_RUNDIR: &str = "/run/gemelo/lab/prod";
 pub const UTS_DIR: &str = "/run/gemelo/lab/uts";
 /// Per-host configs, keys, pid files and logs.
 pub const HOSTS_DIR: &str = "/run/gemelo/lab/hosts";
+/// Namespace of gemelo's probe port on the production fabric (`gm-probe0`
+/// inside it, a trunk port of the first switch outside), as an operator would
+/// give one: discovery's active probes start there.
+pub const PROBE_NAMESPACE: &str = "gm-probe";
+/// The probe's interface inside `PROBE_NAMESPACE`; VLAN segments get `gm-probe0.<vid>`.
+pub const PROBE_IFNAME: &str = "gm-probe0";
+/// The scope `gemelo serve` discovers when given no `--scope`: segment CIDRs,
+/// one per line. `lab up` writes the lab's segments there, `lab down` removes it.
+pub const DEFAULT_SCOPE_FILE: &str = "/run/gemelo/discovery-scope";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -98,6 +109,14 @@ pub fn host_command(status: &LabStatus, host: &str, argv: &[&str]) -> Result<Com
         .arg("--")
         .args(argv);
     Ok(cmd)
+}
+
+/// A command that runs `argv` in the probe namespace (gemelo's own port on
+/// the fabric), e.g. `["curl", "http://10.10.1.10/"]`.
+pub fn probe_command(status: &LabStatus, argv: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &status.probe.namespace]).args(argv);
+    cmd
 }
 
 /// A command that runs `argv` in the production OVS namespace with

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::topology::{Proto, Topology};
-use super::{PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
+use super::{PROBE_IFNAME, PROBE_NAMESPACE, PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabStatus {
@@ -22,6 +22,41 @@ pub struct LabStatus {
     pub links: Vec<LinkStatus>,
     pub segments: Vec<SegmentStatus>,
     pub hosts: Vec<HostStatus>,
+    /// gemelo's own port on the fabric.
+    #[serde(default)]
+    pub probe: ProbeStatus,
+}
+
+/// The probe port: `gm-probe0` in namespace `gm-probe`, a trunk port of the
+/// first switch, with an address on every segment (a VLAN subinterface for
+/// VLAN segments) and no default route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub namespace: String,
+    pub switch: String,
+    pub bridge: String,
+    /// The OVS port (bridge side of the veth).
+    pub port: String,
+    pub ofport: u16,
+    /// `gm-probe0`, inside `namespace`.
+    pub interface: String,
+    pub mac: String,
+    /// `IP/PREFIX` on every segment, in segment order.
+    pub addresses: Vec<String>,
+    pub interfaces: Vec<ProbeInterface>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeInterface {
+    pub segment: String,
+    /// `gm-probe0`, or `gm-probe0.<vid>` on a VLAN segment.
+    pub name: String,
+    pub address: String,
+    pub vlan: Option<u16>,
+    /// The switch port its frames enter by: the trunk's for `gm-probe0` (and
+    /// for an 802.1Q subinterface); without 8021q in the kernel a VLAN
+    /// interface is a veth on an access port of its own.
+    pub ofport: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +86,9 @@ pub struct SegmentStatus {
     pub cidr: String,
     pub vlan: Option<u16>,
     pub gateway: String,
+    /// The host running the segment's DHCP server (none: no DHCP there).
+    #[serde(default)]
+    pub dhcp_server: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +111,9 @@ pub struct HostStatus {
     pub interfaces: Vec<InterfaceStatus>,
     pub services: Vec<ServiceStatus>,
     pub lldp: bool,
+    /// Takes part in DHCP (serves its segments as their gateway, or is a client).
+    #[serde(default)]
+    pub dhcp: bool,
     pub daemons: Vec<DaemonStatus>,
 }
 
@@ -147,6 +188,7 @@ impl LabStatus {
                     cidr: s.cidr.to_string(),
                     vlan: s.vlan,
                     gateway: s.gateway.to_string(),
+                    dhcp_server: topology.dhcp_server(&s.name).map(|(h, _)| h.name.clone()),
                 })
                 .collect(),
             hosts: topology
@@ -186,11 +228,43 @@ impl LabStatus {
                             .map(|s| ServiceStatus { port: s.port, proto: s.proto, name: s.kind.name().to_owned() })
                             .collect(),
                         lldp: h.lldp,
+                        dhcp: !topology.dhcp_roles(h).is_empty(),
                         daemons: Vec::new(),
                     }
                 })
                 .collect(),
+            probe: planned_probe(topology),
         }
+    }
+}
+
+fn planned_probe(topology: &Topology) -> ProbeStatus {
+    let first = &topology.switches[0];
+    let interfaces: Vec<ProbeInterface> = topology
+        .segments
+        .iter()
+        .map(|s| ProbeInterface {
+            segment: s.name.clone(),
+            name: match s.vlan {
+                Some(vid) => format!("{PROBE_IFNAME}.{vid}"),
+                None => PROBE_IFNAME.to_owned(),
+            },
+            address: format!("{}/{}", s.probe_ip, s.cidr.prefix()),
+            vlan: s.vlan,
+            ofport: 0,
+        })
+        .collect();
+    let port: String = format!("gmpr-{}", first.name).chars().take(super::topology::MAX_IFNAME).collect();
+    ProbeStatus {
+        namespace: PROBE_NAMESPACE.to_owned(),
+        switch: first.name.clone(),
+        bridge: first.bridge(),
+        port,
+        ofport: 0,
+        interface: PROBE_IFNAME.to_owned(),
+        mac: String::new(),
+        addresses: interfaces.iter().map(|i| i.address.clone()).collect(),
+        interfaces,
     }
 }
 
@@ -204,6 +278,9 @@ pub struct RunState {
     /// `up` created /etc/netns itself (so `down` removes it once empty).
     #[serde(default)]
     pub etc_netns_created: bool,
+    /// `up` wrote the default discovery scope file (so `down` removes it).
+    #[serde(default)]
+    pub scope_file: bool,
     pub daemons: Vec<DaemonRecord>,
 }
 

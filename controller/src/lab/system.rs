@@ -11,6 +11,7 @@ use super::LabError;
 /// The operator scripts, embedded so the lab runs exactly what operators run.
 pub const OVS_INSTANCE_SH: &str = include_str!("../../../ovs-scripts/ovs-instance.sh");
 pub const ATTACH_CONTROLLER_SH: &str = include_str!("../../../ovs-scripts/attach-controller.sh");
+pub const ADD_PROBE_PORT_SH: &str = include_str!("../../../ovs-scripts/add-probe-port.sh");
 
 /// How a command looks in an error message.
 pub fn describe(cmd: &Command) -> String {

@@ -90,6 +90,9 @@ pub struct Segment {
     pub cidr: Ipv4Network,
     pub vlan: Option<u16>,
     pub gateway: Ipv4Addr,
+    /// The address gemelo's probe port takes on this segment: the highest
+    /// usable one that is neither a host's nor the gateway's.
+    pub probe_ip: Ipv4Addr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +109,76 @@ pub struct Host {
     pub lldp: bool,
     pub device: Option<Device>,
     pub publish: Option<Publish>,
+    /// Takes part in DHCP (key `dhcp`, default true): a gateway serves its
+    /// segments, every other host runs a DHCP client that announces its hostname.
+    pub dhcp: bool,
 }
 
 impl Host {
     pub fn service(&self, kind: ServiceKind) -> Option<&Service> {
         self.services.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// What a host's interface does in DHCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhcpRole {
+    /// It owns the segment's gateway address: it runs the segment's server.
+    Server,
+    /// It asks the segment's server for its (static) lease, sending its hostname.
+    Client,
+}
+
+impl Topology {
+    /// The host (and its interface) that serves DHCP on a segment: the one
+    /// owning the gateway address, unless it opted out with `dhcp = false`.
+    pub fn dhcp_server(&self, segment: &str) -> Option<(&Host, &Interface)> {
+        let seg = self.segment(segment)?;
+        self.hosts
+            .iter()
+            .filter(|h| h.dhcp)
+            .find_map(|h| h.interfaces.iter().find(|i| i.segment == seg.name && i.ip == seg.gateway).map(|i| (h, i)))
+    }
+
+    /// The DHCP role of every interface of `host` that has one.
+    pub fn dhcp_roles<'a>(&'a self, host: &'a Host) -> Vec<(&'a Interface, DhcpRole)> {
+        if !host.dhcp {
+            return Vec::new();
+        }
+        host.interfaces
+            .iter()
+            .filter_map(|i| match self.dhcp_server(&i.segment) {
+                Some((server, si)) if server.name == host.name && si.name == i.name => Some((i, DhcpRole::Server)),
+                Some(_) => Some((i, DhcpRole::Client)),
+                None => None,
+            })
+            .collect()
+    }
+
+    /// The static leases of a segment's DHCP server: (MAC, IP, hostname) of
+    /// every host in its broadcast domain. That is the segment's own hosts, and
+    /// for an untagged segment also the hosts of the other untagged segments
+    /// (they share VLAN 0 on the bridges, so the server hears their requests
+    /// too): it leases them their own topology address rather than one of its
+    /// pool, so no DHCP answer ever binds a host to a wrong address.
+    pub fn dhcp_static_leases(&self, segment: &str) -> Vec<(&str, Ipv4Addr, &str)> {
+        let Some(seg) = self.segment(segment) else { return Vec::new() };
+        let domain: Vec<&str> = self
+            .segments
+            .iter()
+            .filter(|s| s.name == seg.name || (seg.vlan.is_none() && s.vlan.is_none()))
+            .map(|s| s.name.as_str())
+            .collect();
+        self.hosts
+            .iter()
+            .flat_map(|h| {
+                let domain = domain.clone();
+                h.interfaces
+                    .iter()
+                    .filter(move |i| domain.contains(&i.segment.as_str()))
+                    .map(move |i| (i.mac.as_str(), i.ip, h.hostname.as_str()))
+            })
+            .collect()
     }
 }
 
@@ -297,6 +365,7 @@ struct RawHost {
     services: Vec<RawService>,
     device: Option<Device>,
     publish: Option<RawPublish>,
+    dhcp: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -540,7 +609,8 @@ impl Validator<'_> {
             }
             let gateway = self.ipv4(&format!("{field}.gateway"), &s.gateway)?;
             self.host_ip_in(&format!("{field}.gateway"), gateway, &s.name, cidr)?;
-            segments.push(Segment { name: s.name.clone(), cidr, vlan, gateway });
+            // probe_ip is chosen once the hosts are known.
+            segments.push(Segment { name: s.name.clone(), cidr, vlan, gateway, probe_ip: gateway });
         }
 
         // Hosts, first pass: names, interfaces with explicit ports.
@@ -688,6 +758,7 @@ impl Validator<'_> {
                 lldp,
                 device: h.device.clone(),
                 publish: None,
+                dhcp: h.dhcp.unwrap_or(true),
             };
             hosts.push((host, pending));
         }
@@ -720,6 +791,26 @@ impl Validator<'_> {
             }
         }
         let mut hosts: Vec<Host> = hosts.into_iter().map(|(h, _)| h).collect();
+
+        // The probe port's address on each segment: the highest usable one that
+        // no host (and not the gateway) uses.
+        for seg in &mut segments {
+            let first = u32::from(seg.cidr.network()) + 1;
+            let last = u32::from(seg.cidr.broadcast()) - 1;
+            let free = (first..=last)
+                .rev()
+                .map(Ipv4Addr::from)
+                .find(|ip| *ip != seg.gateway && !ips.contains_key(ip));
+            match free {
+                Some(ip) => seg.probe_ip = ip,
+                None => {
+                    return self.err(
+                        format!("segment[{}].cidr", seg.name),
+                        format!("hosts use every address of {}: leave one free for gemelo's probe port", seg.cidr),
+                    )
+                }
+            }
+        }
 
         // Publishers need a broker that exists and speaks MQTT.
         for (i, h) in raw.host.iter().enumerate() {
@@ -972,11 +1063,56 @@ mac = "02:AA:00:00:00:01"
     }
 
     #[test]
+    fn probe_takes_the_highest_free_address() {
+        let t = parse(GOOD).unwrap();
+        assert_eq!(t.segment("servers").unwrap().probe_ip, "10.10.1.254".parse::<Ipv4Addr>().unwrap());
+        let t = parse(&GOOD.replace("ip = \"10.10.2.20\"", "ip = \"10.10.2.254\"")).unwrap();
+        assert_eq!(t.segment("desks").unwrap().probe_ip, "10.10.2.253".parse::<Ipv4Addr>().unwrap());
+    }
+
+    #[test]
+    fn a_segment_without_a_free_address_is_an_error() {
+        // /30: two usable addresses, the gateway and one host.
+        let text = GOOD.replace("cidr = \"10.10.2.0/24\"", "cidr = \"10.10.2.0/30\"").replace("10.10.2.20", "10.10.2.2");
+        let (f, r) = field_of(&text);
+        assert_eq!(f, "segment[desks].cidr");
+        assert!(r.contains("every address"), "{r}");
+    }
+
+    #[test]
+    fn dhcp_roles_follow_the_gateway_and_the_dhcp_key() {
+        let t = parse(GOOD).unwrap();
+        let roles = |t: &Topology, h: &str| -> Vec<(String, DhcpRole)> {
+            let host = t.hosts.iter().find(|x| x.name == h).unwrap();
+            t.dhcp_roles(host).into_iter().map(|(i, r)| (i.name.clone(), r)).collect()
+        };
+        assert_eq!(roles(&t, "gw"), vec![("gm-eth0".into(), DhcpRole::Server), ("gm-eth1".into(), DhcpRole::Server)]);
+        assert_eq!(roles(&t, "web01"), vec![("gm-eth0".into(), DhcpRole::Client)]);
+        let leases = t.dhcp_static_leases("desks");
+        assert_eq!(leases, vec![("02:00:0a:0a:02:01", "10.10.2.1".parse().unwrap(), "gw"), ("02:aa:00:00:00:01", "10.10.2.20".parse().unwrap(), "WS-01")]);
+        // A host may opt out; a gateway that opts out leaves its segments without DHCP.
+        let t = parse(&format!("{GOOD}dhcp = false\n")).unwrap();
+        assert!(roles(&t, "ws01").is_empty());
+        let t = parse(&GOOD.replace("name = \"gw\"\n", "name = \"gw\"\ndhcp = false\n")).unwrap();
+        assert!(roles(&t, "gw").is_empty());
+        assert!(roles(&t, "web01").is_empty());
+        assert!(t.dhcp_server("servers").is_none());
+    }
+
+    #[test]
     fn shipped_topologies_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies");
-        for name in ["office", "plant", "iot"] {
+        for (name, probe) in [
+            ("office", ["10.10.1.254", "10.10.2.254"]),
+            ("plant", ["10.20.1.254", "10.20.2.254"]),
+            ("iot", ["10.30.0.254", "10.30.1.254"]),
+        ] {
             let t = Topology::load(&dir.join(format!("{name}.toml"))).unwrap();
             assert_eq!(t.name, name);
+            let got: Vec<String> = t.segments.iter().map(|s| s.probe_ip.to_string()).collect();
+            assert_eq!(got, probe, "{name}");
+            // Every segment has a DHCP server: its gateway.
+            assert!(t.segments.iter().all(|s| t.dhcp_server(&s.name).is_some()), "{name}");
         }
     }
 }
