@@ -12,7 +12,7 @@ use crate::openflow::{port, Action, Instruction, Match, Message, CML_NO_BUFFER};
 use crate::pipeline::{priority, Cookie, CookieKind, CLASSIFIER, REDIRECT};
 
 /// `OFPM_CONTROLLER`: the virtual meter of packets sent to the controller.
-pub const METER_CONTROLLER: u32 = 0xffff_fffd;
+pub const METER_CONTROLLER: u32 = 0xffff_fffe;
 const OFPT_METER_MOD: u8 = 29;
 
 pub fn cookie() -> Cookie {
