@@ -72,7 +72,7 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     println!("built in {:.1} s:", t.elapsed().as_secs_f64());
     print_hosts(&lab_json);
 
-    step(2, "Controller: gemelo serve (OpenFlow on unix:/run/gemelo/openflow.sock, REST on http://{api})");
+    step(2, &format!("Controller: gemelo serve (OpenFlow on unix:/run/gemelo/openflow.sock, REST on http://{api})"));
     let log = run_dir.join("serve.log");
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
@@ -98,17 +98,26 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     step(3, "Real TCP between lab hosts through gemelo's pipeline");
     prove_tcp(&status, &lab_json)?;
 
-    step(4, "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)");
+    step(4, "Discovery: what gemelo learned from the wire (GET /api/v1/inventory)");
+    let t = Instant::now();
+    let inv = wait_for_inventory(&base, &lab_json, Duration::from_secs(60));
+    println!("{} hosts, {} segments, {} links after {:.1} s of discovery:", inv["hosts"].as_array().map_or(0, |a| a.len()),
+        inv["segments"].as_array().map_or(0, |a| a.len()), inv["links"].as_array().map_or(0, |a| a.len()), t.elapsed().as_secs_f64());
+    print!("{}", crate::inventory_table(&inv));
+
+    step(5, "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)");
     for s in &switches {
         println!("{} (dpid {}):", s.name, s.dpid);
         print!("{}", client::get_text(&base, &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid))?);
     }
     println!("\nPipeline:\n{}", gemelo::pipeline::markdown(false));
 
-    step(5, "Where to look next");
+    step(6, "Where to look next");
     let sw = lab_json["switches"][0].clone();
     println!("  curl -s {base}/api/v1/switches | jq");
     println!("  gemelo flows --api {api}");
+    println!("  gemelo inventory --api {api}");
+    println!("  curl -s {base}/api/v1/topology | jq");
     println!(
         "  ip netns exec {} env OVS_RUNDIR={} ovs-ofctl -O OpenFlow13 dump-flows unix:{}/{}.mgmt",
         sw["namespace"].as_str().unwrap_or("gm-prod"),
@@ -160,6 +169,30 @@ fn wait_for_switches(base: &str, want: usize, limit: Duration) -> anyhow::Result
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(anyhow!("switches did not connect in {limit:?}: {last}"))
+}
+
+/// Waits until every lab host (by MAC) has a hostname, an attachment and the
+/// services it runs, or the limit passes; returns the inventory either way.
+fn wait_for_inventory(base: &str, lab: &Value, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let inv: Value = client::get_json(base, "/api/v1/inventory").unwrap_or(Value::Null);
+        let complete = lab["hosts"].as_array().into_iter().flatten().all(|h| {
+            let found = inv["hosts"].as_array().into_iter().flatten().find(|x| x["mac"] == h["mac"]);
+            found.is_some_and(|x| {
+                let services = x["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp").count());
+                let want = h["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp").count());
+                !x["hostname"].is_null() && !x["switch"].is_null() && services >= want
+            })
+        });
+        if complete || Instant::now() >= deadline {
+            if !complete {
+                println!("(not every host is complete yet; discovery goes on in the background)");
+            }
+            return inv;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn service_host<'a>(lab: &'a Value, name: &str) -> Option<&'a Value> {

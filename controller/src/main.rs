@@ -86,6 +86,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print what discovery found: hosts, segments, links (from the REST API).
+    Inventory {
+        #[arg(long)]
+        api: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print gemelo's OpenFlow pipeline (tables, priorities, cookies) as Markdown.
     Pipeline,
     /// Run the whole story on the embedded lab: lab, controller, traffic, flows.
@@ -241,6 +248,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Inventory { api, json } => {
+            let base = client::base(api.as_deref());
+            let inv: serde_json::Value = client::get_json(&base, "/api/v1/inventory")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+            } else {
+                print!("{}", inventory_table(&inv));
+            }
+            Ok(())
+        }
         Cmd::Pipeline => {
             print!("{}", gemelo::pipeline::markdown(true));
             Ok(())
@@ -274,6 +291,51 @@ fn discovery_config(scope: Vec<String>, probe_netns: Option<String>, packet_in_r
         sweep_interval: Duration::from_secs(sweep_interval.max(10)),
         ..DiscoveryConfig::default()
     })
+}
+
+/// The inventory as text tables (hosts, then segments and links).
+pub fn inventory_table(inv: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<17} {:<15} {:<12} {:<21} {:<4} {:<7} services", "mac", "ip", "hostname", "switch:port", "role", "os");
+    for h in inv["hosts"].as_array().into_iter().flatten() {
+        let ips: Vec<&str> = h["ips"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+        let at = match (h["switch"].as_str(), h["port"].as_u64()) {
+            (Some(s), Some(p)) => format!("{}:{p}", s.trim_start_matches('0')),
+            _ => "-".into(),
+        };
+        let services: Vec<String> = h["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let product = [s["product"].as_str(), s["version"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                if product.is_empty() {
+                    format!("{}/{}", s["name"].as_str().unwrap_or("?"), s["port"])
+                } else {
+                    format!("{}/{} ({product})", s["name"].as_str().unwrap_or("?"), s["port"])
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<17} {:<15} {:<12} {:<21} {:<4} {:<7} {}",
+            h["mac"].as_str().unwrap_or(""),
+            ips.join(","),
+            h["hostname"].as_str().unwrap_or("-"),
+            at,
+            h["role"].as_str().unwrap_or(""),
+            h["os"]["family"].as_str().unwrap_or("-"),
+            services.join(", ")
+        );
+    }
+    for s in inv["segments"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "segment {} vlan {} gateway {}", s["cidr"].as_str().unwrap_or(""), s["vlan"], s["gateway"].as_str().unwrap_or("-"));
+    }
+    for l in inv["links"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "link {}:{} <-> {}:{}", l["a"]["dpid"].as_str().unwrap_or(""), l["a"]["port"], l["b"]["dpid"].as_str().unwrap_or(""), l["b"]["port"]);
+    }
+    out
 }
 
 fn names(switches: &[SwitchView]) -> String {

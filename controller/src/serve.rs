@@ -63,7 +63,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         discovery.set_own_macs(probe_macs(ns));
     }
     tokio::spawn(discovery.clone().run_periodic());
-    tokio::spawn(discovery.clone().run_sweeps(std::time::Duration::from_secs(3)));
+    tokio::spawn(discovery.clone().run_sweeps(std::time::Duration::from_secs(2)));
+    tokio::spawn(discovery.clone().run_new_host_probes());
     let controller = Controller { fabric: fabric.clone(), store, forwarding: cfg.forwarding(), discovery: discovery.clone() };
     tokio::spawn(controller.run(rx));
 

@@ -126,6 +126,10 @@ fn office_inventory_matches_the_ground_truth() {
     assert_eq!(health["discovery"]["probe_netns"], "gm-probe", "the lab's probe port is used: {health}");
     assert!(!health["discovery"]["scope"].as_array().unwrap().is_empty(), "the lab's scope is used: {health}");
 
+    // A workstation talks to the router's far address: the router then ARPs out of
+    // its workstation interface with that address (ARP flux), which must not move it.
+    let _ = in_host(&status, "ws02", &["ssh-keyscan", "-T", "5", "10.10.1.1"]);
+
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = Vec::new();
     let inv = loop {

@@ -143,16 +143,22 @@ impl Discovery {
             let inv = self.inventory();
             addrs.iter().copied().filter(|ip| inv.host_by_ip(*ip).is_some()).collect()
         };
-        // 3. Identify the services of each.
+        // 3. Identify the services of each (the new-host prober can skip them).
+        self.forget_new_ips(&alive);
+        self.identify(&ns, alive.clone(), ports).await?;
+        Ok(alive.len())
+    }
+
+    /// Scans and identifies the services of `ips` (from the probe namespace) and records them.
+    pub(crate) async fn identify(self: &Arc<Self>, ns: &str, ips: Vec<Ipv4Addr>, ports: Vec<u16>) -> Result<(), String> {
         let cfg = self.probe_config();
-        let targets = alive.clone();
-        let results = run_in(&ns, move || async move {
-            let mut out = Vec::new();
-            for ip in targets {
-                let services = probe::probe_host(IpAddr::V4(ip), &ports, &cfg).await;
-                out.push((ip, services));
-            }
-            out
+        let results = run_in(ns, move || async move {
+            let probes = ips.into_iter().map(|ip| {
+                let ports = ports.clone();
+                let cfg = cfg.clone();
+                async move { (ip, probe::probe_host(IpAddr::V4(ip), &ports, &cfg).await) }
+            });
+            futures_util::future::join_all(probes).await
         })
         .await?;
         for (ip, services) in results {
@@ -172,7 +178,24 @@ impl Discovery {
             self.record_changes(changes);
         }
         self.flush();
-        Ok(alive.len())
+        Ok(())
+    }
+
+    /// Probes hosts as they appear (new IPs in scope), in small batches.
+    pub async fn run_new_host_probes(self: Arc<Self>) {
+        let Some(ns) = self.config.probe_netns.clone() else { return };
+        let ports = if self.config.ports.is_empty() { probe::DEFAULT_PORTS.to_vec() } else { self.config.ports.clone() };
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let batch = self.take_new_ips();
+            if batch.is_empty() {
+                continue;
+            }
+            info!(hosts = batch.len(), "probing new hosts");
+            if let Err(e) = self.identify(&ns, batch, ports.clone()).await {
+                warn!(error = %e, "probing new hosts failed");
+            }
+        }
     }
 
     /// Sweeps the whole scope now and then every `sweep_interval`.
@@ -180,6 +203,10 @@ impl Discovery {
         if self.config.scope.is_empty() || self.config.probe_netns.is_none() {
             info!("no scope or no probe port: active discovery off (passive discovery runs)");
             return;
+        }
+        // The first sweep waits for the fabric: until a switch is programmed nothing is copied to gemelo.
+        while !self.has_switches() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(first_delay).await;
         loop {

@@ -183,6 +183,19 @@ impl Inventory {
         }
         let id = mac_str(mac);
         let s = ip.to_string();
+        // ARP flux: a multi-homed host (a router) sends ARP out of one interface with
+        // the address of another. An address owned elsewhere does not move to a MAC
+        // whose own addresses all lie in other segments.
+        let owned_elsewhere = self.hosts.values().any(|h| h.id != id && h.ips.contains(&s));
+        if owned_elsewhere {
+            if let Some(h) = self.hosts.get(&id) {
+                let mine: Vec<Ipv4Addr> = h.ips.iter().filter_map(|i| i.parse().ok()).collect();
+                let same_segment = |a: Ipv4Addr| self.segment_of(a).is_some_and(|n| n.contains(ip));
+                if !mine.is_empty() && self.segment_of(ip).is_some() && !mine.iter().any(|a| same_segment(*a)) {
+                    return;
+                }
+            }
+        }
         for h in self.hosts.values_mut().filter(|h| h.id != id && h.ips.contains(&s)) {
             h.ips.retain(|i| i != &s);
             changes.push(Change::Changed { host: h.id.clone(), field: "ips".into(), from: Some(s.clone()), to: None });
@@ -200,6 +213,15 @@ impl Inventory {
             }
         }
         self.note_segment(ip, None, None, changes);
+    }
+
+    /// The known segment (or scope range) holding `ip`.
+    fn segment_of(&self, ip: Ipv4Addr) -> Option<Ipv4Network> {
+        self.segments
+            .keys()
+            .filter_map(|c| c.parse::<Ipv4Network>().ok())
+            .chain(self.scope.iter().copied())
+            .find(|n| n.contains(ip))
     }
 
     fn note_segment(&mut self, ip: Ipv4Addr, net: Option<Ipv4Network>, gateway: Option<Ipv4Addr>, changes: &mut Vec<Change>) {
@@ -468,6 +490,23 @@ mod tests {
         inv.observe(2, 4, &arp(owner, [10, 10, 2, 99]), NOW);
         assert_eq!(inv.hosts["02:00:0a:0a:02:63"].services[0].port, 80);
         assert_eq!(inv.hosts["02:00:0a:0a:02:63"].services[0].name, "http");
+    }
+
+    #[test]
+    fn arp_flux_of_a_router_does_not_move_addresses() {
+        let mut inv = scoped();
+        let gw_ws: Mac = [2, 0, 10, 10, 2, 1];
+        inv.observe(1, 1, &arp(GW_SERVERS, [10, 10, 1, 1]), NOW);
+        inv.observe(1, 2, &arp(gw_ws, [10, 10, 2, 1]), NOW);
+        // The router answers a workstation from 10.10.1.1 out of its workstation interface.
+        inv.observe(1, 2, &arp(gw_ws, [10, 10, 1, 1]), NOW);
+        assert_eq!(inv.hosts["02:00:0a:0a:01:01"].ips, vec!["10.10.1.1"]);
+        assert_eq!(inv.hosts["02:00:0a:0a:02:01"].ips, vec!["10.10.2.1"]);
+        // A real move within a segment still happens.
+        let new_mac: Mac = [2, 0, 10, 10, 1, 99];
+        inv.observe(1, 7, &arp(new_mac, [10, 10, 1, 1]), NOW);
+        assert!(inv.hosts["02:00:0a:0a:01:01"].ips.is_empty());
+        assert_eq!(inv.hosts["02:00:0a:0a:01:63"].ips, vec!["10.10.1.1"]);
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub struct Discovery {
     dirty: Mutex<(BTreeSet<String>, Vec<HistoryEntry>)>,
     jobs: Mutex<BTreeMap<String, Job>>,
     next_job: std::sync::atomic::AtomicU64,
+    /// In-scope addresses that appeared since the last new-host probe.
+    new_ips: Mutex<BTreeSet<std::net::Ipv4Addr>>,
 }
 
 fn now() -> String {
@@ -178,6 +180,7 @@ impl Discovery {
             dirty: Mutex::new((BTreeSet::new(), Vec::new())),
             jobs: Mutex::new(BTreeMap::new()),
             next_job: std::sync::atomic::AtomicU64::new(1),
+            new_ips: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -190,6 +193,20 @@ impl Discovery {
             return;
         }
         let t = now();
+        {
+            let mut new_ips = self.new_ips.lock().expect("new ips lock");
+            for c in &changes {
+                if let Change::Changed { field, from: None, to: Some(ip), .. } = c {
+                    if field == "ips" {
+                        if let Ok(ip) = ip.parse::<std::net::Ipv4Addr>() {
+                            if self.config.scope.iter().any(|n| n.contains(ip)) {
+                                new_ips.insert(ip);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         let mut d = self.dirty.lock().expect("dirty lock");
         for c in changes {
             match &c {
@@ -363,6 +380,21 @@ impl Discovery {
 
     fn put_job(&self, job: Job) {
         self.jobs.lock().expect("jobs lock").insert(job.id.clone(), job);
+    }
+
+    fn take_new_ips(&self) -> Vec<std::net::Ipv4Addr> {
+        std::mem::take(&mut *self.new_ips.lock().expect("new ips lock")).into_iter().collect()
+    }
+
+    fn forget_new_ips(&self, ips: &[std::net::Ipv4Addr]) {
+        let mut q = self.new_ips.lock().expect("new ips lock");
+        for ip in ips {
+            q.remove(ip);
+        }
+    }
+
+    fn has_switches(&self) -> bool {
+        !self.switches.lock().expect("switches lock").is_empty()
     }
 
     pub(crate) fn inventory(&self) -> std::sync::MutexGuard<'_, Inventory> {
