@@ -1,1 +1,10 @@
 //! gemelo-hypervisor: turns a twin plan into running twin hosts.
+//!
+//! The plan's types (`plan`) describe what the digital twin runs; backends build
+//! it (network namespaces on a twin OVS instance as the embedded default, libvirt
+//! LXC / QEMU domains) and the decoy services run inside twin hosts. The
+//! controller depends on this crate, never the reverse.
+
+pub mod plan;
+
+pub use plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
