@@ -19,3 +19,4 @@ pub mod pipeline;
 pub mod serve;
 pub mod store;
 pub mod switch;
+pub mod twin;
