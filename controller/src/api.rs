@@ -16,6 +16,7 @@ use warp::{Filter, Rejection, Reply};
 pub struct ApiState {
     pub fabric: Arc<Fabric>,
     pub discovery: Arc<crate::discovery::Discovery>,
+    pub events: Arc<crate::events::Events>,
     pub forwarding: ForwardingMode,
     pub started: Instant,
 }
@@ -136,6 +137,13 @@ struct ScanRequest {
 }
 
 #[derive(Debug, Deserialize)]
+struct EventQuery {
+    since: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
 struct HistoryQuery {
     limit: Option<usize>,
 }
@@ -237,7 +245,24 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and_then(|id: String, st: Arc<ApiState>| async move {
             st.discovery.job(&id).map(|j| json(&j)).ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no discovery job {id}")))
         });
+    let events = v1
+        .and(warp::path("events"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::query::<EventQuery>())
+        .and(st())
+        .and_then(|q: EventQuery, st: Arc<ApiState>| async move {
+            let since = match q.since.as_deref() {
+                None => None,
+                Some(s) => Some(humantime::parse_rfc3339_weak(s).map_err(|e| {
+                    reject(StatusCode::BAD_REQUEST, format!("bad since {s:?}: {e}; use RFC 3339, e.g. 2026-11-25T10:00:00Z"))
+                })?),
+            };
+            Ok::<_, Rejection>(json(&st.events.list(since, q.kind.as_deref(), q.limit.unwrap_or(1000))))
+        });
     health
+        .or(events)
+        .unify()
         .or(switches)
         .unify()
         .or(switch)

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod client;
 pub mod discovery;
+pub mod events;
 pub mod fabric;
 pub mod flowset;
 pub mod lab;

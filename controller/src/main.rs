@@ -61,6 +61,9 @@ enum Cmd {
         /// Seconds between sweeps of the whole scope.
         #[arg(long, default_value_t = 300)]
         sweep_interval: u64,
+        /// Unix datagram socket where twin decoys send their events.
+        #[arg(long, default_value = gemelo::events::EVENTS_SOCKET)]
+        events_socket: PathBuf,
     },
     /// Build, inspect or remove the embedded lab (a production network in namespaces).
     Lab {
@@ -156,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             probe_netns,
             packet_in_rate,
             sweep_interval,
+            events_socket,
         } => {
             if !no_default_listeners && listen.is_empty() {
                 listen.push(serve::DEFAULT_UNIX_LISTENER.parse().expect("valid default"));
@@ -175,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     forwarding,
                 },
                 discovery: discovery_config(scope, probe_netns, packet_in_rate, sweep_interval)?,
+                events_socket,
             };
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve::serve(cfg))
         }

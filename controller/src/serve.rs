@@ -5,6 +5,7 @@
 
 use crate::api::{self, ApiState};
 use crate::discovery::{Discovery, DiscoveryConfig};
+use crate::events::{self, Events};
 use crate::fabric::{Controller, Fabric};
 use crate::pipeline::ForwardingMode;
 use crate::store::Store;
@@ -30,6 +31,8 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub session: SessionConfig,
     pub discovery: DiscoveryConfig,
+    /// Unix datagram socket where decoys send their events.
+    pub events_socket: PathBuf,
 }
 
 impl ServeConfig {
@@ -58,6 +61,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         switch::connect(ep.clone(), ctx.clone());
     }
 
+    let events = Events::new(store.clone());
+    events::listen(&cfg.events_socket, events.clone())
+        .await
+        .with_context(|| format!("cannot listen for decoy events on {}", cfg.events_socket.display()))?;
     let discovery = Discovery::new(cfg.discovery.clone(), store.clone());
     if let Some(ns) = &cfg.discovery.probe_netns {
         discovery.set_own_macs(probe_macs(ns));
@@ -68,7 +75,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let controller = Controller { fabric: fabric.clone(), store, forwarding: cfg.forwarding(), discovery: discovery.clone() };
     tokio::spawn(controller.run(rx));
 
-    let state = Arc::new(ApiState { fabric, discovery: discovery.clone(), forwarding: cfg.forwarding(), started: Instant::now() });
+    let state = Arc::new(ApiState { fabric, discovery: discovery.clone(), events, forwarding: cfg.forwarding(), started: Instant::now() });
     let listener = tokio::net::TcpListener::bind(cfg.api)
         .await
         .with_context(|| format!("cannot bind the REST API on {} (pick another with --api)", cfg.api))?;
@@ -82,6 +89,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         _ = term.recv() => info!("terminated"),
     }
     discovery.flush();
+    let _ = std::fs::remove_file(&cfg.events_socket);
     for p in unix_paths {
         let _ = std::fs::remove_file(p);
     }

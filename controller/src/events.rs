@@ -1,0 +1,154 @@
+//! The event stream: decoy interactions (and, later, redirections and alerts).
+//!
+//! Decoys inside twin hosts send one JSON object per datagram to a Unix socket
+//! the controller listens on; each becomes a stored event, read back with
+//! `GET /api/v1/events?since=RFC3339&kind=KIND`. Events are kept in the store in
+//! arrival order and survive restarts.
+
+use crate::fabric::rfc3339;
+use crate::store::{Kind, Store};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tracing::{debug, info, warn};
+
+/// Where decoys send their events.
+pub const EVENTS_SOCKET: &str = "/run/gemelo/events.sock";
+/// Largest event accepted.
+const MAX_EVENT: usize = 64 * 1024;
+
+pub struct Events {
+    store: Store,
+    seq: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventError {
+    #[error("event is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("event lacks a string \"{0}\" field")]
+    Missing(&'static str),
+}
+
+impl Events {
+    pub fn new(store: Store) -> Arc<Events> {
+        let seq = store.list::<Value>(Kind::Events).map(|v| v.len() as u64).unwrap_or(0);
+        Arc::new(Events { store, seq: AtomicU64::new(seq) })
+    }
+
+    /// Validates and stores one event; a missing time is set to now.
+    pub fn record(&self, mut ev: Value) -> Result<(), EventError> {
+        let obj = ev.as_object_mut().ok_or_else(|| EventError::NotJson("not an object".into()))?;
+        if !obj.get("kind").is_some_and(Value::is_string) {
+            return Err(EventError::Missing("kind"));
+        }
+        if !obj.get("time").is_some_and(|t| t.as_str().is_some_and(|t| humantime::parse_rfc3339_weak(t).is_ok())) {
+            obj.insert("time".into(), Value::String(rfc3339(SystemTime::now())));
+        }
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let micros = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
+        if let Err(e) = self.store.put(Kind::Events, &format!("{micros:020}-{n:010}"), &ev) {
+            warn!(error = %e, "could not store event");
+        }
+        Ok(())
+    }
+
+    /// Events at or after `since`, of `kind` if given, oldest first, at most `limit`.
+    pub fn list(&self, since: Option<SystemTime>, kind: Option<&str>, limit: usize) -> Vec<Value> {
+        let all = self.store.list::<Value>(Kind::Events).unwrap_or_default();
+        let mut out: Vec<Value> = all
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| kind.is_none_or(|k| v["kind"] == k))
+            .filter(|v| match since {
+                None => true,
+                Some(s) => v["time"].as_str().and_then(|t| humantime::parse_rfc3339_weak(t).ok()).is_some_and(|t| t >= s),
+            })
+            .collect();
+        let skip = out.len().saturating_sub(limit);
+        out.split_off(skip)
+    }
+}
+
+/// Receives decoy events on a Unix datagram socket until the task is dropped.
+pub async fn listen(path: &Path, events: Arc<Events>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let sock = tokio::net::UnixDatagram::bind(path)?;
+    info!(socket = %path.display(), "listening for decoy events");
+    Ok(tokio::spawn(async move {
+        let mut buf = vec![0u8; MAX_EVENT];
+        loop {
+            match sock.recv(&mut buf).await {
+                Ok(n) => match serde_json::from_slice::<Value>(&buf[..n]) {
+                    Ok(v) => {
+                        if let Err(e) = events.record(v) {
+                            debug!(error = %e, "event refused");
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "undecodable event datagram"),
+                },
+                Err(e) => {
+                    warn!(error = %e, "event socket");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(name: &str) -> (Store, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!("gemelo-events-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        (Store::open(&d).unwrap(), d)
+    }
+
+    #[test]
+    fn records_filters_and_refuses() {
+        let (s, d) = store("filter");
+        let ev = Events::new(s);
+        ev.record(serde_json::json!({"kind": "decoy", "time": "2026-11-25T10:00:00Z", "protocol": "modbus", "action": "read"})).unwrap();
+        ev.record(serde_json::json!({"kind": "redirection", "time": "2026-11-25T11:00:00Z"})).unwrap();
+        ev.record(serde_json::json!({"kind": "decoy", "protocol": "http"})).unwrap();
+        assert_eq!(ev.record(serde_json::json!({"protocol": "x"})), Err(EventError::Missing("kind")));
+        assert!(ev.record(serde_json::json!([1, 2])).is_err());
+        assert_eq!(ev.list(None, None, 100).len(), 3);
+        assert_eq!(ev.list(None, Some("decoy"), 100).len(), 2);
+        let since = humantime::parse_rfc3339("2026-11-25T10:30:00Z").unwrap();
+        let later = ev.list(Some(since), None, 100);
+        assert_eq!(later.len(), 2, "{later:?}");
+        assert!(later[1]["time"].is_string(), "time filled in");
+        assert_eq!(ev.list(None, None, 1).len(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn datagrams_become_events() {
+        let (s, d) = store("socket");
+        let ev = Events::new(s);
+        let path = d.join("events.sock");
+        let task = listen(&path, ev.clone()).await.unwrap();
+        let tx = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        tx.send_to(br#"{"kind":"decoy","twin_host":"plc01","protocol":"modbus","action":"write","data":{"address":1}}"#, &path).unwrap();
+        tx.send_to(b"not json", &path).unwrap();
+        for _ in 0..50 {
+            if !ev.list(None, None, 10).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let got = ev.list(None, Some("decoy"), 10);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["twin_host"], "plc01");
+        task.abort();
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
