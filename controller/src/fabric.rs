@@ -182,7 +182,10 @@ impl Controller {
                         }
                     });
                 }
-                SwitchEvent::PacketIn { dpid, packet_in } => this.discovery.packet_in(dpid, &packet_in),
+                SwitchEvent::PacketIn { dpid, packet_in } if dpid != crate::twin::plan::TWIN_DPID => {
+                    this.discovery.packet_in(dpid, &packet_in)
+                }
+                SwitchEvent::PacketIn { .. } => {}
                 SwitchEvent::FlowRemoved { .. } => {}
                 SwitchEvent::Error { dpid, xid, error } => {
                     warn!(dpid = %dpid_str(dpid), xid, error = %error.kind, "switch reported an error");
@@ -206,6 +209,17 @@ impl Controller {
     /// Baseline pipeline, then discovery's classifier flows, each reconciled by its cookie.
     async fn switch_ready(&self, handle: SwitchHandle, name: String, ports: Vec<Port>) {
         let dpid = handle.dpid();
+        if dpid == crate::twin::plan::TWIN_DPID {
+            // The twin's own switch: twin flows only; discovery never looks at the twin.
+            match reconcile(&handle, &crate::twin::flows::baseline(), Cookie::of_kind(CookieKind::Twin), Cookie::KIND_MASK).await {
+                Ok(report) => {
+                    info!(dpid = %dpid_str(dpid), added = report.added, unchanged = report.unchanged, "twin switch reconciled");
+                    self.fabric.update(dpid, |s| s.reconciled = Some(report));
+                }
+                Err(e) => warn!(dpid = %dpid_str(dpid), error = %e, "twin switch reconcile failed"),
+            }
+            return;
+        }
         let want = pipeline::baseline(self.forwarding);
         let baseline = reconcile(&handle, &want, Cookie::of_kind(CookieKind::Baseline), Cookie::KIND_MASK).await;
         let discovery = match &baseline {
