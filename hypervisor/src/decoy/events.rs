@@ -1,33 +1,50 @@
 //! The decoy event stream: one JSON line per attacker interaction, sent as a
 //! datagram to the twin's Unix datagram socket (forensics reads it).
 //!
-//! Sending never blocks and never fails a decoy: with nobody listening the
-//! event is dropped (the pcap of the mirror port still has the traffic).
+//! Sending never blocks a decoy and never fails it: events go through a
+//! bounded queue to one sender thread, which waits briefly when the reader's
+//! socket queue is full (Linux keeps only ~10 datagrams per socket) and drops
+//! them when nobody listens (the pcap of the mirror port still has the traffic).
 
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
 /// Biggest datagram we send; bigger `data` is cut to fit.
 pub const MAX_EVENT: usize = 60 * 1024;
 
+/// Events waiting to be sent; more are dropped.
+const QUEUE: usize = 4096;
+/// How long one datagram may wait for room in the reader's queue.
+const SEND_WAIT: Duration = Duration::from_millis(200);
+
 /// Where a twin host's decoys send their events.
 #[derive(Debug)]
 pub struct EventSink {
-    socket: Option<UnixDatagram>,
-    path: PathBuf,
+    queue: Option<SyncSender<Vec<u8>>>,
+    sender: Option<JoinHandle<()>>,
     twin_host: String,
 }
 
 impl EventSink {
     pub fn new(path: &Path, twin_host: &str) -> EventSink {
-        let socket = UnixDatagram::unbound().ok();
-        if let Some(s) = &socket {
-            let _ = s.set_nonblocking(true);
-        }
-        EventSink { socket, path: path.to_path_buf(), twin_host: twin_host.to_string() }
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let path = path.to_path_buf();
+        let sender = std::thread::Builder::new()
+            .name("decoy-events".into())
+            .spawn(move || {
+                let Ok(socket) = UnixDatagram::unbound() else { return };
+                let _ = socket.set_write_timeout(Some(SEND_WAIT));
+                for line in rx {
+                    let _ = socket.send_to(&line, &path);
+                }
+            })
+            .ok();
+        EventSink { queue: Some(tx), sender, twin_host: twin_host.to_string() }
     }
 
     /// The event as it goes on the wire.
@@ -50,8 +67,18 @@ impl EventSink {
             line = self.event(peer, protocol, action, json!({"truncated": true, "len": line.len()})).to_string();
         }
         line.push('\n');
-        if let Some(s) = &self.socket {
-            let _ = s.send_to(line.as_bytes(), &self.path);
+        if let Some(q) = &self.queue {
+            let _ = q.try_send(line.into_bytes());
+        }
+    }
+}
+
+impl Drop for EventSink {
+    /// Sends what is queued before the process goes (the persona shell is short-lived).
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(t) = self.sender.take() {
+            let _ = t.join();
         }
     }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::{DecoyMode, DecoySpec, TwinHost};
 
-pub use emulate::run_decoy;
+pub use emulate::{run_decoy, run_decoy_at};
 pub use events::EventSink;
 
 /// One process to start inside a twin host (same shape as `launch::Launch`).

@@ -10,7 +10,7 @@ pub mod banner;
 pub mod http;
 pub mod modbus;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,14 +50,20 @@ pub fn can_emulate(spec: &DecoySpec) -> bool {
     kind_of(spec).is_some()
 }
 
-/// Reads the spec file and serves every service in it until killed.
+/// Reads the spec file and serves every service in it, on all the twin
+/// host's addresses, until killed.
 pub fn run_decoy(spec_file: &Path, events: &Path) -> Result<(), DecoyError> {
+    run_decoy_at(spec_file, events, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// `run_decoy` on one address (tests use 127.0.0.1).
+pub fn run_decoy_at(spec_file: &Path, events: &Path, ip: IpAddr) -> Result<(), DecoyError> {
     let text = std::fs::read(spec_file).map_err(|source| DecoyError::SpecIo { path: spec_file.to_path_buf(), source })?;
     let file: DecoyFile = serde_json::from_slice(&text).map_err(|source| DecoyError::SpecParse { path: spec_file.to_path_buf(), source })?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(DecoyError::Runtime)?;
     rt.block_on(async move {
         let sink = Arc::new(EventSink::new(events, &file.twin_host));
-        let servers = bind_all(&file, sink).await?;
+        let servers = bind_all(&file, sink, ip).await?;
         for s in servers {
             tokio::spawn(s);
         }
@@ -68,11 +74,11 @@ pub fn run_decoy(spec_file: &Path, events: &Path) -> Result<(), DecoyError> {
 
 /// Binds every service's port (all before serving any, so a conflict fails
 /// the whole decoy at start) and returns the accept loops.
-pub async fn bind_all(file: &DecoyFile, sink: Arc<EventSink>) -> Result<Vec<impl std::future::Future<Output = ()>>, DecoyError> {
+pub async fn bind_all(file: &DecoyFile, sink: Arc<EventSink>, ip: IpAddr) -> Result<Vec<impl std::future::Future<Output = ()>>, DecoyError> {
     let mut loops = Vec::new();
     for spec in &file.services {
         let Some(kind) = kind_of(spec) else { continue };
-        let listener = TcpListener::bind(("0.0.0.0", spec.port))
+        let listener = TcpListener::bind((ip, spec.port))
             .await
             .map_err(|source| DecoyError::Listen { proto: "tcp".into(), port: spec.port, source })?;
         let service = Arc::new(Service::new(kind, spec, &file.hostname)?);
