@@ -420,3 +420,121 @@ fn sshd_from_generated_config_matches_the_capture() {
     eprintln!("persona events: {ev:?}");
     assert!(ev.iter().any(|e| e["protocol"] == "shell" && e["action"] == "command" && e["data"]["command"] == "whoami; pwd; ls" && e["peer"].as_str().unwrap().starts_with("127.0.0.1:")));
 }
+
+fn wait_listen(proto: &str, port: u16, dir: &Path, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = in_ns(&["ss", "-Hln", if proto == "udp" { "-u" } else { "-t" }]).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
+            return;
+        }
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        assert!(Instant::now() < deadline, "{name} did not listen on {proto} {port}:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn other_daemons_from_generated_configs() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespace {NS}-2)");
+        return;
+    }
+    let installed = Installed::detect();
+    if !(installed.lighttpd && installed.vsftpd && installed.snmpd && installed.mosquitto && installed.telnetd) {
+        eprintln!("skipped: not every Debian daemon is installed ({installed:?})");
+        return;
+    }
+    let dir = TmpDir::new("daemons");
+    let _ns = Netns::new();
+    let events = dir.0.join("events.sock");
+    let svc = |port: u16, proto: &str, name: &str, product: &str, banner: Option<&str>, details: Value| DecoySpec {
+        port,
+        proto: proto.into(),
+        name: name.into(),
+        product: Some(product.into()),
+        version: None,
+        banner: banner.map(str::to_string),
+        mode: DecoyMode::Daemon { product: product.into() },
+        details,
+    };
+    let snmp = json!({"community": "public", "version": "2c",
+        "sys_descr": "Linux plc-gw-01 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64", "sys_object_id": "1.3.6.1.4.1.8072.3.2.10",
+        "sys_contact": "netops@example.net", "sys_name": "plc-gw-01", "sys_location": "Hall 3"});
+    let mqtt = json!({"accepted": true, "topics": [
+        {"topic": "$SYS/broker/version", "payload": "mosquitto version 2.0.11", "encoding": "utf-8"},
+        {"topic": "plant/line1/temp", "payload": "{\"host\":\"plc1\",\"seq\":4,\"value\":204}", "encoding": "utf-8"},
+        {"topic": "plant/line1/state", "payload": "RUN", "encoding": "utf-8"}]});
+    let host = gemelo_hypervisor::TwinHost {
+        name: "plc1".into(),
+        mirrors: vec![],
+        hostname: "plc-gw-01".into(),
+        interfaces: vec![],
+        gateway: None,
+        ip_forward: false,
+        backend: gemelo_hypervisor::Backend::Netns,
+        services: vec![
+            svc(8080, "tcp", "http", "lighttpd", None, lighttpd_details()),
+            svc(2121, "tcp", "ftp", "vsftpd", Some("220 Plant file server ready\r\n"), json!({})),
+            svc(2323, "tcp", "telnet", "inetutils telnetd", None, json!({"negotiation_hex": "fffb25fffb26fffd18fffd20fffd23fffd27fffd24"})),
+            svc(1161, "udp", "snmp", "net-snmp", None, snmp),
+            svc(1883, "tcp", "mqtt", "Mosquitto", None, mqtt),
+        ],
+        honeytoken: false,
+    };
+    let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gemelo");
+    let launches = decoy::launches(&host, &dir.0, &exe, &events).unwrap();
+    let names: Vec<&str> = launches.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["lighttpd", "vsftpd", "inetd", "snmpd", "mosquitto", "mqtt-retain"]);
+    let mut running = Vec::new();
+    for l in &launches {
+        running.push(start(l, &dir.0));
+        for (proto, port) in &l.listens {
+            wait_listen(proto, *port, &dir.0, &l.name);
+        }
+    }
+
+    // lighttpd: the captured body, type, server, last-modified (its own ETag and Date).
+    // The same request as discovery's probe (it asks for Connection: close).
+    let got = run(&mut in_ns(&["curl", "-s", "-i", "--max-time", "3", "-H", "Connection: close", "http://127.0.0.1:8080/"]));
+    eprintln!("lighttpd:\n{got}");
+    let keep = |s: &str| s.split("\r\n").filter(|l| !l.starts_with("Date: ") && !l.starts_with("ETag: ")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(keep(&got), keep(LIGHTTPD_CAPTURE));
+
+    // vsftpd: the captured greeting.
+    let greeting = run(&mut in_ns(&["sh", "-c", "printf 'QUIT\\r\\n' | nc -q 1 -w 3 127.0.0.1 2121"]));
+    eprintln!("vsftpd: {greeting:?}");
+    assert!(greeting.starts_with("220 Plant file server ready\r\n"), "{greeting:?}");
+
+    // telnetd under inetd: the captured opening negotiation.
+    let first = in_ns(&["sh", "-c", "sleep 1 | nc -w 2 127.0.0.1 2323 | head -c 21 | od -An -tx1 | tr -d ' \\n'"]).output().unwrap();
+    let first = String::from_utf8_lossy(&first.stdout);
+    eprintln!("telnetd first bytes: {first}");
+    assert_eq!(first, "fffb25fffb26fffd18fffd20fffd23fffd27fffd24");
+
+    // snmpd: the captured system group.
+    let sys = run(&mut in_ns(&["snmpget", "-v2c", "-c", "public", "-On", "-Oq", "-t", "2", "127.0.0.1:1161",
+        "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.4.0", "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.6.0"]));
+    eprintln!("snmpget:\n{sys}");
+    assert_eq!(
+        sys,
+        ".1.3.6.1.2.1.1.1.0 \"Linux plc-gw-01 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64\"\n.1.3.6.1.2.1.1.2.0 .1.3.6.1.4.1.8072.3.2.10\n\
+.1.3.6.1.2.1.1.4.0 \"netops@example.net\"\n.1.3.6.1.2.1.1.5.0 \"plc-gw-01\"\n.1.3.6.1.2.1.1.6.0 \"Hall 3\"\n"
+    );
+
+    // mosquitto: a subscriber to # sees the captured topics, retained.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let topics = loop {
+        // -W ends it (status 27) once the retained messages are in.
+        let out = in_ns(&["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-t", "#", "-v", "-W", "1"]).output().unwrap();
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.lines().count() >= 2 || Instant::now() > deadline {
+            break out;
+        }
+    };
+    eprintln!("mosquitto_sub -t '#':\n{topics}");
+    let mut lines: Vec<&str> = topics.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["plant/line1/state RUN", "plant/line1/temp {\"host\":\"plc1\",\"seq\":4,\"value\":204}"]);
+    drop(running);
+}
