@@ -79,6 +79,34 @@ fn plc_details() -> Value {
     })
 }
 
+/// An SSH capture: the KEXINIT payload of Debian 12's sshd (the probe's
+/// OPENSSH_DEBIAN12 capture, built here from its lists) under an older id line.
+fn ssh_details() -> Value {
+    let lists: [&[&str]; 10] = [
+        &["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"],
+        &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519"],
+        &["chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com"],
+        &["chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com"],
+        &["umac-64-etm@openssh.com", "hmac-sha2-256", "hmac-sha1"],
+        &["umac-64-etm@openssh.com", "hmac-sha2-256", "hmac-sha1"],
+        &["none", "zlib@openssh.com"],
+        &["none", "zlib@openssh.com"],
+        &[],
+        &[],
+    ];
+    let mut payload = vec![20u8];
+    payload.extend_from_slice(&[0x6b; 16]);
+    for l in lists {
+        let s = l.join(",");
+        payload.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        payload.extend_from_slice(s.as_bytes());
+    }
+    payload.extend_from_slice(&[0, 0, 0, 0, 0]);
+    json!({"proto_version": "2.0", "software": "OpenSSH_8.4p1", "comments": "Debian-5+deb11u3", "kexinit_hex": hex(&payload),
+        "kex_algorithms": lists[0], "server_host_key_algorithms": lists[1],
+        "encryption_algorithms_server_to_client": lists[3], "mac_algorithms_server_to_client": lists[5]})
+}
+
 /// The probe's capture of Debian 12 lighttpd 1.4.69 (`http.rs` test), as text.
 const LIGHTTPD_CAPTURE: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nETag: \"1615797867\"\r\nLast-Modified: Wed, 25 Nov 2026 18:40:34 GMT\r\nContent-Length: 69\r\nAccept-Ranges: bytes\r\nConnection: close\r\nDate: Wed, 25 Nov 2026 18:40:47 GMT\r\nServer: lighttpd/1.4.69\r\n\r\n<html><head><title>Plant HMI</title></head><body>hello</body></html>\n";
 
@@ -154,7 +182,7 @@ fn emulated_decoys_answer_like_the_capture() {
     let dir = TmpDir::new("emu");
     let events = dir.0.join("events.sock");
     let reader = EventReader::start(UnixDatagram::bind(&events).unwrap());
-    let (mb, web, ftp) = (free_port(), free_port(), free_port());
+    let (mb, web, ftp, ssh) = (free_port(), free_port(), free_port(), free_port());
     let file = DecoyFile {
         twin_host: "plc1".into(),
         hostname: "plc-gw-01".into(),
@@ -170,6 +198,8 @@ fn emulated_decoys_answer_like_the_capture() {
                     {"command": "FEAT", "reply": "211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n211 End\r\n"},
                     {"command": "QUIT", "reply": "221 Goodbye.\r\n"}]}),
             ),
+            // An SSH release this machine cannot run: the banner decoy with the captured KEXINIT.
+            spec(ssh, "ssh", Some("SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11u3"), ssh_details()),
         ],
     };
     let spec_path = dir.0.join("decoy-spec.json");
@@ -177,7 +207,7 @@ fn emulated_decoys_answer_like_the_capture() {
     let (s2, e2) = (spec_path.clone(), events.clone());
     // Serves until the test process ends.
     std::thread::spawn(move || decoy::run_decoy_at(&s2, &e2, "127.0.0.1".parse().unwrap()));
-    for p in [mb, web, ftp] {
+    for p in [mb, web, ftp, ssh] {
         wait_port(p);
     }
 
@@ -208,7 +238,7 @@ fn emulated_decoys_answer_like_the_capture() {
     let strip_date = |s: &str| s.split("\r\n").filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\r\n");
     assert_eq!(strip_date(&got), strip_date(LIGHTTPD_CAPTURE));
     let date = got.split("\r\n").find_map(|l| l.strip_prefix("Date: ")).unwrap();
-    assert!(date.ends_with(" GMT") && date != "Wed, 25 Nov 2026 18:40:47 GMT" || date.contains("2026"), "{date}");
+    assert!(httpdate::parse_http_date(date).unwrap() > httpdate::parse_http_date("Wed, 25 Nov 2026 18:40:47 GMT").unwrap(), "a fresh Date: {date}");
     let code = run(Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", &format!("http://127.0.0.1:{web}/admin/login.php")]));
     assert_eq!(code, "404");
 
@@ -219,6 +249,17 @@ fn emulated_decoys_answer_like_the_capture() {
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("nc to the FTP banner decoy:\n{text}");
     assert_eq!(text, "220 (vsFTPd 3.0.3)\r\n215 UNIX Type: L8\r\n221 Goodbye.\r\n");
+
+    // The SSH banner decoy, as nmap's ssh2-enum-algos sees it: the captured lists.
+    let out = run(Command::new("nmap").args(["-Pn", "-n", "-sV", "--version-light", "-p", &ssh.to_string(), "--script", "ssh2-enum-algos", "127.0.0.1"]));
+    let lists = parse_nmap_lists(&out);
+    eprintln!("nmap on the emulated SSH: {}", out.lines().find(|l| l.contains("/tcp")).unwrap_or(""));
+    let d = ssh_details();
+    assert_eq!(json!(lists["kex_algorithms"]), d["kex_algorithms"]);
+    assert_eq!(json!(lists["server_host_key_algorithms"]), d["server_host_key_algorithms"]);
+    assert_eq!(json!(lists["encryption_algorithms"]), d["encryption_algorithms_server_to_client"]);
+    assert_eq!(json!(lists["mac_algorithms"]), d["mac_algorithms_server_to_client"]);
+    assert!(out.contains("OpenSSH 8.4p1 Debian 5+deb11u3"), "{out}");
 
     // Events.
     let ev = reader.take();
@@ -243,7 +284,7 @@ fn emulated_decoys_answer_like_the_capture() {
 }
 
 fn is_root() -> bool {
-    // SAFETY-free: read our effective uid from /proc.
+    // The effective uid, from /proc (no libc needed).
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|u| u == "0"))
@@ -251,6 +292,8 @@ fn is_root() -> bool {
 }
 
 const NS: &str = "gm-decoytest";
+/// The root tests share the namespace: one at a time.
+static NS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Netns;
 impl Netns {
@@ -287,7 +330,6 @@ fn start(launch: &decoy::Launch, dir: &Path) -> Daemon {
     for (path, bytes, mode) in &launch.files {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(path).unwrap().permissions(), *mode);
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(*mode)).unwrap();
     }
     std::fs::create_dir_all(dir.join("run")).unwrap();
@@ -298,7 +340,10 @@ fn start(launch: &decoy::Launch, dir: &Path) -> Daemon {
 }
 
 fn nmap_lists(port: u16) -> std::collections::BTreeMap<String, Vec<String>> {
-    let out = run(&mut in_ns(&["nmap", "-Pn", "-n", "-p", &port.to_string(), "--script", "ssh2-enum-algos", "127.0.0.1"]));
+    parse_nmap_lists(&run(&mut in_ns(&["nmap", "-Pn", "-n", "-p", &port.to_string(), "--script", "ssh2-enum-algos", "127.0.0.1"])))
+}
+
+fn parse_nmap_lists(out: &str) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut lists = std::collections::BTreeMap::new();
     let mut current = None;
     for line in out.lines() {
@@ -324,6 +369,7 @@ fn sshd_from_generated_config_matches_the_capture() {
         eprintln!("skipped: no sshd here");
         return;
     };
+    let _one = NS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TmpDir::new("ssh");
     let _ns = Netns::new();
     let events = dir.0.join("events.sock");
@@ -445,6 +491,7 @@ fn other_daemons_from_generated_configs() {
         eprintln!("skipped: not every Debian daemon is installed ({installed:?})");
         return;
     }
+    let _one = NS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TmpDir::new("daemons");
     let _ns = Netns::new();
     let events = dir.0.join("events.sock");

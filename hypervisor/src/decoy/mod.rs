@@ -41,16 +41,16 @@ pub struct Launch {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecoyError {
-    #[error("decoy spec file {path}: {source}")]
+    #[error("cannot read decoy spec file {path} (the hypervisor writes it next to the host's other files)")]
     SpecIo { path: PathBuf, source: std::io::Error },
-    #[error("decoy spec file {path} is not a decoy spec (written by the hypervisor's `decoy::launches`): {source}")]
+    #[error("{path} is not a decoy spec (written by the hypervisor's `decoy::launches`)")]
     SpecParse { path: PathBuf, source: serde_json::Error },
     #[error("decoy for {service} on port {port}: {detail}")]
     Service { service: String, port: u16, detail: String },
-    #[error("cannot listen on {proto} port {port}: {source} (is another service on it, or is the port privileged and we are not root?)")]
+    #[error("cannot listen on {proto} port {port} (is another service on it, or is the port privileged and we are not root?)")]
     Listen { proto: String, port: u16, source: std::io::Error },
-    #[error("decoy runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the decoy runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The spec file `gemelo decoy --spec` reads: the services it emulates for one host.
@@ -189,7 +189,7 @@ pub(crate) fn list(details: &serde_json::Value, key: &str) -> Vec<String> {
 
 /// Lower-case hex → bytes (None if malformed).
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
@@ -209,7 +209,7 @@ pub(crate) fn shq(s: &str) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::plan::{Backend, TwinInterface};
-    use serde_json::{json, Value};
+    use serde_json::Value;
 
     pub(crate) fn host_with(name: &str, port: u16, product: &str, details: Value) -> TwinHost {
         TwinHost {
@@ -271,6 +271,5 @@ pub(crate) mod tests {
         let l = launches_with(&host, dir, exe, ev, &Installed::default()).unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].listens, vec![("tcp".to_string(), 22), ("tcp".to_string(), 502), ("tcp".to_string(), 80)]);
-        let _ = json!({});
     }
 }

@@ -7,13 +7,13 @@ use crate::plan::DecoySpec;
 
 pub const VSFTPD: &str = "/usr/sbin/vsftpd";
 
-/// `ftpd_banner` for a captured greeting: `Ok(None)` for vsftpd's default, `Err` if impossible.
-pub fn banner_option(greeting: &str) -> Result<Option<String>, ()> {
+/// `ftpd_banner` for a captured greeting: `Ok(None)` for vsftpd's default, `Err` if vsftpd cannot say it.
+pub fn banner_option(greeting: &str) -> Result<Option<String>, &'static str> {
     let line = greeting.strip_suffix("\r\n").or_else(|| greeting.strip_suffix('\n')).unwrap_or(greeting);
     if line.contains('\n') {
-        return Err(());
+        return Err("a multi-line greeting");
     }
-    let text = line.strip_prefix("220 ").ok_or(())?;
+    let text = line.strip_prefix("220 ").ok_or("not a 220 greeting")?;
     if text.starts_with("(vsFTPd ") && text.ends_with(')') {
         return Ok(None);
     }
@@ -70,7 +70,7 @@ mod tests {
     fn greetings() {
         assert_eq!(banner_option("220 (vsFTPd 3.0.3)\r\n"), Ok(None));
         assert_eq!(banner_option("220 Plant file server\r\n"), Ok(Some("Plant file server".into())));
-        assert_eq!(banner_option("220-Welcome\r\n220 ready\r\n"), Err(()));
+        assert!(banner_option("220-Welcome\r\n220 ready\r\n").is_err());
         let mut host = host_with("ftp", 21, "vsftpd", json!({"greeting_hex": "323230202876734654506420332e302e33290d0a"}));
         host.services[0].banner = Some("220 (vsFTPd 3.0.3)\r\n".into());
         let cx = context_for(&host);
