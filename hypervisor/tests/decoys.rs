@@ -261,6 +261,26 @@ fn emulated_decoys_answer_like_the_capture() {
     assert_eq!(json!(lists["mac_algorithms"]), d["mac_algorithms_server_to_client"]);
     assert!(out.contains("OpenSSH 8.4p1 Debian 5+deb11u3"), "{out}");
 
+    // Junk never takes a decoy down: after it, every service still answers.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for port in [mb, web, ftp, ssh] {
+        for _ in 0..20 {
+            let junk: Vec<u8> = (0..2000)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(&junk);
+            }
+        }
+    }
+    assert_eq!(modbus_exchange(mb, "000200000006010300000001"), "00020000000501030200" .to_string() + "64");
+    assert_eq!(strip_date(&run(Command::new("curl").args(["-s", "-i", "--max-time", "3", &format!("http://127.0.0.1:{web}/")]))), strip_date(LIGHTTPD_CAPTURE));
+
     // Events.
     let ev = reader.take();
     eprintln!("{} events", ev.len());
@@ -280,7 +300,7 @@ fn emulated_decoys_answer_like_the_capture() {
     assert!(reqs.iter().any(|e| e["data"]["path"] == "/admin/login.php" && e["data"]["method"] == "GET"));
     let data: String = find("ftp", "data").iter().filter_map(|e| e["data"]["text"].as_str().map(str::to_string)).collect();
     assert!(data.contains("USER anonymous\r\n"), "{data}");
-    assert_eq!(find("ftp", "connect").len(), 2, "wait_port's connect and nc's");
+    assert_eq!(find("ftp", "connect").len(), 22, "wait_port's connect, nc's and 20 junk ones");
 }
 
 fn is_root() -> bool {
