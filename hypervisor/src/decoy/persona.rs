@@ -138,11 +138,12 @@ impl Persona {
             "whoami" => format!("{}\n", self.user),
             "id" => format!("uid=1000({u}) gid=1000({u}) groups=1000({u}),27(sudo)\n", u = self.user),
             "hostname" => format!("{}\n", self.hostname),
+            // The twin host's real kernel (what telnetd's banner and production show).
             "uname" => {
-                if args.contains(&"-a") {
-                    format!("Linux {} 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22) x86_64 GNU/Linux\n", self.hostname)
-                } else {
-                    "Linux\n".into()
+                let flags: Vec<&str> = args.iter().copied().filter(|a| a.starts_with('-') && a[1..].chars().all(|c| "asnrvmpio".contains(c))).collect();
+                match std::process::Command::new("uname").args(&flags).output() {
+                    Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+                    _ => "Linux\n".into(),
                 }
             }
             "cd" => {
@@ -285,7 +286,8 @@ mod tests {
         assert_eq!(p.run("cat nope").0, "cat: nope: No such file or directory\n");
         assert_eq!(p.run("whoami").0, "admin\n");
         assert_eq!(p.run("hostname").0, "plc-gw-01\n");
-        assert!(p.run("uname -a").0.starts_with("Linux plc-gw-01 "));
+        assert!(p.run("uname -a").0.starts_with("Linux "));
+        assert_eq!(p.run("uname").0, "Linux\n");
         assert_eq!(p.run("cd /etc").0, "");
         assert_eq!(p.prompt(), "admin@plc-gw-01:/etc$ ");
         assert!(p.run("cat os-release").0.contains("bookworm"));
