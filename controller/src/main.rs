@@ -110,6 +110,24 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8080")]
         api: std::net::SocketAddr,
     },
+    /// Serve a twin host's emulated decoys (started by the hypervisor inside the twin host).
+    #[command(hide = true)]
+    Decoy {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+    },
+    /// Login shell of a twin host's decoy user (sshd / telnetd run it).
+    #[command(hide = true)]
+    PersonaShell {
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long)]
+        twin_host: String,
+        #[arg(short = 'c')]
+        command: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,6 +164,10 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
+        Cmd::Decoy { spec, events } => gemelo_hypervisor::decoy::run_decoy(&spec, &events).context("decoy"),
+        Cmd::PersonaShell { events, twin_host, command } => {
+            std::process::exit(gemelo_hypervisor::decoy::persona::run_persona_shell(&events, &twin_host, command.as_deref()))
+        }
         Cmd::Serve {
             mut listen,
             connect,

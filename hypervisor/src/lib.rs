@@ -2,9 +2,11 @@
 //!
 //! The plan's types (`plan`) describe what the digital twin runs; backends build
 //! it (network namespaces on a twin OVS instance as the embedded default, libvirt
-//! LXC / QEMU domains) and the decoy services run inside twin hosts. The
-//! controller depends on this crate, never the reverse.
+//! LXC / QEMU domains) and the decoy services (`decoy`) run inside twin hosts.
+//! The controller depends on this crate, never the reverse.
 
+pub mod decoy;
 pub mod plan;
 
+pub use decoy::{launches, run_decoy, DecoyError, Launch};
 pub use plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
