@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use tracing::{debug, info, warn};
 
-/// Where decoys send their events.
-pub const EVENTS_SOCKET: &str = "/run/gemelo/events.sock";
+/// Where decoys send their events, inside `--data`: outside `/run`, because twin
+/// daemons run with a private `/run`, and writable by the decoy user (the persona
+/// shell does not run as root).
+pub const EVENTS_SOCKET_NAME: &str = "events.sock";
 /// Largest event accepted.
 const MAX_EVENT: usize = 64 * 1024;
 
@@ -79,6 +81,10 @@ pub async fn listen(path: &Path, events: Arc<Events>) -> std::io::Result<tokio::
     }
     let _ = std::fs::remove_file(path);
     let sock = tokio::net::UnixDatagram::bind(path)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    }
     info!(socket = %path.display(), "listening for decoy events");
     Ok(tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_EVENT];

@@ -61,9 +61,9 @@ enum Cmd {
         /// Seconds between sweeps of the whole scope.
         #[arg(long, default_value_t = 300)]
         sweep_interval: u64,
-        /// Unix datagram socket where twin decoys send their events.
-        #[arg(long, default_value = gemelo::events::EVENTS_SOCKET)]
-        events_socket: PathBuf,
+        /// Unix datagram socket where twin decoys send their events (default: DATA/events.sock).
+        #[arg(long)]
+        events_socket: Option<PathBuf>,
     },
     /// Build, inspect or remove the embedded lab (a production network in namespaces).
     Lab {

@@ -31,8 +31,8 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub session: SessionConfig,
     pub discovery: DiscoveryConfig,
-    /// Unix datagram socket where decoys send their events.
-    pub events_socket: PathBuf,
+    /// Unix datagram socket where decoys send their events (default: DATA/events.sock).
+    pub events_socket: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -62,9 +62,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     }
 
     let events = Events::new(store.clone());
-    events::listen(&cfg.events_socket, events.clone())
+    let events_socket = cfg.events_socket.clone().unwrap_or_else(|| cfg.data.join(events::EVENTS_SOCKET_NAME));
+    events::listen(&events_socket, events.clone())
         .await
-        .with_context(|| format!("cannot listen for decoy events on {}", cfg.events_socket.display()))?;
+        .with_context(|| format!("cannot listen for decoy events on {}", events_socket.display()))?;
     let discovery = Discovery::new(cfg.discovery.clone(), store.clone());
     if let Some(ns) = &cfg.discovery.probe_netns {
         discovery.set_own_macs(probe_macs(ns));
@@ -89,7 +90,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         _ = term.recv() => info!("terminated"),
     }
     discovery.flush();
-    let _ = std::fs::remove_file(&cfg.events_socket);
+    let _ = std::fs::remove_file(&events_socket);
     for p in unix_paths {
         let _ = std::fs::remove_file(p);
     }
