@@ -5,6 +5,7 @@
 //! LXC / QEMU domains) and the decoy services run inside twin hosts. The
 //! controller depends on this crate, never the reverse.
 
+pub mod host;
 pub mod plan;
 
 pub use plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
