@@ -6,6 +6,11 @@
 //! controller depends on this crate, never the reverse.
 
 pub mod host;
+pub mod launch;
+pub mod netns;
 pub mod plan;
+pub mod status;
 
 pub use plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
+pub use launch::Launch;
+pub use status::{HostState, TwinHostStatus, TwinState, TwinStatus};
