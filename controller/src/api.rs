@@ -17,6 +17,7 @@ pub struct ApiState {
     pub fabric: Arc<Fabric>,
     pub discovery: Arc<crate::discovery::Discovery>,
     pub events: Arc<crate::events::Events>,
+    pub twin: Arc<crate::twin::Twin>,
     pub forwarding: ForwardingMode,
     pub started: Instant,
 }
@@ -260,7 +261,47 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
             };
             Ok::<_, Rejection>(json(&st.events.list(since, q.kind.as_deref(), q.limit.unwrap_or(1000))))
         });
+    let twin_get = v1.and(warp::path("twin")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| json(&st.twin.status()));
+    let twin_post = v1
+        .and(warp::path("twin"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(warp::body::content_length_limit(256 * 1024))
+        .and(warp::body::bytes())
+        .and(st())
+        .and_then(|body: bytes::Bytes, st: Arc<ApiState>| async move {
+            let config = if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(serde_json::from_slice::<crate::twin::plan::TwinConfig>(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, format!("bad twin config: {e}")))?)
+            };
+            use crate::twin::TwinError;
+            match st.twin.start_build(&st.discovery.view(), config) {
+                Ok(plan) => {
+                    let body = serde_json::json!({"job": "twin", "status_url": "/api/v1/twin", "state": "building", "hosts": plan.hosts.len()});
+                    Ok(boxed(warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED)))
+                }
+                Err(e @ TwinError::Busy) => Err(reject(StatusCode::CONFLICT, e.to_string())),
+                Err(e @ TwinError::Plan(crate::twin::plan::PlanError::Empty)) => Err(reject(StatusCode::CONFLICT, e.to_string())),
+                Err(e) => Err(reject(StatusCode::BAD_REQUEST, e.to_string())),
+            }
+        });
+    let twin_delete = v1.and(warp::path("twin")).and(warp::path::end()).and(warp::delete()).and(st()).and_then(|st: Arc<ApiState>| async move {
+        let twin = st.twin.clone();
+        match tokio::task::spawn_blocking(move || twin.destroy()).await {
+            Ok(Ok(())) => Ok(json(&serde_json::json!({"state": "absent"}))),
+            Ok(Err(e @ crate::twin::TwinError::Busy)) => Err(reject(StatusCode::CONFLICT, e.to_string())),
+            Ok(Err(e)) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        }
+    });
     health
+        .or(twin_get)
+        .unify()
+        .or(twin_post)
+        .unify()
+        .or(twin_delete)
+        .unify()
         .or(events)
         .unify()
         .or(switches)

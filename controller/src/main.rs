@@ -96,6 +96,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Build, inspect or remove the digital twin (through the REST API).
+    Twin {
+        #[command(subcommand)]
+        cmd: TwinCmd,
+        #[arg(long, global = true)]
+        api: Option<String>,
+    },
     /// Print gemelo's OpenFlow pipeline (tables, priorities, cookies) as Markdown.
     Pipeline,
     /// Run the whole story on the embedded lab: lab, controller, traffic, flows.
@@ -128,6 +135,23 @@ enum Cmd {
         #[arg(short = 'c')]
         command: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum TwinCmd {
+    /// Build or update the twin from the current inventory; shows progress until done.
+    Build {
+        /// A twin config (JSON: segments, exclude, backend_by_role, backend_by_host, honeytokens).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Describe the twin.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the twin.
+    Destroy,
 }
 
 #[derive(Subcommand)]
@@ -285,6 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Twin { cmd, api } => twin_cmd(cmd, &client::base(api.as_deref())),
         Cmd::Pipeline => {
             print!("{}", gemelo::pipeline::markdown(true));
             Ok(())
@@ -318,6 +343,70 @@ fn discovery_config(scope: Vec<String>, probe_netns: Option<String>, packet_in_r
         sweep_interval: Duration::from_secs(sweep_interval.max(10)),
         ..DiscoveryConfig::default()
     })
+}
+
+fn twin_cmd(cmd: TwinCmd, base: &str) -> anyhow::Result<()> {
+    match cmd {
+        TwinCmd::Build { config } => {
+            let body = match config {
+                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+                None => String::new(),
+            };
+            let r: serde_json::Value = client::post_json(base, "/api/v1/twin", &body)?;
+            let total = r["hosts"].as_u64().unwrap_or(0);
+            println!("building a twin of {total} hosts");
+            let start = std::time::Instant::now();
+            let mut last = String::new();
+            loop {
+                let s: serde_json::Value = client::get_json(base, "/api/v1/twin")?;
+                let states: Vec<(String, String)> = match s["progress"].as_object() {
+                    Some(p) => p.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
+                    None => s["hosts"].as_array().into_iter().flatten().map(|h| (h["name"].as_str().unwrap_or("").to_string(), h["state"].as_str().unwrap_or("").to_string())).collect(),
+                };
+                let done = states.iter().filter(|(_, st)| st == "ready" || st == "failed").count();
+                let width = 30usize;
+                let filled = if total == 0 { width } else { (done * width) / total as usize };
+                let line = format!("[{}{}] {done}/{total} {:.1}s", "#".repeat(filled), ".".repeat(width - filled.min(width)), start.elapsed().as_secs_f64());
+                if line != last {
+                    eprint!("\r{line}");
+                    last = line;
+                }
+                if s["state"] != "building" {
+                    eprintln!();
+                    println!("twin {}", s["state"].as_str().unwrap_or("?"));
+                    for (name, st) in &states {
+                        println!("  {name:<20} {st}");
+                    }
+                    if let Some(e) = s["error"].as_str() {
+                        anyhow::bail!("twin build failed: {e}");
+                    }
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        TwinCmd::Status { json } => {
+            let s: serde_json::Value = client::get_json(base, "/api/v1/twin")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("twin {} (switch {} in {}, observer {})", s["state"].as_str().unwrap_or("?"), s["switch"]["bridge"].as_str().unwrap_or("-"),
+                    s["switch"]["namespace"].as_str().unwrap_or("-"), s["observer_namespace"].as_str().unwrap_or("-"));
+                for h in s["hosts"].as_array().into_iter().flatten() {
+                    let ips: Vec<&str> = h["ips"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+                    let services: Vec<String> = h["services"].as_array().into_iter().flatten().map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"])).collect();
+                    println!("  {:<14} {:<8} {:<20} {:<18} {} {}", h["name"].as_str().unwrap_or(""), h["state"].as_str().unwrap_or(""), ips.join(","),
+                        h["mac"].as_str().unwrap_or(""), h["backend"].as_str().unwrap_or(""), services.join(" "));
+                }
+            }
+            Ok(())
+        }
+        TwinCmd::Destroy => {
+            let _: serde_json::Value = client::delete_json(base, "/api/v1/twin")?;
+            println!("twin removed");
+            Ok(())
+        }
+    }
 }
 
 /// The inventory as text tables (hosts, then segments and links).

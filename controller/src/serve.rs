@@ -6,6 +6,7 @@
 use crate::api::{self, ApiState};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::events::{self, Events};
+use crate::twin::{plan::TwinConfig, Twin};
 use crate::fabric::{Controller, Fabric};
 use crate::pipeline::ForwardingMode;
 use crate::store::Store;
@@ -73,10 +74,19 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     tokio::spawn(discovery.clone().run_periodic());
     tokio::spawn(discovery.clone().run_sweeps(std::time::Duration::from_secs(2)));
     tokio::spawn(discovery.clone().run_new_host_probes());
-    let controller = Controller { fabric: fabric.clone(), store, forwarding: cfg.forwarding(), discovery: discovery.clone() };
+    let controller = Controller { fabric: fabric.clone(), store: store.clone(), forwarding: cfg.forwarding(), discovery: discovery.clone() };
     tokio::spawn(controller.run(rx));
 
-    let state = Arc::new(ApiState { fabric, discovery: discovery.clone(), events, forwarding: cfg.forwarding(), started: Instant::now() });
+    // The twin bridge connects to gemelo like any switch: through the first Unix listener.
+    let twin_controller = cfg
+        .listen
+        .iter()
+        .find(|e| matches!(e, Endpoint::Unix(_)))
+        .or(cfg.listen.first())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| DEFAULT_UNIX_LISTENER.to_string());
+    let twin = Twin::new(store.clone(), TwinConfig::default(), twin_controller, events_socket.clone());
+    let state = Arc::new(ApiState { fabric, discovery: discovery.clone(), events, twin, forwarding: cfg.forwarding(), started: Instant::now() });
     let listener = tokio::net::TcpListener::bind(cfg.api)
         .await
         .with_context(|| format!("cannot bind the REST API on {} (pick another with --api)", cfg.api))?;

@@ -6,7 +6,13 @@
 //! The controller depends on this crate, never the reverse.
 
 pub mod decoy;
+pub mod host;
+pub mod launch;
+pub mod netns;
 pub mod plan;
+pub mod status;
 
-pub use decoy::{launches, run_decoy, DecoyError, Launch};
+pub use decoy::{launches, run_decoy, DecoyError};
 pub use plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
+pub use launch::Launch;
+pub use status::{HostState, TwinHostStatus, TwinState, TwinStatus};

@@ -4,17 +4,16 @@
 //! before creating anything and adds every daemon as it starts, so `down`
 //! always knows what to remove, even after a crash half way.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use super::daemons::{self, Daemon};
 use super::status::{DaemonRecord, DaemonStatus, LabStatus, RunState};
 use super::system::{
-    create_dir, in_namespace, io_err, namespaces, ovs_vsctl, proc_id, run, run_args, run_script, signal, write_file,
-    ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl, private_mount_dir, proc_id,
+    run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use super::topology::Topology;
 use super::{LabError, DEFAULT_SCOPE_FILE, HOSTS_DIR, LAB_DIR, PROBE_IFNAME, PROBE_NAMESPACE, PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
@@ -37,7 +36,7 @@ fn write_json<T: serde::Serialize>(path: &str, value: &T) -> Result<(), LabError
     let text = serde_json::to_string_pretty(value).expect("lab state serializes");
     let tmp = format!("{path}.tmp");
     write_file(Path::new(&tmp), &text)?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    Ok(fs::rename(&tmp, path).map_err(io_err(path))?)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<Option<T>, LabError> {
@@ -48,49 +47,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<Option<T>, La
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(LabError::Io { path: path.into(), source: e }),
     }
-}
-
-/// `ip [-n NS] -batch -` with one command per line.
-fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), LabError> {
-    use std::io::Write;
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = namespace {
-        cmd.args(["-n", ns]);
-    }
-    cmd.args(["-batch", "-"]);
-    let command = format!("{} <<< {:?}", super::system::describe(&cmd), lines.join("; "));
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
-        .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
-    let out = child.wait_with_output().map_err(|source| LabError::Spawn { command: command.clone(), source })?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(())
-}
-
-fn mount_points() -> BTreeSet<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
-        .collect()
 }
 
 /// Held for the whole of an `up` or `down`: there is one lab per machine, and
@@ -226,11 +182,7 @@ fn start_switches(topology: &Topology, status: &LabStatus) -> Result<(), LabErro
 fn build_hosts(topology: &Topology, status: &LabStatus) -> Result<(), LabError> {
     // Persistent UTS namespaces are bind mounts: their directory must be a
     // private mount point, as ip-netns does for /run/netns.
-    create_dir(Path::new(UTS_DIR))?;
-    if !mount_points().contains(UTS_DIR) {
-        run_args("mount", &["--bind", UTS_DIR, UTS_DIR])?;
-    }
-    run_args("mount", &["--make-private", UTS_DIR])?;
+    private_mount_dir(Path::new(UTS_DIR))?;
 
     let mut root = Vec::new();
     for (host, hs) in topology.hosts.iter().zip(&status.hosts) {
@@ -272,8 +224,7 @@ fn build_hosts(topology: &Topology, status: &LabStatus) -> Result<(), LabError> 
         write_file(&etc.join("hostname"), &format!("{}\n", host.hostname))?;
 
         // Its hostname, in a UTS namespace of its own (never the machine's).
-        write_file(&hs.uts, "")?;
-        run(Command::new("unshare").arg(format!("--uts={}", hs.uts.display())).args(["hostname", &host.hostname]))?;
+        create_uts(&hs.uts, &host.hostname)?;
     }
     Ok(())
 }
@@ -390,16 +341,6 @@ fn plug_ports(topology: &Topology) -> Result<(), LabError> {
     Ok(())
 }
 
-fn log_tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(3).collect();
-    if lines.is_empty() {
-        "log is empty".into()
-    } else {
-        format!("last log lines: {}", lines.into_iter().rev().collect::<Vec<_>>().join(" | "))
-    }
-}
-
 fn alive(record: &DaemonRecord) -> bool {
     matches!(proc_id(record.pid), Some(p) if record.start.is_none_or(|s| s == p.start))
 }
@@ -423,7 +364,7 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
                     host: hs.name.clone(),
                     daemon: d.name.to_owned(),
                     log: r.log.clone(),
-                    detail: log_tail(&r.log),
+                    detail: gemelo_hypervisor::host::daemon::log_tail(&r.log),
                 });
             }
             if started.elapsed() > SERVICE_TIMEOUT {
@@ -439,7 +380,7 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
     }
     for r in records {
         if !alive(r) {
-            return Err(LabError::DaemonDied { host: r.host.clone(), daemon: r.name.clone(), log: r.log.clone(), detail: log_tail(&r.log) });
+            return Err(LabError::DaemonDied { host: r.host.clone(), daemon: r.name.clone(), log: r.log.clone(), detail: gemelo_hypervisor::host::daemon::log_tail(&r.log) });
         }
     }
     Ok(())
@@ -453,23 +394,6 @@ pub fn status() -> Result<Option<LabStatus>, LabError> {
         return Err(LabError::Incomplete { dir: LAB_DIR.into() });
     }
     Ok(None)
-}
-
-/// Signals `pids`, waits up to `grace` for them to go, then kills the rest.
-fn stop_all(pids: &[u32], is_ours: impl Fn(u32) -> bool, grace: Duration) {
-    let live: Vec<u32> = pids.iter().copied().filter(|p| is_ours(*p)).collect();
-    for &pid in &live {
-        signal(pid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && live.iter().any(|p| proc_id(*p).is_some()) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for &pid in &live {
-        if proc_id(pid).is_some() && is_ours(pid) {
-            signal(pid, libc::SIGKILL);
-        }
-    }
 }
 
 pub fn down() -> Result<(), LabError> {

@@ -1,20 +1,15 @@
 //! The real daemons behind a lab host's services: their per-host configs and
-//! how they are started.
-//!
-//! Each daemon runs in the foreground (so the pid we record is the daemon's),
-//! as its own session leader re-parented away from the caller (`setsid -f`),
-//! inside the host's network and UTS namespaces, with a private `/run` (the
-//! host dir's `run/`) because sshd, lldpd and inetd use fixed `/run` paths that
-//! would collide between hosts and with the machine's own. The host dir stays
-//! visible at its real path, so every config names real paths.
+//! how they are started (by `gemelo_hypervisor::host::daemon`, the machinery
+//! the twin's hosts share: foreground, own session, the host's network and UTS
+//! namespaces, a private `/run`).
 
-use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use gemelo_hypervisor::host::daemon::{self as host_daemon, HostPlace};
+use gemelo_hypervisor::host::HostError;
 
 use super::status::{DaemonRecord, HostStatus};
-use super::system::{create_dir, describe, io_err, proc_id, run, run_args, write_file};
+use super::system::{create_dir, io_err, run_args, write_file};
 use super::topology::{DhcpRole, Host, Proto, ServiceKind, Topology};
 use super::LabError;
 
@@ -47,18 +42,6 @@ echo "udhcpc event $1 ${interface:-} ${ip:-}"
 exit 0
 "#;
 
-/// Runs as `sh -c LAUNCH gemelo-launch HOSTDIR NAME ARGV...` in the host's
-/// namespaces: records its pid (which `exec` hands to the daemon), gives the
-/// daemon a private /run, and becomes the daemon.
-const LAUNCH: &str = r#"set -e
-dir=$1 name=$2; shift 2
-echo $$ > "$dir/pids/$name.pid"
-# $dir lies under /run: show it again at its own path inside the new /run.
-mount --bind "$dir" "$dir/run${dir#/run}"
-mount --rbind "$dir/run" /run
-exec "$@"
-"#;
-
 /// One daemon to start on a host.
 pub(crate) struct Daemon {
     /// Unique per host (names its pid file and log).
@@ -73,47 +56,7 @@ fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Host keys take a moment (RSA ~0.5 s): start them for every SSH host at once.
-pub(crate) fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, LabError> {
-    let mut children = Vec::new();
-    for (kind, bits) in [("rsa", Some("3072")), ("ecdsa", None), ("ed25519", None)] {
-        let key = dir.join(format!("ssh_host_{kind}_key"));
-        // ssh-keygen asks before overwriting (and, with no terminal, fails).
-        for stale in [key.clone(), key.with_extension("pub")] {
-            match std::fs::remove_file(&stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LabError::Io { path: stale, source: e }),
-                _ => {}
-            }
-        }
-        let mut cmd = Command::new("ssh-keygen");
-        cmd.args(["-q", "-t", kind, "-N", "", "-C", "", "-f"]).arg(&key);
-        if let Some(bits) = bits {
-            cmd.args(["-b", bits]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| LabError::Spawn { command: describe(&cmd), source })?;
-        children.push((describe(&cmd), child));
-    }
-    Ok(children)
-}
-
-pub(crate) fn wait_children(children: Vec<(String, Child)>) -> Result<(), LabError> {
-    for (command, child) in children {
-        let out = child.wait_with_output().map_err(|source| LabError::Spawn { command: command.clone(), source })?;
-        if !out.status.success() {
-            return Err(LabError::Command {
-                command,
-                status: out.status.to_string(),
-                stderr: format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)).trim().to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
+pub(crate) use host_daemon::{start_ssh_keygen, wait_children};
 
 /// Writes every config a host's daemons need into its dir and says what to start.
 pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Result<Vec<Daemon>, LabError> {
@@ -388,67 +331,31 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
 
 /// Starts one daemon on a host and returns its record once its pid is known.
 pub(crate) fn launch(hs: &HostStatus, daemon: &Daemon) -> Result<DaemonRecord, LabError> {
-    let dir = &hs.dir;
-    create_dir(&dir.join("pids"))?;
-    let under_run = dir.strip_prefix("/run").expect("host dirs live under /run");
-    let inner_self = dir.join("run").join(under_run);
-    create_dir(&inner_self)?;
-    let pidfile = dir.join("pids").join(format!("{}.pid", daemon.name));
-    let _ = std::fs::remove_file(&pidfile);
-    let log_path = dir.join(format!("{}.log", daemon.name));
-    let log = File::create(&log_path).map_err(io_err(&log_path))?;
-    let log2 = log.try_clone().map_err(io_err(&log_path))?;
-    let mut cmd = Command::new("setsid");
-    cmd.arg("-f")
-        .args(["ip", "netns", "exec", &hs.namespace, "nsenter"])
-        .arg(format!("--uts={}", hs.uts.display()))
-        .args(["--", "sh", "-c", LAUNCH, "gemelo-launch"])
-        .arg(dir)
-        .arg(&daemon.name)
-        .args(&daemon.argv)
-        .envs(daemon.env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(log)
-        .stderr(log2);
-    run(&mut cmd)?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
-            break pid;
-        }
-        if Instant::now() > deadline {
-            return Err(LabError::DaemonDied {
-                host: hs.name.clone(),
-                daemon: daemon.name.to_owned(),
-                log: log_path,
-                detail: format!("its launcher never wrote {}", pidfile.display()),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let place = HostPlace { namespace: &hs.namespace, uts: &hs.uts, dir: &hs.dir };
+    let env: Vec<(String, String)> = daemon.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let started = host_daemon::launch(place, &daemon.name, &daemon.argv, &env).map_err(|e| match e {
+        HostError::NoPid { daemon, pidfile, log } => LabError::DaemonDied {
+            host: hs.name.clone(),
+            daemon,
+            log,
+            detail: format!("its launcher never wrote {}", pidfile.display()),
+        },
+        e => e.into(),
+    })?;
     Ok(DaemonRecord {
         host: hs.name.clone(),
         name: daemon.name.to_owned(),
         namespace: hs.namespace.clone(),
-        pid,
-        start: proc_id(pid).map(|p| p.start),
-        log: log_path,
+        pid: started.pid,
+        start: started.start,
+        log: started.log,
     })
 }
 
 /// Sockets listening in a namespace, as `ss -Hltnu` reports them.
 pub(crate) fn listening(namespace: &str) -> Result<Vec<(Proto, u16)>, LabError> {
-    let out = run_args("ip", &["netns", "exec", namespace, "ss", "-Hltnu"])?;
-    Ok(out
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let proto = match *f.first()? {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                _ => return None,
-            };
-            let port = f.get(4)?.rsplit_once(':')?.1.parse().ok()?;
-            Some((proto, port))
-        })
+    Ok(host_daemon::listening(namespace)?
+        .into_iter()
+        .map(|(proto, port)| (if proto == "udp" { Proto::Udp } else { Proto::Tcp }, port))
         .collect())
 }

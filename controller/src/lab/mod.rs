@@ -16,11 +16,14 @@
 mod build;
 mod daemons;
 pub mod status;
-mod system;
 pub mod topology;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The host-building machinery the lab shares with the twin (moved to the hypervisor crate).
+use gemelo_hypervisor::host::system;
+use gemelo_hypervisor::host::HostError;
 
 pub use status::{
     DaemonStatus, HostStatus, InterfaceStatus, LabStatus, LinkStatus, ProbeStatus, SegmentStatus, ServiceStatus, SwitchStatus,
@@ -53,10 +56,8 @@ pub const DEFAULT_SCOPE_FILE: &str = "/run/gemelo/discovery-scope";
 pub enum LabError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Command { command: String, status: String, stderr: String },
-    #[error("could not run `{command}`: {source} (is it installed?)")]
-    Spawn { command: String, source: std::io::Error },
+    #[error(transparent)]
+    Host(#[from] HostError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]

@@ -1,5 +1,177 @@
 //! The digital twin: planned from the inventory (`plan`, pure), built by the
 //! hypervisor crate's backends, adopted across controller restarts.
+//!
+//! `Twin` owns the lifecycle behind `POST/GET/DELETE /api/v1/twin`: a build runs
+//! in the background (the hypervisor's netns backend is blocking work) and
+//! reports each host's progress; a rebuild is incremental (the backend restarts
+//! only hosts whose plan changed); a controller that restarts finds the running
+//! twin through the backend's run state and adopts it instead of rebuilding.
 
 pub mod flows;
 pub mod plan;
+
+use crate::discovery::InventoryView;
+use crate::store::{Kind, Store};
+use gemelo_hypervisor::netns::{self, BuildOptions};
+use gemelo_hypervisor::{HostState, TwinPlan, TwinStatus};
+use plan::TwinConfig;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tracing::{info, warn};
+
+/// Run state of the twin backend.
+pub const TWIN_RUN_DIR: &str = "/run/gemelo/twin";
+
+/// Debian packages whose daemons a twin host can run, with the product name discovery reports.
+const RUNNABLE: [(&str, &str); 6] = [
+    ("openssh-server", "OpenSSH"),
+    ("lighttpd", "lighttpd"),
+    ("vsftpd", "vsftpd"),
+    ("inetutils-telnetd", "inetutils telnetd"),
+    ("snmpd", "net-snmp"),
+    ("mosquitto", "Mosquitto"),
+];
+
+/// Products installed here, as `TwinConfig::installed` wants them.
+pub fn installed_products() -> BTreeMap<String, String> {
+    RUNNABLE
+        .iter()
+        .filter_map(|(pkg, product)| {
+            let out = std::process::Command::new("dpkg-query").args(["-W", "-f", "${Version}", pkg]).output().ok()?;
+            let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (out.status.success() && !v.is_empty()).then(|| (product.to_string(), v))
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwinError {
+    #[error("a twin build is already running")]
+    Busy,
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error("twin backend: {0}")]
+    Backend(String),
+}
+
+#[derive(Default)]
+struct Progress {
+    building: bool,
+    hosts: BTreeMap<String, HostState>,
+    error: Option<String>,
+}
+
+pub struct Twin {
+    store: Store,
+    pub config: TwinConfig,
+    controller: String,
+    events_socket: PathBuf,
+    exe: PathBuf,
+    progress: Arc<Mutex<Progress>>,
+}
+
+impl Twin {
+    pub fn new(store: Store, mut config: TwinConfig, controller: String, events_socket: PathBuf) -> Arc<Twin> {
+        if config.installed.is_empty() {
+            config.installed = installed_products();
+        }
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gemelo"));
+        if let Ok(Some(status)) = netns::status(std::path::Path::new(TWIN_RUN_DIR)) {
+            info!(hosts = status.hosts.len(), "adopting the running twin");
+        }
+        Arc::new(Twin { store, config, controller, events_socket, exe, progress: Arc::new(Mutex::new(Progress::default())) })
+    }
+
+    /// The plan for the current inventory (no I/O beyond what the caller passed).
+    pub fn plan(&self, inv: &InventoryView) -> Result<TwinPlan, TwinError> {
+        Ok(plan::plan(inv, &self.config)?)
+    }
+
+    /// Starts building (or updating) the twin from `inv`; returns at once.
+    /// `config` replaces the configured one for this build when given.
+    pub fn start_build(self: &Arc<Self>, inv: &InventoryView, config: Option<TwinConfig>) -> Result<TwinPlan, TwinError> {
+        let plan = match config {
+            Some(mut c) => {
+                if c.installed.is_empty() {
+                    c.installed = self.config.installed.clone();
+                }
+                plan::plan(inv, &c)?
+            }
+            None => self.plan(inv)?,
+        };
+        {
+            let mut p = self.progress.lock().expect("progress lock");
+            if p.building {
+                return Err(TwinError::Busy);
+            }
+            *p = Progress { building: true, hosts: plan.hosts.iter().map(|h| (h.name.clone(), HostState::Pending)).collect(), error: None };
+        }
+        if let Err(e) = self.store.put(Kind::Twin, "plan", &plan) {
+            warn!(error = %e, "could not store the twin plan");
+        }
+        let this = self.clone();
+        let job_plan = plan.clone();
+        tokio::task::spawn_blocking(move || {
+            let exe = this.exe.clone();
+            let events = this.events_socket.clone();
+            let opts = BuildOptions {
+                controller: this.controller.clone(),
+                run_dir: PathBuf::from(TWIN_RUN_DIR),
+                launches: Box::new(move |host, dir| {
+                    gemelo_hypervisor::decoy::launches(host, dir, &exe, &events).map_err(|e| e.to_string())
+                }),
+            };
+            let progress = this.progress.clone();
+            let mut report = |name: &str, state: HostState| {
+                progress.lock().expect("progress lock").hosts.insert(name.to_string(), state);
+            };
+            let result = netns::build(&job_plan, &opts, &mut report);
+            let mut p = this.progress.lock().expect("progress lock");
+            p.building = false;
+            match result {
+                Ok(status) => info!(state = ?status.state, hosts = status.hosts.len(), "twin built"),
+                Err(e) => {
+                    warn!(error = %e, "twin build failed");
+                    p.error = Some(e.to_string());
+                }
+            }
+        });
+        Ok(plan)
+    }
+
+    /// Removes the twin.
+    pub fn destroy(&self) -> Result<(), TwinError> {
+        if self.progress.lock().expect("progress lock").building {
+            return Err(TwinError::Busy);
+        }
+        netns::destroy(std::path::Path::new(TWIN_RUN_DIR)).map_err(|e| TwinError::Backend(e.to_string()))?;
+        let _ = self.store.remove(Kind::Twin, "plan");
+        *self.progress.lock().expect("progress lock") = Progress::default();
+        Ok(())
+    }
+
+    /// What `GET /api/v1/twin` returns.
+    pub fn status(&self) -> Value {
+        let p = self.progress.lock().expect("progress lock");
+        let backend: Option<TwinStatus> = netns::status(std::path::Path::new(TWIN_RUN_DIR)).ok().flatten();
+        let mut v = match &backend {
+            Some(s) => serde_json::to_value(s).unwrap_or_else(|_| json!({})),
+            None => json!({"state": "absent", "hosts": []}),
+        };
+        if p.building {
+            v["state"] = json!("building");
+            v["progress"] = json!(p.hosts.iter().map(|(k, s)| (k.clone(), json!(s))).collect::<serde_json::Map<_, _>>());
+        }
+        if let Some(e) = &p.error {
+            v["error"] = json!(e);
+        }
+        v
+    }
+
+    /// The stored plan of the twin that was last built.
+    pub fn stored_plan(&self) -> Option<TwinPlan> {
+        self.store.get(Kind::Twin, "plan").ok().flatten()
+    }
+}

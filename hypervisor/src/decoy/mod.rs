@@ -26,18 +26,7 @@ use crate::plan::{DecoyMode, DecoySpec, TwinHost};
 pub use emulate::{run_decoy, run_decoy_at};
 pub use events::EventSink;
 
-/// One process to start inside a twin host (same shape as `launch::Launch`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
-    /// Unique per host: names its pid file and log.
-    pub name: String,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    /// Files to write before starting: (path, contents, mode).
-    pub files: Vec<(PathBuf, Vec<u8>, u32)>,
-    /// Sockets it opens ("tcp" | "udp", port) before the host counts as up.
-    pub listens: Vec<(String, u16)>,
-}
+pub use crate::launch::Launch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecoyError {

@@ -4,9 +4,11 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use super::LabError;
+use super::HostError;
 
 /// The operator scripts, embedded so the lab runs exactly what operators run.
 pub const OVS_INSTANCE_SH: &str = include_str!("../../../ovs-scripts/ovs-instance.sh");
@@ -29,15 +31,15 @@ pub fn describe(cmd: &Command) -> String {
 }
 
 /// Runs a command to completion; its stdout on success, else an error with its stderr.
-pub fn run(cmd: &mut Command) -> Result<String, LabError> {
+pub fn run(cmd: &mut Command) -> Result<String, HostError> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| LabError::Spawn { command: describe(cmd), source })?;
+        .map_err(|source| HostError::Spawn { command: describe(cmd), source })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(LabError::Command {
+        Err(HostError::Command {
             command: describe(cmd),
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
@@ -46,12 +48,12 @@ pub fn run(cmd: &mut Command) -> Result<String, LabError> {
 }
 
 /// `run(Command::new(program).args(args))`.
-pub fn run_args<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> Result<String, LabError> {
+pub fn run_args<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> Result<String, HostError> {
     run(Command::new(program).args(args))
 }
 
 /// Runs an embedded bash script (`bash -s -- ARGS` with the script on stdin).
-pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, LabError> {
+pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, HostError> {
     let mut cmd = Command::new("bash");
     cmd.arg("-s").arg("--").args(args);
     let command = format!("{name} {}", args.join(" "));
@@ -60,18 +62,18 @@ pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, Lab
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
     child
         .stdin
         .take()
         .expect("piped stdin")
         .write_all(script.as_bytes())
-        .map_err(|source| LabError::Spawn { command: command.clone(), source })?;
-    let out = child.wait_with_output().map_err(|source| LabError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+    let out = child.wait_with_output().map_err(|source| HostError::Spawn { command: command.clone(), source })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(LabError::Command {
+        Err(HostError::Command {
             command,
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
@@ -80,7 +82,7 @@ pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, Lab
 }
 
 /// `ovs-vsctl` against the instance whose run dir is `rundir`.
-pub fn ovs_vsctl(rundir: &Path, args: &[String]) -> Result<String, LabError> {
+pub fn ovs_vsctl(rundir: &Path, args: &[String]) -> Result<String, HostError> {
     run(Command::new("ovs-vsctl")
         .env("OVS_RUNDIR", rundir)
         .arg(format!("--db=unix:{}", rundir.join("db.sock").display()))
@@ -88,22 +90,22 @@ pub fn ovs_vsctl(rundir: &Path, args: &[String]) -> Result<String, LabError> {
         .args(args))
 }
 
-pub fn namespaces() -> Result<Vec<String>, LabError> {
+pub fn namespaces() -> Result<Vec<String>, HostError> {
     let out = run_args("ip", &["netns", "list"])?;
     Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect())
 }
 
-pub fn write_file(path: &Path, contents: &str) -> Result<(), LabError> {
-    fs::write(path, contents).map_err(|source| LabError::Io { path: path.to_owned(), source })
+pub fn write_file(path: &Path, contents: &str) -> Result<(), HostError> {
+    fs::write(path, contents).map_err(|source| HostError::Io { path: path.to_owned(), source })
 }
 
-pub fn create_dir(path: &Path) -> Result<(), LabError> {
-    fs::create_dir_all(path).map_err(|source| LabError::Io { path: path.to_owned(), source })
+pub fn create_dir(path: &Path) -> Result<(), HostError> {
+    fs::create_dir_all(path).map_err(|source| HostError::Io { path: path.to_owned(), source })
 }
 
-pub fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LabError {
+pub fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> HostError {
     let path = path.into();
-    move |source| LabError::Io { path, source }
+    move |source| HostError::Io { path, source }
 }
 
 /// A process as seen in /proc: enough to be sure a pid is still the one we started.
@@ -154,4 +156,84 @@ pub fn signal(pid: u32, signal: i32) {
             libc::kill(pid as i32, signal);
         }
     }
+}
+
+/// `ip [-n NS] -batch -` with one command per line.
+pub fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), HostError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = namespace {
+        cmd.args(["-n", ns]);
+    }
+    cmd.args(["-batch", "-"]);
+    let command = format!("{} <<< {:?}", describe(&cmd), lines.join("; "));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
+        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+    let out = child.wait_with_output().map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+    if !out.status.success() {
+        return Err(HostError::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub fn mount_points() -> BTreeSet<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .collect()
+}
+
+/// Signals `pids`, waits up to `grace` for them to go, then kills the rest.
+pub fn stop_all(pids: &[u32], is_ours: impl Fn(u32) -> bool, grace: Duration) {
+    let live: Vec<u32> = pids.iter().copied().filter(|p| is_ours(*p)).collect();
+    for &pid in &live {
+        signal(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && live.iter().any(|p| proc_id(*p).is_some()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &pid in &live {
+        if proc_id(pid).is_some() && is_ours(pid) {
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+
+/// Makes `dir` a private mount point (as ip-netns does for /run/netns), so
+/// persistent namespaces bound under it do not propagate elsewhere.
+pub fn private_mount_dir(dir: &Path) -> Result<(), HostError> {
+    create_dir(dir)?;
+    let d = dir.display().to_string();
+    if !mount_points().contains(&d) {
+        run_args("mount", &["--bind", &d, &d])?;
+    }
+    run_args("mount", &["--make-private", &d])?;
+    Ok(())
+}
+
+/// A persistent UTS namespace bound at `path` (under a private mount dir),
+/// with `hostname` set inside it: never the machine's own hostname.
+pub fn create_uts(path: &Path, hostname: &str) -> Result<(), HostError> {
+    write_file(path, "")?;
+    run(Command::new("unshare").arg(format!("--uts={}", path.display())).args(["hostname", hostname]))?;
+    Ok(())
 }

@@ -1,0 +1,821 @@
+//! The netns backend: twin hosts as network + UTS namespaces on the twin's
+//! own userspace Open vSwitch instance, running real daemons (or decoys).
+//!
+//! DESIGN.md "Lab": the twin hypervisor is a second OVS instance
+//! (`datapath_type=netdev`) in namespace `plan.switch.namespace` (`gm-twin`),
+//! run dir `plan.switch.rundir`, started by the operators' own
+//! `ovs-scripts/ovs-instance.sh`; one bridge (`gm-twin0`), OpenFlow 1.3 only,
+//! fail-mode secure, pointed at the controller, which programs every flow.
+//! Each twin host is namespace `gm-twin-<name>` with its own UTS namespace
+//! (its hostname), one veth per interface (host side `gm-eth<i>` with the
+//! plan's MAC and addresses; switch side an access port `gmt<id><i>` of the
+//! bridge, tagged with the interface's VLAN), its own `/etc/netns` files and
+//! the processes the decoy module asks for (`Launch`), started with the same
+//! machinery as the lab's hosts (`host::daemon`: foreground, private `/run`).
+//! An observer namespace (`gm-twin-observer`) has a trunk port plus one access
+//! port per VLAN (`ovs-scripts/add-probe-port.sh`, as the lab's probe) and an
+//! unused address on every segment: operators and tests reach twin hosts from
+//! there, never from production.
+//!
+//! Isolation: the twin OVS instance lives in its own namespace and no link
+//! joins that namespace to anything else (no veth to the machine or to
+//! `gm-prod`; the GRE underlay arrives with redirection). The bridge's LOCAL
+//! port is kept down and unaddressed, `gm-twin` has no address and no route,
+//! so no twin host can reach the switch's management (`db.sock` and
+//! `BRIDGE.mgmt` are Unix sockets in the run dir, outside every twin host's
+//! network). Twin hosts' only links are their veths into the bridge; with no
+//! controller the bridge forwards nothing (fail-mode secure).
+//!
+//! `build` is incremental: a host whose `TwinHost` is unchanged (same digest)
+//! and still alive is left running; changed, failed or dead hosts are rebuilt;
+//! hosts no longer in the plan are removed. `build` writes its run state
+//! (`RUN_DIR/state.json`: namespaces and daemons) before creating each thing,
+//! so `destroy` removes exactly what it made, also after a crash, and falls
+//! back to the `gm-twin` / `gm-twin-*` names.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::daemon::{self, log_tail, HostPlace, Started};
+use crate::host::system::{
+    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl, private_mount_dir, proc_id,
+    run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+};
+use crate::host::HostError;
+use crate::launch::Launch;
+use crate::plan::{Backend, TwinHost, TwinPlan, TwinSwitch};
+use crate::status::{DaemonStatus, HostState, ServiceStatus, SwitchStatus, TwinHostStatus, TwinState, TwinStatus};
+
+/// Where the twin keeps its run state by default.
+pub const DEFAULT_RUN_DIR: &str = "/run/gemelo/twin";
+/// Namespace prefix of everything this backend creates (`gm-twin`, `gm-twin-*`).
+pub const NAMESPACE_PREFIX: &str = "gm-twin";
+/// A twin host's interfaces inside its namespace: `gm-eth0`, `gm-eth1`, ...
+pub const HOST_IFNAME_PREFIX: &str = "gm-eth";
+/// The observer's trunk interface (VLAN segments: `gm-probe0.<vid>`), as made by `add-probe-port.sh`.
+pub const OBSERVER_IFNAME: &str = "gm-probe0";
+/// How long `build` waits for every service of a host to listen.
+pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(15);
+const ETC_NETNS: &str = "/etc/netns";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwinError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("invalid twin plan: {0}")]
+    Plan(String),
+    #[error("{path}: {message}")]
+    State { path: PathBuf, message: String },
+    #[error("{path}: twin host dirs must lie under /run (each daemon's private /run shows them again there)")]
+    RunDir { path: PathBuf },
+    #[error("the twin's netns backend needs root (network namespaces, mounts, Open vSwitch)")]
+    NotRoot,
+}
+
+/// The processes a twin host runs, from the decoy module: called with the
+/// host and its dir (created, empty) when the host is (re)built.
+pub type Launches = Box<dyn Fn(&TwinHost, &Path) -> Result<Vec<Launch>, String> + Send + Sync>;
+
+pub struct BuildOptions {
+    /// Controller target for the twin bridge, e.g. `unix:/run/gemelo/openflow.sock`.
+    pub controller: String,
+    /// Run state, host dirs, UTS namespaces (default `DEFAULT_RUN_DIR`); under /run.
+    pub run_dir: PathBuf,
+    pub launches: Launches,
+}
+
+/// What `destroy` needs even when `status.json` was never written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RunState {
+    switch: Option<TwinSwitch>,
+    controller: String,
+    /// Every namespace build created or is about to create.
+    namespaces: Vec<String>,
+    daemons: Vec<DaemonRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DaemonRecord {
+    host: String,
+    name: String,
+    namespace: String,
+    started: Started,
+}
+
+fn require_root() -> Result<(), TwinError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(TwinError::NotRoot);
+    }
+    Ok(())
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TwinError> {
+    let text = serde_json::to_string_pretty(value).expect("twin state serializes");
+    let tmp = path.with_extension("json.tmp");
+    write_file(&tmp, &text)?;
+    Ok(fs::rename(&tmp, path).map_err(io_err(path))?)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, TwinError> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| TwinError::State { path: path.into(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HostError::Io { path: path.into(), source: e }.into()),
+    }
+}
+
+/// One builder or destroyer at a time per run dir.
+fn lock(run_dir: &Path) -> Result<fs::File, TwinError> {
+    let path = run_dir.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        create_dir(parent)?;
+    }
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+    file.lock().map_err(io_err(&path))?;
+    Ok(file)
+}
+
+/// FNV-1a: a stable short digest (port names, "built from").
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Namespace of a twin host.
+pub fn host_namespace(host: &str) -> String {
+    format!("{NAMESPACE_PREFIX}-{host}")
+}
+
+/// Prefix of a host's switch ports: `gmt` + 8 hex digits of its name.
+fn port_prefix(host: &str) -> String {
+    format!("gmt{:08x}", fnv(host.as_bytes()) as u32)
+}
+
+/// The bridge side of a host's interface `index` (at most 15 characters).
+pub fn switch_port(host: &str, index: usize) -> String {
+    format!("{}{index}", port_prefix(host))
+}
+
+fn digest(host: &TwinHost) -> String {
+    format!("{:016x}", fnv(serde_json::to_string(host).expect("plan serializes").as_bytes()))
+}
+
+fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some(())?;
+    Some((ip.parse().ok()?, len))
+}
+
+fn validate(plan: &TwinPlan) -> Result<(), TwinError> {
+    let bad = |m: String| Err(TwinError::Plan(m));
+    let sw = &plan.switch;
+    if sw.namespace != NAMESPACE_PREFIX && !sw.namespace.starts_with("gm-twin-") {
+        return bad(format!("switch namespace '{}' must be gm-twin or start with gm-twin-", sw.namespace));
+    }
+    if !sw.bridge.starts_with("gm-") || sw.bridge.len() > 15 {
+        return bad(format!("bridge '{}' must start with gm- and have at most 15 characters", sw.bridge));
+    }
+    if !sw.rundir.starts_with('/') {
+        return bad(format!("switch rundir '{}' must be absolute", sw.rundir));
+    }
+    if !plan.observer_namespace.starts_with("gm-twin-") {
+        return bad(format!("observer namespace '{}' must start with gm-twin-", plan.observer_namespace));
+    }
+    for s in &plan.segments {
+        if parse_cidr(&s.cidr).is_none() {
+            return bad(format!("segment cidr '{}' is not IPv4 ADDRESS/PREFIX", s.cidr));
+        }
+    }
+    let mut names = BTreeSet::new();
+    let mut prefixes = BTreeMap::new();
+    for h in &plan.hosts {
+        let ok = !h.name.is_empty() && h.name.len() <= 20 && h.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return bad(format!("host name '{}' must be 1-20 characters of [a-z0-9-]", h.name));
+        }
+        if host_namespace(&h.name) == plan.observer_namespace || host_namespace(&h.name) == sw.namespace {
+            return bad(format!("host name '{}' collides with the switch or observer namespace", h.name));
+        }
+        if !names.insert(&h.name) {
+            return bad(format!("host '{}' appears twice", h.name));
+        }
+        if let Some(other) = prefixes.insert(port_prefix(&h.name), &h.name) {
+            return bad(format!("hosts '{other}' and '{}' get the same switch port names; rename one", h.name));
+        }
+        if h.backend == Backend::Netns && (h.interfaces.is_empty() || h.interfaces.len() > 99) {
+            return bad(format!("host '{}' needs 1-99 interfaces", h.name));
+        }
+        for i in &h.interfaces {
+            for ip in &i.ips {
+                if parse_cidr(ip).is_none() {
+                    return bad(format!("host '{}': address '{ip}' is not IPv4 ADDRESS/PREFIX", h.name));
+                }
+            }
+            if i.vlan.is_some_and(|v| !(1..=4094).contains(&v)) {
+                return bad(format!("host '{}': VLAN {:?} is not 1-4094", h.name, i.vlan));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ovs_alive(switch: &TwinSwitch) -> bool {
+    let pidfile = Path::new(&switch.rundir).join("ovs-vswitchd.pid");
+    let Some(pid) = fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) else { return false };
+    proc_id(pid).is_some()
+        && fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ovs-vswitchd")
+        && in_namespace(pid, &switch.namespace)
+}
+
+/// Builds the twin of `plan`, or brings an existing one in line with it.
+/// `progress` hears each host's state as it changes.
+pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str, HostState)) -> Result<TwinStatus, TwinError> {
+    require_root()?;
+    validate(plan)?;
+    let run_dir = opts.run_dir.as_path();
+    if !run_dir.starts_with("/run") {
+        return Err(TwinError::RunDir { path: run_dir.into() });
+    }
+    let _lock = lock(run_dir)?;
+    let state_file = run_dir.join("state.json");
+    let status_file = run_dir.join("status.json");
+
+    let previous: Option<TwinStatus> = read_json(&status_file).ok().flatten();
+    let mut state: RunState = read_json(&state_file).ok().flatten().unwrap_or_default();
+    let reuse = previous.is_some() && state.switch.as_ref() == Some(&plan.switch) && ovs_alive(&plan.switch);
+    let previous = if reuse {
+        if state.controller != opts.controller {
+            run_script("attach-controller.sh", ATTACH_CONTROLLER_SH, &[&plan.switch.rundir, &plan.switch.bridge, &opts.controller])?;
+        }
+        previous
+    } else {
+        // A different switch, a dead one or a crashed build: start over.
+        destroy_locked(run_dir)?;
+        None
+    };
+    create_dir(run_dir)?;
+    state.switch = Some(plan.switch.clone());
+    state.controller = opts.controller.clone();
+    for ns in [&plan.switch.namespace, &plan.observer_namespace] {
+        if !state.namespaces.contains(ns) {
+            state.namespaces.push(ns.clone());
+        }
+    }
+    write_json(&state_file, &state)?;
+    if !reuse {
+        start_switch(plan, opts)?;
+    }
+
+    // Which hosts stay as they are.
+    let existing = namespaces()?;
+    let before: BTreeMap<String, TwinHostStatus> =
+        previous.map(|p| p.hosts.into_iter().map(|h| (h.name.clone(), h)).collect()).unwrap_or_default();
+    let mut keep: BTreeMap<String, TwinHostStatus> = BTreeMap::new();
+    for h in plan.hosts.iter().filter(|h| h.backend == Backend::Netns) {
+        if let Some(old) = before.get(&h.name) {
+            let alive = old.namespace.as_ref().is_some_and(|ns| existing.contains(ns)) && daemons_alive(old).is_none();
+            if old.state == HostState::Ready && old.built_from == digest(h) && alive {
+                keep.insert(h.name.clone(), old.clone());
+            }
+        }
+    }
+    // Everything else a previous build made (its status, or a crashed build's run state) goes.
+    let mut gone: BTreeSet<String> = before.values().filter(|h| h.namespace.is_some()).map(|h| h.name.clone()).collect();
+    gone.extend(state.daemons.iter().map(|d| d.host.clone()));
+    gone.extend(
+        state
+            .namespaces
+            .iter()
+            .filter(|ns| **ns != plan.switch.namespace && **ns != plan.observer_namespace)
+            .filter_map(|ns| ns.strip_prefix("gm-twin-").map(str::to_owned)),
+    );
+    let ports = list_ports(plan)?;
+    for name in gone.iter().filter(|n| !keep.contains_key(*n)) {
+        remove_host(plan, run_dir, name, &ports, &mut state)?;
+        write_json(&state_file, &state)?;
+    }
+
+    // New and changed hosts: network first, for all of them at once.
+    let fresh: Vec<&TwinHost> = plan.hosts.iter().filter(|h| h.backend == Backend::Netns && !keep.contains_key(&h.name)).collect();
+    for h in &fresh {
+        let ns = host_namespace(&h.name);
+        if !state.namespaces.contains(&ns) {
+            state.namespaces.push(ns);
+        }
+    }
+    write_json(&state_file, &state)?;
+    build_networks(plan, run_dir, &fresh)?;
+
+    // Their processes.
+    let mut statuses: BTreeMap<String, TwinHostStatus> = BTreeMap::new();
+    let mut launched: Vec<(String, Vec<Launch>)> = Vec::new();
+    for h in &fresh {
+        progress(&h.name, HostState::Starting);
+        let mut hs = host_status(h, run_dir);
+        match start_host(h, &hs, opts, &mut state, &state_file) {
+            Ok(list) => launched.push((h.name.clone(), list)),
+            Err(e) => {
+                hs.state = HostState::Failed;
+                hs.error = Some(e);
+                progress(&h.name, HostState::Failed);
+            }
+        }
+        hs.daemons = daemon_statuses(&state, &h.name);
+        statuses.insert(h.name.clone(), hs);
+    }
+    let deadline = Instant::now() + SERVICE_TIMEOUT;
+    for (name, list) in &launched {
+        let hs = statuses.get_mut(name).expect("inserted");
+        match wait_listening(hs, list, &state, deadline) {
+            Ok(()) => {
+                hs.state = HostState::Ready;
+                progress(name, HostState::Ready);
+            }
+            Err(e) => {
+                hs.state = HostState::Failed;
+                hs.error = Some(e);
+                progress(name, HostState::Failed);
+            }
+        }
+    }
+
+    let observer_addresses = build_observer(plan)?;
+
+    let hosts: Vec<TwinHostStatus> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            if let Some(k) = keep.remove(&h.name) {
+                return k;
+            }
+            if let Some(s) = statuses.remove(&h.name) {
+                return s;
+            }
+            let mut s = host_status(h, run_dir);
+            s.namespace = None;
+            s.uts = None;
+            s.dir = None;
+            s.error = Some(format!("backend {:?} is not built by the netns backend (libvirt backends come later)", h.backend).to_lowercase());
+            progress(&h.name, HostState::Pending);
+            s
+        })
+        .collect();
+    let status = TwinStatus {
+        state: overall(&hosts),
+        switch: SwitchStatus {
+            namespace: plan.switch.namespace.clone(),
+            bridge: plan.switch.bridge.clone(),
+            dpid: format!("{:016x}", plan.switch.dpid),
+            rundir: plan.switch.rundir.clone(),
+        },
+        observer_namespace: plan.observer_namespace.clone(),
+        observer_addresses,
+        hosts,
+    };
+    write_json(&status_file, &status)?;
+    Ok(status)
+}
+
+fn overall(hosts: &[TwinHostStatus]) -> TwinState {
+    if hosts.iter().any(|h| h.state == HostState::Failed) {
+        TwinState::Degraded
+    } else {
+        TwinState::Ready
+    }
+}
+
+/// The OVS instance and its bridge, pointed at the controller, LOCAL port down.
+fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
+    let sw = &plan.switch;
+    run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["start", &sw.namespace, &sw.rundir])?;
+    let br = &sw.bridge;
+    ovs_vsctl(
+        Path::new(&sw.rundir),
+        &[
+            "add-br",
+            br,
+            "--",
+            "set",
+            "bridge",
+            br,
+            "datapath_type=netdev",
+            &format!("other-config:datapath-id={:016x}", sw.dpid),
+            // LLDP (a BPDU-class address) is dropped between ports without it.
+            "other-config:forward-bpdu=true",
+        ]
+        .map(str::to_owned),
+    )?;
+    run_script("attach-controller.sh", ATTACH_CONTROLLER_SH, &[&sw.rundir, br, &opts.controller])?;
+    // The LOCAL port is the switch's own interface: never up, never addressed.
+    run_args("ip", &["-n", &sw.namespace, "link", "set", br, "down"])?;
+    Ok(())
+}
+
+fn list_ports(plan: &TwinPlan) -> Result<Vec<String>, TwinError> {
+    let out = ovs_vsctl(Path::new(&plan.switch.rundir), &["list-ports".to_owned(), plan.switch.bridge.clone()])?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+fn host_status(h: &TwinHost, run_dir: &Path) -> TwinHostStatus {
+    TwinHostStatus {
+        name: h.name.clone(),
+        mirrors: h.mirrors.clone(),
+        hostname: h.hostname.clone(),
+        ips: h.interfaces.iter().flat_map(|i| i.ips.iter().cloned()).collect(),
+        mac: h.interfaces.first().map(|i| i.mac.clone()).unwrap_or_default(),
+        backend: h.backend,
+        namespace: Some(host_namespace(&h.name)),
+        domain: None,
+        state: HostState::Starting,
+        services: h.services.iter().map(|s| ServiceStatus { port: s.port, proto: s.proto.clone(), name: s.name.clone() }).collect(),
+        daemons: Vec::new(),
+        error: None,
+        uts: Some(run_dir.join("uts").join(&h.name)),
+        dir: Some(run_dir.join("hosts").join(&h.name)),
+        built_from: digest(h),
+    }
+}
+
+/// Namespaces, veths (created straight into their namespaces), addresses,
+/// routes, `/etc/netns` files, UTS namespaces and switch ports of `hosts`.
+fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Result<(), TwinError> {
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let sw = &plan.switch;
+    private_mount_dir(&run_dir.join("uts"))?;
+    let mut root = Vec::new();
+    let mut switch_lines = Vec::new();
+    let mut vsctl: Vec<String> = Vec::new();
+    for h in hosts {
+        let ns = host_namespace(&h.name);
+        root.push(format!("netns add {ns}"));
+        for (i, iface) in h.interfaces.iter().enumerate() {
+            let port = switch_port(&h.name, i);
+            root.push(format!(
+                "link add {HOST_IFNAME_PREFIX}{i} address {} netns {ns} type veth peer name {port} netns {}",
+                iface.mac, sw.namespace
+            ));
+            switch_lines.push(format!("link set {port} up"));
+            vsctl.extend(["--".into(), "add-port".into(), sw.bridge.clone(), port.clone()]);
+            if let Some(vlan) = iface.vlan {
+                vsctl.extend(["--".into(), "set".into(), "port".into(), port.clone(), format!("tag={vlan}")]);
+            }
+        }
+    }
+    ip_batch(None, &root)?;
+    ip_batch(Some(&sw.namespace), &switch_lines)?;
+    ovs_vsctl(Path::new(&sw.rundir), &vsctl[1..])?;
+
+    for h in hosts {
+        let ns = host_namespace(&h.name);
+        let mut lines = vec!["link set lo up".to_owned()];
+        for (i, iface) in h.interfaces.iter().enumerate() {
+            for ip in &iface.ips {
+                lines.push(format!("addr add {ip} dev {HOST_IFNAME_PREFIX}{i}"));
+            }
+            lines.push(format!("link set {HOST_IFNAME_PREFIX}{i} up"));
+        }
+        if let Some(gw) = &h.gateway {
+            lines.push(format!("route add default via {gw}"));
+        }
+        ip_batch(Some(&ns), &lines)?;
+        // Explicitly either way: a new namespace may inherit the machine's setting.
+        let forward = format!("net.ipv4.ip_forward={}", u8::from(h.ip_forward));
+        run_args("ip", &["netns", "exec", &ns, "sysctl", "-qw", &forward])?;
+
+        // Its own /etc/hosts and resolv.conf (ip netns exec binds them over
+        // /etc): only itself, no resolver, nothing of the machine's.
+        let etc = Path::new(ETC_NETNS).join(&ns);
+        create_dir(&etc)?;
+        write_file(&etc.join("hosts"), &format!("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", h.hostname))?;
+        write_file(&etc.join("resolv.conf"), "")?;
+        write_file(&etc.join("hostname"), &format!("{}\n", h.hostname))?;
+        create_uts(&run_dir.join("uts").join(&h.name), &h.hostname)?;
+    }
+    Ok(())
+}
+
+/// Writes the host's files and starts its launches; the launches, or why not.
+fn start_host(h: &TwinHost, hs: &TwinHostStatus, opts: &BuildOptions, state: &mut RunState, state_file: &Path) -> Result<Vec<Launch>, String> {
+    let dir = hs.dir.as_deref().expect("netns host has a dir");
+    let uts = hs.uts.as_deref().expect("netns host has a uts");
+    let ns = hs.namespace.as_deref().expect("netns host has a namespace");
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    create_dir(dir).map_err(|e| e.to_string())?;
+    let list = (opts.launches)(h, dir).map_err(|e| format!("its services could not be prepared: {e}"))?;
+    for l in &list {
+        for (path, contents, mode) in &l.files {
+            let path = if path.is_absolute() { path.clone() } else { dir.join(path) };
+            if let Some(parent) = path.parent() {
+                create_dir(parent).map_err(|e| e.to_string())?;
+            }
+            fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let place = HostPlace { namespace: ns, uts, dir };
+    for l in &list {
+        let started = daemon::launch(place, &l.name, &l.argv, &l.env).map_err(|e| format!("{}: {e}", l.name))?;
+        state.daemons.push(DaemonRecord { host: h.name.clone(), name: l.name.clone(), namespace: ns.to_owned(), started });
+        write_json(state_file, state).map_err(|e| e.to_string())?;
+    }
+    Ok(list)
+}
+
+fn daemon_statuses(state: &RunState, host: &str) -> Vec<DaemonStatus> {
+    state
+        .daemons
+        .iter()
+        .filter(|d| d.host == host)
+        .map(|d| DaemonStatus { name: d.name.clone(), pid: d.started.pid, log: d.started.log.clone(), start: d.started.start })
+        .collect()
+}
+
+/// The first daemon of `h` that no longer runs, as an error message.
+fn daemons_alive(h: &TwinHostStatus) -> Option<String> {
+    h.daemons.iter().find_map(|d| {
+        let started = Started { pid: d.pid, start: d.start, log: d.log.clone() };
+        let ours = started.alive() && h.namespace.as_deref().is_some_and(|ns| in_namespace(d.pid, ns));
+        (!ours).then(|| format!("{} (pid {}) is not running; see {}", d.name, d.pid, d.log.display()))
+    })
+}
+
+/// Waits until every launch's ports listen (or one dies, or time runs out).
+fn wait_listening(hs: &TwinHostStatus, list: &[Launch], state: &RunState, deadline: Instant) -> Result<(), String> {
+    let ns = hs.namespace.as_deref().expect("netns host");
+    let record = |name: &str| state.daemons.iter().rev().find(|r| r.host == hs.name && r.name == name).expect("launched");
+    loop {
+        let listening = daemon::listening(ns).map_err(|e| e.to_string())?;
+        let missing = list
+            .iter()
+            .flat_map(|l| l.listens.iter().map(move |(proto, port)| (l, proto, *port)))
+            .find(|(_, proto, port)| !listening.iter().any(|(p, n)| p == proto && n == port));
+        let Some((l, proto, port)) = missing else { break };
+        let r = record(&l.name);
+        if !r.started.alive() {
+            return Err(format!("{} exited before listening on {proto}/{port}; see {} ({})", l.name, r.started.log.display(), log_tail(&r.started.log)));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} did not listen on {proto}/{port} within {} s; see {}", l.name, SERVICE_TIMEOUT.as_secs(), r.started.log.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for l in list {
+        let r = record(&l.name);
+        if !r.started.alive() {
+            return Err(format!("{} exited; see {} ({})", l.name, r.started.log.display(), log_tail(&r.started.log)));
+        }
+    }
+    Ok(())
+}
+
+/// Stops a host's daemons (by recorded pid), then whatever else runs in its
+/// namespace, removes its switch ports, namespace, `/etc/netns` entry, UTS
+/// namespace and dir.
+fn remove_host(plan: &TwinPlan, run_dir: &Path, name: &str, ports: &[String], state: &mut RunState) -> Result<(), TwinError> {
+    let ns = host_namespace(name);
+    let records: Vec<DaemonRecord> = state.daemons.iter().filter(|d| d.host == name).cloned().collect();
+    stop_records(&records);
+    state.daemons.retain(|d| d.host != name);
+    let existing = namespaces()?;
+    if existing.contains(&ns) {
+        stop_namespace(&ns);
+    }
+    let prefix = port_prefix(name);
+    let mut args: Vec<String> = Vec::new();
+    for p in ports.iter().filter(|p| p.strip_prefix(&prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))) {
+        args.extend(["--".into(), "--if-exists".into(), "del-port".into(), plan.switch.bridge.clone(), p.clone()]);
+    }
+    if !args.is_empty() {
+        ovs_vsctl(Path::new(&plan.switch.rundir), &args[1..])?;
+    }
+    if existing.contains(&ns) {
+        run_args("ip", &["netns", "del", &ns])?;
+    }
+    remove_etc_netns(&ns)?;
+    let uts = run_dir.join("uts").join(name);
+    if mount_points().contains(&uts.display().to_string()) {
+        run_args("umount", &[&uts.display().to_string()])?;
+    }
+    let _ = fs::remove_file(&uts);
+    let dir = run_dir.join("hosts").join(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+    }
+    state.namespaces.retain(|n| *n != ns);
+    Ok(())
+}
+
+fn stop_records(records: &[DaemonRecord]) {
+    let pids: Vec<u32> = records.iter().map(|r| r.started.pid).collect();
+    stop_all(
+        &pids,
+        |pid| records.iter().any(|r| r.started.pid == pid && r.started.alive() && in_namespace(pid, &r.namespace)),
+        Duration::from_secs(3),
+    );
+}
+
+/// Anything still inside a twin namespace was started there by the twin
+/// (a daemon's children, a launch interrupted before its pid was recorded).
+fn stop_namespace(ns: &str) {
+    let out = run_args("ip", &["netns", "pids", ns]).unwrap_or_default();
+    let pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    stop_all(&pids, |pid| in_namespace(pid, ns), Duration::from_secs(2));
+}
+
+fn remove_etc_netns(ns: &str) -> Result<(), TwinError> {
+    let etc = Path::new(ETC_NETNS).join(ns);
+    if etc.exists() {
+        fs::remove_dir_all(&etc).map_err(io_err(etc))?;
+    }
+    Ok(())
+}
+
+/// The highest address of `cidr` not in `used` (nor network, broadcast).
+fn highest_free(cidr: &str, used: &BTreeSet<Ipv4Addr>) -> Option<String> {
+    let (ip, len) = parse_cidr(cidr)?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    let net = u32::from(ip) & mask;
+    let bcast = net | !mask;
+    (net.checked_add(1)?..bcast).rev().map(Ipv4Addr::from).find(|a| !used.contains(a)).map(|a| format!("{a}/{len}"))
+}
+
+/// The observer: rebuilt on every build (its addresses follow the plan's).
+fn build_observer(plan: &TwinPlan) -> Result<Vec<String>, TwinError> {
+    let sw = &plan.switch;
+    let obs = &plan.observer_namespace;
+    if namespaces()?.contains(obs) {
+        run_args("ip", &["netns", "del", obs])?;
+    }
+    let mut args: Vec<String> = Vec::new();
+    for p in list_ports(plan)?.iter().filter(|p| p.starts_with("gmpr-") || p.starts_with("gmpv")) {
+        args.extend(["--".into(), "--if-exists".into(), "del-port".into(), sw.bridge.clone(), p.clone()]);
+    }
+    if !args.is_empty() {
+        ovs_vsctl(Path::new(&sw.rundir), &args[1..])?;
+    }
+    let vids: BTreeSet<u16> = plan.segments.iter().filter_map(|s| s.vlan).collect();
+    let mut script_args: Vec<String> = vids.iter().flat_map(|v| ["-v".to_owned(), v.to_string()]).collect();
+    script_args.extend([sw.rundir.clone(), sw.bridge.clone(), obs.clone(), sw.namespace.clone()]);
+    let script_args: Vec<&str> = script_args.iter().map(String::as_str).collect();
+    run_script("add-probe-port.sh", ADD_PROBE_PORT_SH, &script_args)?;
+
+    let mut used: BTreeSet<Ipv4Addr> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| h.interfaces.iter().flat_map(|i| i.ips.iter()))
+        .filter_map(|ip| parse_cidr(ip).map(|(a, _)| a))
+        .collect();
+    used.extend(plan.segments.iter().filter_map(|s| s.gateway.as_deref()?.split('/').next()?.parse::<Ipv4Addr>().ok()));
+    let mut addresses = Vec::new();
+    let mut lines = Vec::new();
+    for s in &plan.segments {
+        let Some(addr) = highest_free(&s.cidr, &used) else {
+            return Err(TwinError::Plan(format!("segment {} has no free address for the observer", s.cidr)));
+        };
+        used.insert(addr.split('/').next().and_then(|a| a.parse().ok()).expect("formatted above"));
+        let dev = match s.vlan {
+            Some(v) => format!("{OBSERVER_IFNAME}.{v}"),
+            None => OBSERVER_IFNAME.to_owned(),
+        };
+        lines.push(format!("addr add {addr} dev {dev}"));
+        addresses.push(addr);
+    }
+    ip_batch(Some(obs), &lines)?;
+    let etc = Path::new(ETC_NETNS).join(obs);
+    create_dir(&etc)?;
+    write_file(&etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")?;
+    write_file(&etc.join("resolv.conf"), "")?;
+    Ok(addresses)
+}
+
+/// The twin as last built, checked against what runs now; `None` when there is none.
+pub fn status(run_dir: &Path) -> Result<Option<TwinStatus>, TwinError> {
+    let Some(mut status) = read_json::<TwinStatus>(&run_dir.join("status.json"))? else {
+        if run_dir.join("state.json").exists() {
+            return Err(TwinError::State {
+                path: run_dir.into(),
+                message: "a twin was partly built (no status.json): `destroy` removes it, `build` starts over".into(),
+            });
+        }
+        return Ok(None);
+    };
+    let existing = namespaces()?;
+    let switch = TwinSwitch {
+        namespace: status.switch.namespace.clone(),
+        rundir: status.switch.rundir.clone(),
+        bridge: status.switch.bridge.clone(),
+        dpid: u64::from_str_radix(&status.switch.dpid, 16).unwrap_or_default(),
+    };
+    let switch_up = ovs_alive(&switch);
+    for h in status.hosts.iter_mut().filter(|h| h.state == HostState::Ready) {
+        let Some(ns) = h.namespace.clone() else { continue };
+        let problem = if !switch_up {
+            Some(format!("the twin switch (ovs-vswitchd of {}) is not running", switch.rundir))
+        } else if !existing.contains(&ns) {
+            Some(format!("namespace {ns} is gone"))
+        } else {
+            daemons_alive(h)
+        };
+        if let Some(p) = problem {
+            h.state = HostState::Failed;
+            h.error = Some(p);
+        }
+    }
+    status.state = overall(&status.hosts);
+    Ok(Some(status))
+}
+
+/// Removes the twin: daemons (by recorded pid), the OVS instance (by its pid
+/// files), every `gm-twin` / `gm-twin-*` namespace and `/etc/netns` entry,
+/// the UTS mounts and `run_dir`. Does nothing when there is no twin.
+pub fn destroy(run_dir: &Path) -> Result<(), TwinError> {
+    require_root()?;
+    let _lock = lock(run_dir)?;
+    destroy_locked(run_dir)
+}
+
+fn is_twin_namespace(ns: &str) -> bool {
+    ns == NAMESPACE_PREFIX || ns.starts_with("gm-twin-")
+}
+
+fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
+    // A corrupt state file must not block the cleanup: fall back to names.
+    let state: RunState = read_json(&run_dir.join("state.json")).ok().flatten().unwrap_or_default();
+    // 1. Daemons, by recorded pid, if still that process in that namespace.
+    stop_records(&state.daemons);
+
+    // 2. The OVS instance, by its pid files.
+    let (ovs_ns, ovs_rundir) = match &state.switch {
+        Some(s) => (s.namespace.clone(), PathBuf::from(&s.rundir)),
+        None => (NAMESPACE_PREFIX.to_owned(), run_dir.join("ovs")),
+    };
+    if ovs_rundir.exists() {
+        run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["stop", &ovs_ns, &ovs_rundir.display().to_string()])?;
+    }
+
+    // 3. Whatever still runs in a twin namespace, then the namespaces.
+    let existing = namespaces()?;
+    let ours: Vec<&String> = existing.iter().filter(|ns| is_twin_namespace(ns) || state.namespaces.contains(ns)).collect();
+    for ns in &ours {
+        stop_namespace(ns);
+    }
+    for ns in &ours {
+        run_args("ip", &["netns", "del", ns])?;
+    }
+    // 4. /etc/netns entries, by name.
+    if let Ok(entries) = fs::read_dir(ETC_NETNS) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_twin_namespace(&name) || state.namespaces.contains(&name) {
+                remove_etc_netns(&name)?;
+            }
+        }
+    }
+    // 5. Mounts under the run dir (UTS namespaces, then their dir), the run state.
+    let prefix = format!("{}/", run_dir.display());
+    let mut mounts: Vec<String> = mount_points().into_iter().filter(|m| m.starts_with(&prefix)).collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in &mounts {
+        run_args("umount", &[m.as_str()])?;
+    }
+    if run_dir.exists() {
+        fs::remove_dir_all(run_dir).map_err(io_err(run_dir))?;
+    }
+    if ovs_rundir.exists() {
+        fs::remove_dir_all(&ovs_rundir).map_err(io_err(&ovs_rundir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_ports_fit_in_an_interface_name() {
+        let p = switch_port("a-twenty-char-host-x", 98);
+        assert!(p.len() <= 15, "{p}");
+        assert!(p.starts_with("gmt"));
+        assert_eq!(switch_port("plc01", 0), switch_port("plc01", 0));
+        assert_ne!(port_prefix("plc01"), port_prefix("plc02"));
+    }
+
+    #[test]
+    fn observer_takes_the_highest_free_address() {
+        let used: BTreeSet<Ipv4Addr> = ["10.0.1.254".parse().unwrap()].into();
+        assert_eq!(highest_free("10.0.1.0/24", &used).as_deref(), Some("10.0.1.253/24"));
+        assert_eq!(highest_free("10.0.2.7/30", &BTreeSet::new()).as_deref(), Some("10.0.2.6/30"));
+        assert_eq!(highest_free("10.0.2.0/32", &BTreeSet::new()), None);
+    }
+}
