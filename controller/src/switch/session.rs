@@ -17,7 +17,7 @@ use crate::openflow::{
 };
 use crate::pipeline::{baseline_cookie, ForwardingMode, FORWARD};
 use bytes::BytesMut;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +105,12 @@ pub enum SessionError {
 /// Largest message accepted from a switch (the length field is 16 bits anyway).
 const MAX_MESSAGE: usize = 65535;
 
+/// Bytes encoded ahead of the socket. A large transaction is encoded and written
+/// in chunks of about this size, so the switch starts working on the first
+/// FLOW_MODs while later ones are still being encoded, and replies (errors,
+/// echoes, PACKET_INs) are read between chunks.
+const WRITE_CHUNK: usize = 64 * 1024;
+
 struct Batch {
     first: u32,
     names: Vec<&'static str>,
@@ -123,6 +129,9 @@ struct Session {
     dpid: u64,
     xid: u32,
     wbuf: Vec<u8>,
+    /// Messages (with their xids) waiting to be encoded into `wbuf`, in send order.
+    /// Everything in `wbuf` precedes everything here.
+    outbox: VecDeque<(u32, Message)>,
     pending: HashMap<u32, PendingReply>,
     /// In-flight transactions, keyed by their barrier's xid.
     batches: BTreeMap<u32, Batch>,
@@ -139,42 +148,56 @@ impl Session {
         self.xid
     }
 
-    fn queue(&mut self, msg: &Message) -> u32 {
+    fn queue(&mut self, msg: Message) -> u32 {
         let xid = self.next_xid();
         self.queue_with_xid(msg, xid);
         xid
     }
 
-    fn queue_with_xid(&mut self, msg: &Message, xid: u32) {
+    /// Queues `msg` for sending after everything queued before it: encoded at once
+    /// while the write buffer is small and nothing waits, otherwise kept in the
+    /// outbox until `fill_wbuf` reaches it.
+    fn queue_with_xid(&mut self, msg: Message, xid: u32) {
+        if self.outbox.is_empty() && self.wbuf.len() < WRITE_CHUNK {
+            self.encode(msg, xid);
+        } else {
+            self.outbox.push_back((xid, msg));
+        }
+    }
+
+    fn encode(&mut self, mut msg: Message, xid: u32) {
         // ONF bundles require the inner message to carry the outer message's xid.
-        if let Message::BundleAdd(add) = msg {
-            if add.inner_xid != xid {
-                let mut add = add.clone();
-                add.inner_xid = xid;
-                self.wbuf.extend_from_slice(&Message::BundleAdd(add).encode(xid));
-                return;
-            }
+        if let Message::BundleAdd(add) = &mut msg {
+            add.inner_xid = xid;
         }
         self.wbuf.extend_from_slice(&msg.encode(xid));
+    }
+
+    /// Encodes outbox messages until the write buffer holds about `WRITE_CHUNK` bytes.
+    fn fill_wbuf(&mut self) {
+        while self.wbuf.len() < WRITE_CHUNK {
+            let Some((xid, msg)) = self.outbox.pop_front() else { break };
+            self.encode(msg, xid);
+        }
     }
 
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Send { msg } => {
-                self.queue(&msg);
+                self.queue(msg);
             }
             Command::Request { msg, reply } => {
                 let request = msg.name();
-                let xid = self.queue(&msg);
+                let xid = self.queue(msg);
                 self.pending.insert(xid, PendingReply { request, reply, partial: None });
             }
             Command::Transact { msgs, done } => {
                 let first = self.xid.wrapping_add(1);
                 let names = msgs.iter().map(Message::name).collect();
-                for m in &msgs {
+                for m in msgs {
                     self.queue(m);
                 }
-                let barrier = self.queue(&Message::BarrierRequest);
+                let barrier = self.queue(Message::BarrierRequest);
                 self.batches.insert(barrier, Batch { first, names, done, error: None });
             }
         }
@@ -188,7 +211,7 @@ impl Session {
 
     async fn incoming(&mut self, xid: u32, msg: Message, ctx: &SessionContext) {
         match msg {
-            Message::EchoRequest(data) => self.queue_with_xid(&Message::EchoReply(data), xid),
+            Message::EchoRequest(data) => self.queue_with_xid(Message::EchoReply(data), xid),
             Message::EchoReply(_) => self.echo_outstanding = false,
             Message::BarrierReply => {
                 if let Some(b) = self.batches.remove(&xid) {
@@ -219,7 +242,7 @@ impl Session {
                 if let Some(l2) = self.learning.as_mut() {
                     if pi.table_id == FORWARD.id && pi.cookie == baseline_cookie().0 {
                         for out in l2.packet_in(&pi) {
-                            self.queue(&out);
+                            self.queue(out);
                         }
                         return;
                     }
@@ -372,7 +395,8 @@ where
         id,
         dpid,
         xid: 1,
-        wbuf: Vec::with_capacity(64 * 1024),
+        wbuf: Vec::with_capacity(2 * WRITE_CHUNK),
+        outbox: VecDeque::new(),
         pending: HashMap::new(),
         batches: BTreeMap::new(),
         echo_outstanding: false,
@@ -399,6 +423,7 @@ where
     drop(handle);
 
     let mut last_rx = Instant::now();
+    let mut commands_open = true;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result: Result<(), SessionError> = async {
@@ -413,10 +438,14 @@ where
                     }
                 }
             }
+            s.fill_wbuf();
             if !s.wbuf.is_empty() {
                 writer.write_all(&s.wbuf).await?;
                 s.wbuf.clear();
             }
+            // With a backlog, take no new command: read what has arrived (if
+            // anything) and come back to write the next chunk.
+            let backlog = !s.outbox.is_empty();
             tokio::select! {
                 biased;
                 r = reader.read_buf(&mut rbuf) => {
@@ -426,14 +455,17 @@ where
                     last_rx = Instant::now();
                     s.echo_outstanding = false;
                 }
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { continue };
+                cmd = rx.recv(), if commands_open && !backlog => {
+                    // Every handle dropped: keep serving the switch, stop polling
+                    // the closed channel (it would be ready forever and spin).
+                    let Some(cmd) = cmd else {
+                        commands_open = false;
+                        continue;
+                    };
                     s.command(cmd);
-                    while let Ok(cmd) = rx.try_recv() {
+                    while s.outbox.is_empty() {
+                        let Ok(cmd) = rx.try_recv() else { break };
                         s.command(cmd);
-                        if s.wbuf.len() > 256 * 1024 {
-                            break;
-                        }
                     }
                 }
                 _ = ticker.tick() => {
@@ -442,10 +474,11 @@ where
                         return Err(SessionError::Dead(idle));
                     }
                     if idle >= ctx.config.echo_interval && !s.echo_outstanding {
-                        s.queue(&Message::EchoRequest(b"gemelo".to_vec()));
+                        s.queue(Message::EchoRequest(b"gemelo".to_vec()));
                         s.echo_outstanding = true;
                     }
                 }
+                _ = std::future::ready(()), if backlog => {}
             }
         }
     }
@@ -484,3 +517,4 @@ async fn finish_handshake(handle: &SwitchHandle) -> Result<(Vec<openflow::Port>,
     handle.barrier().await?;
     Ok((ports, desc))
 }
+
