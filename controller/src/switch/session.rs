@@ -170,7 +170,7 @@ impl Session {
         if let Message::BundleAdd(add) = &mut msg {
             add.inner_xid = xid;
         }
-        self.wbuf.extend_from_slice(&msg.encode(xid));
+        encode_into(&mut self.wbuf, &msg, xid);
     }
 
     /// Encodes outbox messages until the write buffer holds about `WRITE_CHUNK` bytes.
@@ -310,6 +310,46 @@ impl Session {
             let _ = b.done.send(Err(SwitchError::Disconnected { dpid }));
         }
     }
+}
+
+/// Appends `msg` to `out`, byte for byte what `msg.encode(xid)` returns.
+///
+/// The messages a session sends in bulk (FLOW_MOD, PACKET_OUT, and bundle-adds of
+/// either) are written straight into the write buffer; `Message::encode` would
+/// build each in a fresh vector (and a bundle-add's inner message in another)
+/// only for it to be copied here. Everything else takes the general path.
+fn encode_into(out: &mut Vec<u8>, msg: &Message, xid: u32) {
+    use openflow::msg_type;
+    let start = out.len();
+    let msg_type = match msg {
+        Message::FlowMod(_) => msg_type::FLOW_MOD,
+        Message::PacketOut(_) => msg_type::PACKET_OUT,
+        Message::BundleAdd(add) if matches!(*add.message, Message::FlowMod(_) | Message::PacketOut(_)) => {
+            msg_type::EXPERIMENTER
+        }
+        other => {
+            out.extend_from_slice(&other.encode(xid));
+            return;
+        }
+    };
+    openflow::Header { version: openflow::OFP_VERSION, msg_type, length: 0, xid }.emit(out);
+    match msg {
+        Message::FlowMod(fm) => fm.emit(out),
+        Message::PacketOut(po) => po.emit(out),
+        Message::BundleAdd(add) => {
+            // ONF experimenter header, then ofp_bundle_add_msg: bundle_id, pad, flags, message.
+            out.extend_from_slice(&openflow::ONF_EXPERIMENTER_ID.to_be_bytes());
+            out.extend_from_slice(&openflow::bundle::ONF_ET_BUNDLE_ADD_MESSAGE.to_be_bytes());
+            out.extend_from_slice(&add.bundle_id.to_be_bytes());
+            out.extend_from_slice(&0u16.to_be_bytes());
+            out.extend_from_slice(&add.flags.to_be_bytes());
+            encode_into(out, &add.message, add.inner_xid);
+        }
+        _ => unreachable!("handled above"),
+    }
+    // Like Message::encode: a length that does not fit saturates.
+    let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
+    out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// Splits complete messages off the front of `rbuf`.
@@ -518,3 +558,51 @@ async fn finish_handshake(handle: &SwitchHandle) -> Result<(Vec<openflow::Port>,
     Ok((ports, desc))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openflow::{port, Action, BundleAdd, FlowMod, Instruction, Match, PacketOut, NO_BUFFER};
+
+    fn flow_mod() -> Message {
+        let mut fm = FlowMod::add(
+            2,
+            100,
+            Match::new().eth_type(0x0800).ipv4_src("198.18.0.7".parse().unwrap()),
+            vec![Instruction::ApplyActions(vec![Action::Output { port: 1, max_len: 0xffff }])],
+        );
+        fm.cookie = 0x676d_0200_0000_0000;
+        fm.idle_timeout = 60;
+        Message::FlowMod(fm)
+    }
+
+    fn packet_out() -> Message {
+        Message::PacketOut(PacketOut {
+            buffer_id: NO_BUFFER,
+            in_port: 3,
+            actions: vec![Action::Output { port: port::FLOOD, max_len: 0 }],
+            data: (0u8..60).collect(),
+        })
+    }
+
+    #[test]
+    fn encode_into_matches_message_encode() {
+        let bundled = |m: Message, inner_xid| {
+            Message::BundleAdd(BundleAdd { bundle_id: 9, flags: 3, message: Box::new(m), inner_xid })
+        };
+        let msgs = vec![
+            flow_mod(),
+            packet_out(),
+            bundled(flow_mod(), 77),
+            bundled(packet_out(), 78),
+            Message::BarrierRequest,
+            Message::EchoReply(b"x".to_vec()),
+        ];
+        for (i, m) in msgs.iter().enumerate() {
+            let xid = 77 + i as u32;
+            let mut out = vec![0xaa];
+            encode_into(&mut out, m, xid);
+            assert_eq!(&out[1..], &m.encode(xid)[..], "{}", m.name());
+            assert_eq!(Message::decode(&out[1..]).unwrap(), (xid, m.clone()));
+        }
+    }
+}
