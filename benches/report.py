@@ -28,8 +28,8 @@ def cbench(rows):
         return
     print("### cbench throughput (responses/s = FLOW_MODs counted; median of %d rep(s), each the median of its loops)\n"
           % max(r.get("rep", 1) for r in rows))
-    print("| switches | ovs-testcontroller | gemelo (learning) | ofbench responder (ceiling) | gemelo / testcontroller "
-          "| gemelo / ceiling | target (3x peer or ceiling) | harness procs, CPU % (gemelo run) | controller CPU % (tc / gemelo) |")
+    print("| switches | ovs-testcontroller | gemelo (learning) | ofbench responder (Python, "ceiling") | gemelo / testcontroller "
+          "| gemelo / ceiling | target (3x peer or ceiling) | harness procs x, median of max harness CPU % (gemelo runs) | controller CPU % (tc / gemelo) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in sorted({r["switches"] for r in rows if "switches" in r}):
         by = {}
@@ -46,12 +46,16 @@ def cbench(rows):
             verdict = "met (at harness ceiling)"
         else:
             verdict = "**not met**"
+        # ratio within each repetition (runs of one rep are back to back)
+        pair = [g["median"] / t["median"] for g in by["gemelo"] for t in by["ovs-testcontroller"]
+                if g.get("rep") == t.get("rep") and t["median"]]
         hc = [max(r["harness_cpu_pct"]) for r in by["gemelo"]]
         procs = by["gemelo"][0]["procs"] if by["gemelo"] else "?"
         cc_tc = med([r.get("controller_cpu_pct") for r in by["ovs-testcontroller"]])
         cc_gm = med([r.get("controller_cpu_pct") for r in by["gemelo"]])
-        print("| %d | %s | %s | %s | %s | %s | %s | %s x, max %s | %s / %s |" % (
-            n, fmt(tc), fmt(gm), fmt(ce), fmt(r_tc, "%.2fx"), fmt(r_ce, "%.2f"), verdict,
+        print("| %d | %s | %s | %s | %s (per rep: %s) | %s | %s | %s x, max %s | %s / %s |" % (
+            n, fmt(tc), fmt(gm), fmt(ce), fmt(r_tc, "%.1fx"), ", ".join("%.1fx" % x for x in pair),
+            fmt(r_ce, "%.2f"), verdict,
             procs, fmt(med(hc)), fmt(cc_tc), fmt(cc_gm)))
     errs = [r for r in rows if "error" in r]
     for r in errs:

@@ -17,7 +17,7 @@
 # its controllers on 127.0.0.1 ports 16650-16799, and stops exactly what it started
 # (by PID) on exit. Needs root (namespaces, OVS). Nothing else on the machine is touched.
 #
-# Environment knobs: OFBENCH (path of ofbench.py), QUICK=1, CBENCH_REPS, FLOW_REPS,
+# Environment knobs: OFBENCH (path of ofbench.py), QUICK=1, CBENCH_REPS, FLOW_REPS, FLOW_REPS_BIG, FLOW_ROUNDS,
 # CBENCH_PROCS (harness processes for >1 switch), CBENCH_SWITCHES ("1 4 16"),
 # SKIP_CBENCH=1, SKIP_FLOWMOD=1, RESULTS (directory for raw JSON; default: a temp dir).
 set -euo pipefail
@@ -30,12 +30,15 @@ RUNDIR=/tmp/gemelo-bench-ovs
 BR=gm-bench0
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
-    CBENCH_REPS=${CBENCH_REPS:-1} FLOW_REPS=${FLOW_REPS:-3} CB_LOOPS=${CB_LOOPS:-3} LAT_N=${LAT_N:-1000}
+    CBENCH_REPS=${CBENCH_REPS:-1} FLOW_REPS=${FLOW_REPS:-3} FLOW_REPS_BIG=${FLOW_REPS_BIG:-2} FLOW_ROUNDS=${FLOW_ROUNDS:-2}
+    CB_LOOPS=${CB_LOOPS:-3} LAT_N=${LAT_N:-1000}
 else
-    CBENCH_REPS=${CBENCH_REPS:-3} FLOW_REPS=${FLOW_REPS:-5} CB_LOOPS=${CB_LOOPS:-5} LAT_N=${LAT_N:-3000}
+    # 10k-flow installs take ~60 ms: noisy on a shared 2-core machine, so many reps.
+    CBENCH_REPS=${CBENCH_REPS:-3} FLOW_REPS=${FLOW_REPS:-10} FLOW_REPS_BIG=${FLOW_REPS_BIG:-3} FLOW_ROUNDS=${FLOW_ROUNDS:-3}
+    CB_LOOPS=${CB_LOOPS:-5} LAT_N=${LAT_N:-3000}
 fi
 CBENCH_SWITCHES=${CBENCH_SWITCHES:-"1 4 16"}
-CBENCH_PROCS=${CBENCH_PROCS:-2}
+CBENCH_PROCS=${CBENCH_PROCS:-4}
 WORK=$(mktemp -d /tmp/gemelo-bench-XXXXXX)
 RESULTS=${RESULTS:-$WORK/results}
 mkdir -p "$RESULTS"
@@ -187,10 +190,10 @@ if [[ ${SKIP_FLOWMOD:-0} != 1 ]]; then
     for _ in $(seq 1 50); do [[ -S $RUNDIR/$BR.mgmt ]] && break; sleep 0.1; done
     : >"$RESULTS/flowmod.jsonl"
 
-    # run_pair MODE N REPS: raw ofbench then gemelo, then raw then gemelo again (interleaved)
+    # run_pair MODE N REPS: raw ofbench then gemelo, FLOW_ROUNDS times (interleaved)
     run_pair() {
         local mode=$1 n=$2 reps=$3 round
-        for round in 1 2; do
+        for round in $(seq 1 "$FLOW_ROUNDS"); do
             $PY "$OFBENCH" flowmod --target "$TARGET" --mode "$mode" -n "$n" -r "$reps" --json |
                 $PY -c 'import sys, json; d = json.load(sys.stdin); d["who"] = "raw"; d["round"] = int(sys.argv[1]); print(json.dumps(d))' "$round" >>"$RESULTS/flowmod.jsonl"
             "$FLOW_INSTALL" --target "$TARGET" --mode "$mode" -n "$n" -r "$reps" --json |
@@ -203,8 +206,8 @@ for l in sys.stdin:
     }
     run_pair pipeline 10000 "$FLOW_REPS"
     run_pair bundle 10000 "$FLOW_REPS"
-    run_pair pipeline 100000 "$((FLOW_REPS > 3 ? 3 : FLOW_REPS))"
-    run_pair bundle 100000 "$((FLOW_REPS > 3 ? 3 : FLOW_REPS))"
+    run_pair pipeline 100000 "$FLOW_REPS_BIG"
+    run_pair bundle 100000 "$FLOW_REPS_BIG"
     run_pair latency "$LAT_N" 1
 fi
 
