@@ -28,7 +28,7 @@ def cbench(rows):
         return
     print("### cbench throughput (responses/s = FLOW_MODs counted; median of %d rep(s), each the median of its loops)\n"
           % max(r.get("rep", 1) for r in rows))
-    print("| switches | ovs-testcontroller | gemelo (learning) | ofbench responder (Python, "ceiling") | gemelo / testcontroller "
+    print("| switches | ovs-testcontroller | gemelo (learning) | ofbench responder (Python; the documented ceiling) | gemelo / testcontroller "
           "| gemelo / ceiling | target (3x peer or ceiling) | harness procs x, median of max harness CPU % (gemelo runs) | controller CPU % (tc / gemelo) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in sorted({r["switches"] for r in rows if "switches" in r}):
