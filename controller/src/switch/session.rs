@@ -111,6 +111,23 @@ const MAX_MESSAGE: usize = 65535;
 /// echoes, PACKET_INs) are read between chunks.
 const WRITE_CHUNK: usize = 64 * 1024;
 
+/// Messages waiting in a session's outbox.
+enum Outgoing {
+    One(u32, Message),
+    /// A transaction's messages, kept in the vector they arrived in (moving 100k
+    /// messages one by one into the outbox would copy ~13 MB); their xids follow
+    /// `after` as `next_xid` hands them out.
+    Many { after: u32, msgs: std::vec::IntoIter<Message> },
+}
+
+/// The xid after `xid` (0 is never used).
+fn xid_after(xid: u32) -> u32 {
+    match xid.wrapping_add(1) {
+        0 => 1,
+        x => x,
+    }
+}
+
 struct Batch {
     first: u32,
     names: Vec<&'static str>,
@@ -131,7 +148,7 @@ struct Session {
     wbuf: Vec<u8>,
     /// Messages (with their xids) waiting to be encoded into `wbuf`, in send order.
     /// Everything in `wbuf` precedes everything here.
-    outbox: VecDeque<(u32, Message)>,
+    outbox: VecDeque<Outgoing>,
     pending: HashMap<u32, PendingReply>,
     /// In-flight transactions, keyed by their barrier's xid.
     batches: BTreeMap<u32, Batch>,
@@ -141,10 +158,7 @@ struct Session {
 
 impl Session {
     fn next_xid(&mut self) -> u32 {
-        self.xid = self.xid.wrapping_add(1);
-        if self.xid == 0 {
-            self.xid = 1;
-        }
+        self.xid = xid_after(self.xid);
         self.xid
     }
 
@@ -161,7 +175,7 @@ impl Session {
         if self.outbox.is_empty() && self.wbuf.len() < WRITE_CHUNK {
             self.encode(msg, xid);
         } else {
-            self.outbox.push_back((xid, msg));
+            self.outbox.push_back(Outgoing::One(xid, msg));
         }
     }
 
@@ -176,8 +190,23 @@ impl Session {
     /// Encodes outbox messages until the write buffer holds about `WRITE_CHUNK` bytes.
     fn fill_wbuf(&mut self) {
         while self.wbuf.len() < WRITE_CHUNK {
-            let Some((xid, msg)) = self.outbox.pop_front() else { break };
-            self.encode(msg, xid);
+            match self.outbox.front_mut() {
+                None => break,
+                Some(Outgoing::One(..)) => {
+                    let Some(Outgoing::One(xid, msg)) = self.outbox.pop_front() else { unreachable!() };
+                    self.encode(msg, xid);
+                }
+                Some(Outgoing::Many { after, msgs }) => match msgs.next() {
+                    Some(msg) => {
+                        let xid = xid_after(*after);
+                        *after = xid;
+                        self.encode(msg, xid);
+                    }
+                    None => {
+                        self.outbox.pop_front();
+                    }
+                },
+            }
         }
     }
 
@@ -194,8 +223,17 @@ impl Session {
             Command::Transact { msgs, done } => {
                 let first = self.xid.wrapping_add(1);
                 let names = msgs.iter().map(Message::name).collect();
-                for m in msgs {
-                    self.queue(m);
+                if self.outbox.is_empty() && self.wbuf.len() + 128 * msgs.len() < WRITE_CHUNK {
+                    for m in msgs {
+                        self.queue(m);
+                    }
+                } else if !msgs.is_empty() {
+                    // Reserve the xids now (batch bookkeeping needs them); encode later.
+                    let after = self.xid;
+                    for _ in 0..msgs.len() {
+                        self.next_xid();
+                    }
+                    self.outbox.push_back(Outgoing::Many { after, msgs: msgs.into_iter() });
                 }
                 let barrier = self.queue(Message::BarrierRequest);
                 self.batches.insert(barrier, Batch { first, names, done, error: None });
@@ -582,6 +620,56 @@ mod tests {
             actions: vec![Action::Output { port: port::FLOOD, max_len: 0 }],
             data: (0u8..60).collect(),
         })
+    }
+
+    #[test]
+    fn large_transactions_keep_order_and_xids() {
+        let mut s = Session {
+            id: 1,
+            dpid: 1,
+            xid: u32::MAX - 5, // wraps inside the transaction: xid 0 must be skipped
+            wbuf: Vec::new(),
+            outbox: VecDeque::new(),
+            pending: HashMap::new(),
+            batches: BTreeMap::new(),
+            echo_outstanding: false,
+            learning: None,
+        };
+        let (done, _rx) = tokio::sync::oneshot::channel();
+        s.command(Command::Transact { msgs: (0..3000).map(|_| flow_mod()).collect(), done });
+        s.queue(Message::EchoRequest(b"after".to_vec()));
+        assert!(!s.outbox.is_empty(), "3000 flow-mods do not fit one chunk");
+        let mut wire = Vec::new();
+        loop {
+            s.fill_wbuf();
+            if s.wbuf.is_empty() {
+                break;
+            }
+            assert!(s.wbuf.len() < WRITE_CHUNK + 1024);
+            wire.append(&mut s.wbuf);
+        }
+        let mut xids = Vec::new();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+            let (xid, msg) = Message::decode(&rest[..len]).unwrap();
+            xids.push((xid, msg.name()));
+            rest = &rest[len..];
+        }
+        assert_eq!(xids.len(), 3002);
+        let mut expect = u32::MAX - 5;
+        for (i, (xid, name)) in xids.iter().enumerate() {
+            expect = xid_after(expect);
+            assert_eq!(*xid, expect);
+            let want = match i {
+                3000 => "BARRIER_REQUEST",
+                3001 => "ECHO_REQUEST",
+                _ => "FLOW_MOD",
+            };
+            assert_eq!(*name, want);
+        }
+        assert!(xids.iter().all(|(x, _)| *x != 0));
+        assert!(s.batches.contains_key(&xids[3000].0));
     }
 
     #[test]
