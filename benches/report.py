@@ -70,7 +70,7 @@ def cbench(rows):
 def flowmod(rows):
     if not rows:
         return
-    print("### FLOW_MOD install into userspace OVS (flows/s; median over all repetitions of both interleaved rounds)\n")
+    print("### FLOW_MOD install into userspace OVS (flows/s; median over all repetitions of all interleaved rounds)\n")
     print("| mode | flows | raw ofbench | gemelo | gemelo / raw | target >= 90 % | per-round medians raw / gemelo |")
     print("|---|---|---|---|---|---|---|")
     keys = []
