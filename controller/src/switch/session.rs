@@ -17,7 +17,7 @@ use crate::openflow::{
 };
 use crate::pipeline::{baseline_cookie, ForwardingMode, FORWARD};
 use bytes::BytesMut;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +105,29 @@ pub enum SessionError {
 /// Largest message accepted from a switch (the length field is 16 bits anyway).
 const MAX_MESSAGE: usize = 65535;
 
+/// Bytes encoded ahead of the socket. A large transaction is encoded and written
+/// in chunks of about this size, so the switch starts working on the first
+/// FLOW_MODs while later ones are still being encoded, and replies (errors,
+/// echoes, PACKET_INs) are read between chunks.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Messages waiting in a session's outbox.
+enum Outgoing {
+    One(u32, Message),
+    /// A transaction's messages, kept in the vector they arrived in (moving 100k
+    /// messages one by one into the outbox would copy ~13 MB); their xids follow
+    /// `after` as `next_xid` hands them out.
+    Many { after: u32, msgs: std::vec::IntoIter<Message> },
+}
+
+/// The xid after `xid` (0 is never used).
+fn xid_after(xid: u32) -> u32 {
+    match xid.wrapping_add(1) {
+        0 => 1,
+        x => x,
+    }
+}
+
 struct Batch {
     first: u32,
     names: Vec<&'static str>,
@@ -123,6 +146,9 @@ struct Session {
     dpid: u64,
     xid: u32,
     wbuf: Vec<u8>,
+    /// Messages (with their xids) waiting to be encoded into `wbuf`, in send order.
+    /// Everything in `wbuf` precedes everything here.
+    outbox: VecDeque<Outgoing>,
     pending: HashMap<u32, PendingReply>,
     /// In-flight transactions, keyed by their barrier's xid.
     batches: BTreeMap<u32, Batch>,
@@ -132,49 +158,84 @@ struct Session {
 
 impl Session {
     fn next_xid(&mut self) -> u32 {
-        self.xid = self.xid.wrapping_add(1);
-        if self.xid == 0 {
-            self.xid = 1;
-        }
+        self.xid = xid_after(self.xid);
         self.xid
     }
 
-    fn queue(&mut self, msg: &Message) -> u32 {
+    fn queue(&mut self, msg: Message) -> u32 {
         let xid = self.next_xid();
         self.queue_with_xid(msg, xid);
         xid
     }
 
-    fn queue_with_xid(&mut self, msg: &Message, xid: u32) {
+    /// Queues `msg` for sending after everything queued before it: encoded at once
+    /// while the write buffer is small and nothing waits, otherwise kept in the
+    /// outbox until `fill_wbuf` reaches it.
+    fn queue_with_xid(&mut self, msg: Message, xid: u32) {
+        if self.outbox.is_empty() && self.wbuf.len() < WRITE_CHUNK {
+            self.encode(msg, xid);
+        } else {
+            self.outbox.push_back(Outgoing::One(xid, msg));
+        }
+    }
+
+    fn encode(&mut self, mut msg: Message, xid: u32) {
         // ONF bundles require the inner message to carry the outer message's xid.
-        if let Message::BundleAdd(add) = msg {
-            if add.inner_xid != xid {
-                let mut add = add.clone();
-                add.inner_xid = xid;
-                self.wbuf.extend_from_slice(&Message::BundleAdd(add).encode(xid));
-                return;
+        if let Message::BundleAdd(add) = &mut msg {
+            add.inner_xid = xid;
+        }
+        encode_into(&mut self.wbuf, &msg, xid);
+    }
+
+    /// Encodes outbox messages until the write buffer holds about `WRITE_CHUNK` bytes.
+    fn fill_wbuf(&mut self) {
+        while self.wbuf.len() < WRITE_CHUNK {
+            match self.outbox.front_mut() {
+                None => break,
+                Some(Outgoing::One(..)) => {
+                    let Some(Outgoing::One(xid, msg)) = self.outbox.pop_front() else { unreachable!() };
+                    self.encode(msg, xid);
+                }
+                Some(Outgoing::Many { after, msgs }) => match msgs.next() {
+                    Some(msg) => {
+                        let xid = xid_after(*after);
+                        *after = xid;
+                        self.encode(msg, xid);
+                    }
+                    None => {
+                        self.outbox.pop_front();
+                    }
+                },
             }
         }
-        self.wbuf.extend_from_slice(&msg.encode(xid));
     }
 
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Send { msg } => {
-                self.queue(&msg);
+                self.queue(msg);
             }
             Command::Request { msg, reply } => {
                 let request = msg.name();
-                let xid = self.queue(&msg);
+                let xid = self.queue(msg);
                 self.pending.insert(xid, PendingReply { request, reply, partial: None });
             }
             Command::Transact { msgs, done } => {
                 let first = self.xid.wrapping_add(1);
                 let names = msgs.iter().map(Message::name).collect();
-                for m in &msgs {
-                    self.queue(m);
+                if self.outbox.is_empty() && self.wbuf.len() + 128 * msgs.len() < WRITE_CHUNK {
+                    for m in msgs {
+                        self.queue(m);
+                    }
+                } else if !msgs.is_empty() {
+                    // Reserve the xids now (batch bookkeeping needs them); encode later.
+                    let after = self.xid;
+                    for _ in 0..msgs.len() {
+                        self.next_xid();
+                    }
+                    self.outbox.push_back(Outgoing::Many { after, msgs: msgs.into_iter() });
                 }
-                let barrier = self.queue(&Message::BarrierRequest);
+                let barrier = self.queue(Message::BarrierRequest);
                 self.batches.insert(barrier, Batch { first, names, done, error: None });
             }
         }
@@ -188,7 +249,7 @@ impl Session {
 
     async fn incoming(&mut self, xid: u32, msg: Message, ctx: &SessionContext) {
         match msg {
-            Message::EchoRequest(data) => self.queue_with_xid(&Message::EchoReply(data), xid),
+            Message::EchoRequest(data) => self.queue_with_xid(Message::EchoReply(data), xid),
             Message::EchoReply(_) => self.echo_outstanding = false,
             Message::BarrierReply => {
                 if let Some(b) = self.batches.remove(&xid) {
@@ -219,7 +280,7 @@ impl Session {
                 if let Some(l2) = self.learning.as_mut() {
                     if pi.table_id == FORWARD.id && pi.cookie == baseline_cookie().0 {
                         for out in l2.packet_in(&pi) {
-                            self.queue(&out);
+                            self.queue(out);
                         }
                         return;
                     }
@@ -287,6 +348,46 @@ impl Session {
             let _ = b.done.send(Err(SwitchError::Disconnected { dpid }));
         }
     }
+}
+
+/// Appends `msg` to `out`, byte for byte what `msg.encode(xid)` returns.
+///
+/// The messages a session sends in bulk (FLOW_MOD, PACKET_OUT, and bundle-adds of
+/// either) are written straight into the write buffer; `Message::encode` would
+/// build each in a fresh vector (and a bundle-add's inner message in another)
+/// only for it to be copied here. Everything else takes the general path.
+fn encode_into(out: &mut Vec<u8>, msg: &Message, xid: u32) {
+    use openflow::msg_type;
+    let start = out.len();
+    let msg_type = match msg {
+        Message::FlowMod(_) => msg_type::FLOW_MOD,
+        Message::PacketOut(_) => msg_type::PACKET_OUT,
+        Message::BundleAdd(add) if matches!(*add.message, Message::FlowMod(_) | Message::PacketOut(_)) => {
+            msg_type::EXPERIMENTER
+        }
+        other => {
+            out.extend_from_slice(&other.encode(xid));
+            return;
+        }
+    };
+    openflow::Header { version: openflow::OFP_VERSION, msg_type, length: 0, xid }.emit(out);
+    match msg {
+        Message::FlowMod(fm) => fm.emit(out),
+        Message::PacketOut(po) => po.emit(out),
+        Message::BundleAdd(add) => {
+            // ONF experimenter header, then ofp_bundle_add_msg: bundle_id, pad, flags, message.
+            out.extend_from_slice(&openflow::ONF_EXPERIMENTER_ID.to_be_bytes());
+            out.extend_from_slice(&openflow::bundle::ONF_ET_BUNDLE_ADD_MESSAGE.to_be_bytes());
+            out.extend_from_slice(&add.bundle_id.to_be_bytes());
+            out.extend_from_slice(&0u16.to_be_bytes());
+            out.extend_from_slice(&add.flags.to_be_bytes());
+            encode_into(out, &add.message, add.inner_xid);
+        }
+        _ => unreachable!("handled above"),
+    }
+    // Like Message::encode: a length that does not fit saturates.
+    let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
+    out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// Splits complete messages off the front of `rbuf`.
@@ -382,7 +483,8 @@ where
         id,
         dpid,
         xid: 1,
-        wbuf: Vec::with_capacity(64 * 1024),
+        wbuf: Vec::with_capacity(2 * WRITE_CHUNK),
+        outbox: VecDeque::new(),
         pending: HashMap::new(),
         batches: BTreeMap::new(),
         echo_outstanding: false,
@@ -409,6 +511,7 @@ where
     drop(handle);
 
     let mut last_rx = Instant::now();
+    let mut commands_open = true;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result: Result<(), SessionError> = async {
@@ -423,10 +526,14 @@ where
                     }
                 }
             }
+            s.fill_wbuf();
             if !s.wbuf.is_empty() {
                 writer.write_all(&s.wbuf).await?;
                 s.wbuf.clear();
             }
+            // With a backlog, take no new command: read what has arrived (if
+            // anything) and come back to write the next chunk.
+            let backlog = !s.outbox.is_empty();
             tokio::select! {
                 biased;
                 r = reader.read_buf(&mut rbuf) => {
@@ -436,14 +543,17 @@ where
                     last_rx = Instant::now();
                     s.echo_outstanding = false;
                 }
-                cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { continue };
+                cmd = rx.recv(), if commands_open && !backlog => {
+                    // Every handle dropped: keep serving the switch, stop polling
+                    // the closed channel (it would be ready forever and spin).
+                    let Some(cmd) = cmd else {
+                        commands_open = false;
+                        continue;
+                    };
                     s.command(cmd);
-                    while let Ok(cmd) = rx.try_recv() {
+                    while s.outbox.is_empty() {
+                        let Ok(cmd) = rx.try_recv() else { break };
                         s.command(cmd);
-                        if s.wbuf.len() > 256 * 1024 {
-                            break;
-                        }
                     }
                 }
                 _ = ticker.tick() => {
@@ -452,10 +562,11 @@ where
                         return Err(SessionError::Dead(idle));
                     }
                     if idle >= ctx.config.echo_interval && !s.echo_outstanding {
-                        s.queue(&Message::EchoRequest(b"gemelo".to_vec()));
+                        s.queue(Message::EchoRequest(b"gemelo".to_vec()));
                         s.echo_outstanding = true;
                     }
                 }
+                _ = std::future::ready(()), if backlog => {}
             }
         }
     }
@@ -493,4 +604,103 @@ async fn finish_handshake(handle: &SwitchHandle) -> Result<(Vec<openflow::Port>,
     };
     handle.barrier().await?;
     Ok((ports, desc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openflow::{port, Action, BundleAdd, FlowMod, Instruction, Match, PacketOut, NO_BUFFER};
+
+    fn flow_mod() -> Message {
+        let mut fm = FlowMod::add(
+            2,
+            100,
+            Match::new().eth_type(0x0800).ipv4_src("198.18.0.7".parse().unwrap()),
+            vec![Instruction::ApplyActions(vec![Action::Output { port: 1, max_len: 0xffff }])],
+        );
+        fm.cookie = 0x676d_0200_0000_0000;
+        fm.idle_timeout = 60;
+        Message::FlowMod(fm)
+    }
+
+    fn packet_out() -> Message {
+        Message::PacketOut(PacketOut {
+            buffer_id: NO_BUFFER,
+            in_port: 3,
+            actions: vec![Action::Output { port: port::FLOOD, max_len: 0 }],
+            data: (0u8..60).collect(),
+        })
+    }
+
+    #[test]
+    fn large_transactions_keep_order_and_xids() {
+        let mut s = Session {
+            id: 1,
+            dpid: 1,
+            xid: u32::MAX - 5, // wraps inside the transaction: xid 0 must be skipped
+            wbuf: Vec::new(),
+            outbox: VecDeque::new(),
+            pending: HashMap::new(),
+            batches: BTreeMap::new(),
+            echo_outstanding: false,
+            learning: None,
+        };
+        let (done, _rx) = tokio::sync::oneshot::channel();
+        s.command(Command::Transact { msgs: (0..3000).map(|_| flow_mod()).collect(), done });
+        s.queue(Message::EchoRequest(b"after".to_vec()));
+        assert!(!s.outbox.is_empty(), "3000 flow-mods do not fit one chunk");
+        let mut wire = Vec::new();
+        loop {
+            s.fill_wbuf();
+            if s.wbuf.is_empty() {
+                break;
+            }
+            assert!(s.wbuf.len() < WRITE_CHUNK + 1024);
+            wire.append(&mut s.wbuf);
+        }
+        let mut xids = Vec::new();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+            let (xid, msg) = Message::decode(&rest[..len]).unwrap();
+            xids.push((xid, msg.name()));
+            rest = &rest[len..];
+        }
+        assert_eq!(xids.len(), 3002);
+        let mut expect = u32::MAX - 5;
+        for (i, (xid, name)) in xids.iter().enumerate() {
+            expect = xid_after(expect);
+            assert_eq!(*xid, expect);
+            let want = match i {
+                3000 => "BARRIER_REQUEST",
+                3001 => "ECHO_REQUEST",
+                _ => "FLOW_MOD",
+            };
+            assert_eq!(*name, want);
+        }
+        assert!(xids.iter().all(|(x, _)| *x != 0));
+        assert!(s.batches.contains_key(&xids[3000].0));
+    }
+
+    #[test]
+    fn encode_into_matches_message_encode() {
+        let bundled = |m: Message, inner_xid| {
+            Message::BundleAdd(BundleAdd { bundle_id: 9, flags: 3, message: Box::new(m), inner_xid })
+        };
+        let msgs = vec![
+            flow_mod(),
+            packet_out(),
+            bundled(flow_mod(), 77),
+            bundled(packet_out(), 78),
+            Message::BarrierRequest,
+            Message::EchoReply(b"x".to_vec()),
+        ];
+        for (i, m) in msgs.iter().enumerate() {
+            let xid = 77 + i as u32;
+            let mut out = vec![0xaa];
+            encode_into(&mut out, m, xid);
+            assert_eq!(&out[1..], &m.encode(xid)[..], "{}", m.name());
+            assert_eq!(Message::decode(&out[1..]).unwrap(), (xid, m.clone()));
+        }
+    }
 }
