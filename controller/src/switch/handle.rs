@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Transact { msgs: Vec<Message>, done: Done },
     /// Send without waiting.
     Send { msg: Message },
+    /// An atomic ONF bundle of `msgs` (open, one bundle-add each, commit), then a
+    /// barrier. The session wraps each message while encoding it.
+    Bundle { bundle_id: u32, flags: u16, msgs: Vec<Message>, done: Done },
 }
 
 /// A cheap, cloneable handle to one switch session.
@@ -111,14 +114,13 @@ impl SwitchHandle {
         }
         let bundle_id = self.bundle_ids.fetch_add(1, Ordering::Relaxed);
         let flags = crate::openflow::BUNDLE_ATOMIC | crate::openflow::BUNDLE_ORDERED;
-        let ctrl = |ctrl| Message::BundleControl(BundleControl { bundle_id, ctrl, flags });
-        let mut all = Vec::with_capacity(msgs.len() + 2);
-        all.push(ctrl(BundleCtrlType::OpenRequest));
-        for m in msgs {
-            all.push(Message::BundleAdd(BundleAdd { bundle_id, flags, message: Box::new(m), inner_xid: 0 }));
+        let (done, rx) = oneshot::channel();
+        self.submit(Command::Bundle { bundle_id, flags, msgs, done }).await?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(SwitchError::Disconnected { dpid: self.dpid }),
+            Err(_) => Err(SwitchError::Timeout { dpid: self.dpid }),
         }
-        all.push(ctrl(BundleCtrlType::CommitRequest));
-        self.transact(all).await
     }
 
     /// Reads flows (all tables) whose cookie matches `cookie` under `cookie_mask`.

@@ -118,6 +118,8 @@ enum Outgoing {
     /// messages one by one into the outbox would copy ~13 MB); their xids follow
     /// `after` as `next_xid` hands them out.
     Many { after: u32, msgs: std::vec::IntoIter<Message> },
+    /// The same, each message wrapped in a bundle-add while it is encoded.
+    Bundled { after: u32, bundle_id: u32, flags: u16, msgs: std::vec::IntoIter<Message> },
 }
 
 /// The xid after `xid` (0 is never used).
@@ -206,6 +208,17 @@ impl Session {
                         self.outbox.pop_front();
                     }
                 },
+                Some(Outgoing::Bundled { after, bundle_id, flags, msgs }) => match msgs.next() {
+                    Some(msg) => {
+                        let xid = xid_after(*after);
+                        *after = xid;
+                        let (bundle_id, flags) = (*bundle_id, *flags);
+                        encode_bundle_add(&mut self.wbuf, bundle_id, flags, &msg, xid);
+                    }
+                    None => {
+                        self.outbox.pop_front();
+                    }
+                },
             }
         }
     }
@@ -235,6 +248,27 @@ impl Session {
                     }
                     self.outbox.push_back(Outgoing::Many { after, msgs: msgs.into_iter() });
                 }
+                let barrier = self.queue(Message::BarrierRequest);
+                self.batches.insert(barrier, Batch { first, names, done, error: None });
+            }
+            Command::Bundle { bundle_id, flags, msgs, done } => {
+                use openflow::{BundleControl, BundleCtrlType};
+                let ctrl = |ctrl| Message::BundleControl(BundleControl { bundle_id, ctrl, flags });
+                let first = self.xid.wrapping_add(1);
+                let mut names = Vec::with_capacity(msgs.len() + 2);
+                names.push("BUNDLE_OPEN");
+                names.extend(msgs.iter().map(Message::name));
+                names.push("BUNDLE_COMMIT");
+                self.queue(ctrl(BundleCtrlType::OpenRequest));
+                if !msgs.is_empty() {
+                    // Reserve the xids now; the outbox keeps everything queued after in order.
+                    let after = self.xid;
+                    for _ in 0..msgs.len() {
+                        self.next_xid();
+                    }
+                    self.outbox.push_back(Outgoing::Bundled { after, bundle_id, flags, msgs: msgs.into_iter() });
+                }
+                self.queue(ctrl(BundleCtrlType::CommitRequest));
                 let barrier = self.queue(Message::BarrierRequest);
                 self.batches.insert(barrier, Batch { first, names, done, error: None });
             }
@@ -386,6 +420,21 @@ fn encode_into(out: &mut Vec<u8>, msg: &Message, xid: u32) {
         _ => unreachable!("handled above"),
     }
     // Like Message::encode: a length that does not fit saturates.
+    let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
+    out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Appends a bundle-add of `msg` (inner xid = outer xid, as ONF bundles require),
+/// byte for byte what encoding `Message::BundleAdd` would give, without building one.
+fn encode_bundle_add(out: &mut Vec<u8>, bundle_id: u32, flags: u16, msg: &Message, xid: u32) {
+    let start = out.len();
+    openflow::Header { version: openflow::OFP_VERSION, msg_type: openflow::msg_type::EXPERIMENTER, length: 0, xid }.emit(out);
+    out.extend_from_slice(&openflow::ONF_EXPERIMENTER_ID.to_be_bytes());
+    out.extend_from_slice(&openflow::bundle::ONF_ET_BUNDLE_ADD_MESSAGE.to_be_bytes());
+    out.extend_from_slice(&bundle_id.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    encode_into(out, msg, xid);
     let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
     out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
 }
@@ -701,6 +750,16 @@ mod tests {
             encode_into(&mut out, m, xid);
             assert_eq!(&out[1..], &m.encode(xid)[..], "{}", m.name());
             assert_eq!(Message::decode(&out[1..]).unwrap(), (xid, m.clone()));
+        }
+    }
+
+    #[test]
+    fn bundle_adds_are_wrapped_while_encoding() {
+        for (m, xid) in [(flow_mod(), 500u32), (packet_out(), 501), (Message::BarrierRequest, 502)] {
+            let want = Message::BundleAdd(BundleAdd { bundle_id: 4, flags: 3, message: Box::new(m.clone()), inner_xid: xid }).encode(xid);
+            let mut out = Vec::new();
+            encode_bundle_add(&mut out, 4, 3, &m, xid);
+            assert_eq!(out, want, "{}", m.name());
         }
     }
 }
