@@ -277,7 +277,18 @@ fn inventory_against_ground_truth() {
     let mut first_full: BTreeMap<String, f64> = BTreeMap::new();
     // Every change of the mismatch list, with its time: what was late and why.
     let mut timeline: Vec<(f64, Vec<String>)> = Vec::new();
+    // When every switch was connected and programmed (OVS reconnects with a backoff
+    // of up to 8 s when its controller was absent while the lab was built).
+    let mut switches_at: Option<f64> = None;
+    let n_switches = status.switches.len();
     let (inv, bad, secs) = loop {
+        if switches_at.is_none() {
+            let sw = ctl.get("/api/v1/switches").unwrap_or(Value::Null);
+            let ready = sw.as_array().into_iter().flatten().filter(|s| s["connected"] == true && !s["reconciled"].is_null()).count();
+            if ready >= n_switches {
+                switches_at = Some(started.elapsed().as_secs_f64());
+            }
+        }
         let inv = ctl.get("/api/v1/inventory").unwrap();
         let bad = mismatches(&inv, &truth);
         let t = started.elapsed().as_secs_f64();
@@ -305,6 +316,7 @@ fn inventory_against_ground_truth() {
             println!("  - {b}");
         }
     }
+    println!("all {n_switches} switches connected and programmed at {:.1} s", switches_at.unwrap_or(f64::NAN));
     println!("per host, first complete at (s): {first_full:?}");
     println!("mismatch timeline (s: what was still missing):");
     for (t, b) in &timeline {
@@ -323,7 +335,7 @@ fn inventory_against_ground_truth() {
         .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.split_whitespace().map(str::to_string).collect::<Vec<_>>()))
         .map(|f| (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / 100.0)
         .unwrap_or(0.0);
-    let mut result = json!({"topology": topo, "complete": bad.is_empty(), "secs": secs, "lab_up_secs": lab_secs,
+    let mut result = json!({"topology": topo, "complete": bad.is_empty(), "secs": secs, "switches_ready_secs": switches_at, "lab_up_secs": lab_secs,
         "mismatches": bad, "first_complete": first_full, "timeline": timeline, "extra_hosts": extra, "gemelo_cpu_s": cpu, "health": health});
     drop(ctl);
     if let Some(d) = &out_dir {
