@@ -77,7 +77,13 @@ for _ in $(seq 1 200); do
     sleep 0.1
 done
 echo "switch connected and programmed $(( $(ms) - t2 )) ms after gemelo started"
-$VSCTL --columns=name,ofport --format=csv --no-headings list Interface | tr ',' ' ' > "$WORK/ofports"
+# Wait until ovs-vswitchd has opened every port (an ofport each) and the server answers host 1.
+for _ in $(seq 1 600); do
+    $VSCTL --columns=name,ofport --format=csv --no-headings list Interface | tr ',' ' ' > "$WORK/ofports"
+    [[ $(awk '$2 > 0' "$WORK/ofports" | grep -c gm-sc-p) -ge $((N + 1)) ]] && break
+    sleep 0.5
+done
+echo "ports with an ofport: $(awk '$2 > 0' "$WORK/ofports" | grep -c gm-sc-p) of $((N + 1)), $(( $(ms) - t2 )) ms after gemelo started"
 
 python3 "$ROOT/benches/discovery/scale_traffic.py" --n "$N" --api "127.0.0.1:$PORT" --pid "$GEMELO_PID" \
     --dpid $DPID --ofports "$WORK/ofports" --rate "$RATE" | tee "$WORK/result.json"

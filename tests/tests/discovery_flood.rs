@@ -39,12 +39,14 @@ fn arp_flood_spares_tcp_stream_and_api() {
     let web = host("web01");
     let ws02 = host("ws02");
     assert_ne!(host("files01").switch, web.switch, "the stream must cross both switches");
+    eprintln!("lab up, switches ready");
     let before = ctl.get("/api/v1/inventory").unwrap()["hosts"].as_array().map(|a| a.len()).unwrap_or(0);
 
     let mut server = lab::host_command(&status, "web01", &["iperf3", "-s", "-1", "-p", "5201"]).unwrap()
         .stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(300));
-    let client = lab::host_command(&status, "files01", &["iperf3", "-c", &web.ips[0], "-p", "5201", "-t", "15", "-b", "20M", "-J"]).unwrap()
+    let web_ip = web.ips[0].split('/').next().unwrap().to_string();
+    let client = lab::host_command(&status, "files01", &["iperf3", "-c", &web_ip, "-p", "5201", "-t", "15", "-b", "20M", "-J"]).unwrap()
         .stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("iperf3 client");
     std::thread::sleep(Duration::from_secs(3));
 
@@ -56,6 +58,7 @@ fn arp_flood_spares_tcp_stream_and_api() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("arpflood");
+    eprintln!("stream and flood started");
     // The API answers during the whole flood.
     let flood_start = Instant::now();
     let mut worst = Duration::ZERO;
@@ -68,10 +71,15 @@ fn arp_flood_spares_tcp_stream_and_api() {
         polls += 1;
         std::thread::sleep(Duration::from_millis(250));
     }
+    eprintln!("flood window over ({polls} health polls, worst {worst:?})");
     let f = flooder.wait_with_output().unwrap();
+    eprintln!("flooder done");
     let fr: serde_json::Value = serde_json::from_slice(&f.stdout).unwrap_or_else(|_| panic!("arpflood: {}", String::from_utf8_lossy(&f.stderr)));
     let after = ctl.get("/api/v1/inventory").unwrap()["hosts"].as_array().map(|a| a.len()).unwrap_or(0);
     let out = client.wait_with_output().unwrap();
+    if !out.status.success() {
+        let _ = server.kill(); // the one-shot server still waits when the client failed
+    }
     let _ = server.wait();
     eprintln!(
         "flood: {} frames at {:.0} pps; inventory {before} -> {after} hosts; health {polls} polls, worst {:.0} ms",
