@@ -126,17 +126,7 @@ impl Discovery {
         let addrs: Vec<Ipv4Addr> = nets.iter().flat_map(addresses).collect();
         // 1. Make every address ARP-visible: the kernel of the probe resolves each one.
         let to_touch = addrs.clone();
-        run_in(&ns, move || async move {
-            for chunk in to_touch.chunks(64) {
-                for ip in chunk {
-                    if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") {
-                        let _ = s.send_to(b"", (*ip, 9));
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await?;
+        run_in(&ns, move || async move { touch(&to_touch).await }).await?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // 2. Who answered is what the passive path learned.
         let alive: Vec<Ipv4Addr> = {
@@ -188,6 +178,15 @@ impl Discovery {
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let batch = self.take_new_ips();
+            // Addresses that answered connections but have no owner yet: ask for them
+            // (ARP) so the passive path learns MAC and attachment.
+            let unowned: Vec<Ipv4Addr> = {
+                let inv = self.inventory();
+                inv.unowned_addresses().into_iter().filter(|ip| self.config.scope.iter().any(|n| n.contains(*ip))).collect()
+            };
+            if !unowned.is_empty() {
+                let _ = run_in(&ns, move || async move { touch(&unowned).await }).await;
+            }
             if batch.is_empty() {
                 continue;
             }
@@ -217,6 +216,19 @@ impl Discovery {
             }
             tokio::time::sleep(self.config.sweep_interval).await;
         }
+    }
+}
+
+/// Makes the probe's kernel resolve each address (one empty UDP datagram to the
+/// discard port): the ARP answers are what the switches copy to gemelo.
+async fn touch(addrs: &[Ipv4Addr]) {
+    for chunk in addrs.chunks(64) {
+        for ip in chunk {
+            if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") {
+                let _ = s.send_to(b"", (*ip, 9));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

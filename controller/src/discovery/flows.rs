@@ -70,7 +70,8 @@ pub fn controller_meter(command: u16, pktps: u32) -> Message {
     body.extend_from_slice(&1u16.to_be_bytes()); // OFPMBT_DROP
     body.extend_from_slice(&16u16.to_be_bytes());
     body.extend_from_slice(&pktps.to_be_bytes());
-    body.extend_from_slice(&(pktps / 10).max(1).to_be_bytes());
+    // A second's worth of burst: legitimate bursts (a sweep's answers) pass, a sustained flood does not.
+    body.extend_from_slice(&pktps.max(1).to_be_bytes());
     body.extend_from_slice(&[0; 4]);
     Message::Unknown { msg_type: OFPT_METER_MOD, body }
 }
@@ -101,7 +102,7 @@ mod tests {
         assert_eq!(bytes[1], OFPT_METER_MOD);
         if let Ok(out) = std::process::Command::new("ovs-ofctl").arg("ofp-print").arg(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()).output() {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("meter=controller") && text.contains("pktps") && text.contains("rate=1000"), "{text}");
+            assert!(text.contains("meter=controller") && text.contains("pktps") && text.contains("rate=1000") && text.contains("burst_size=1000"), "{text}");
         }
     }
 }

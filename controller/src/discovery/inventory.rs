@@ -149,6 +149,12 @@ impl Inventory {
         self.links.keys().flat_map(|(a, b)| [(a.dpid.clone(), a.port), (b.dpid.clone(), b.port)]).collect()
     }
 
+    /// Addresses that answered connections but whose owner is not known yet
+    /// (its one ARP copy was lost, say): worth asking for again.
+    pub fn unowned_addresses(&self) -> Vec<Ipv4Addr> {
+        self.pending.keys().copied().collect()
+    }
+
     pub fn host_by_ip(&self, ip: Ipv4Addr) -> Option<&Host> {
         let s = ip.to_string();
         self.hosts.values().find(|h| h.ips.contains(&s))
@@ -255,6 +261,9 @@ impl Inventory {
         let src = frame.src;
         let learns_attachment = !on_link && src[0] & 1 == 0;
         match &frame.kind {
+            // With a scope configured, only in-scope addresses make hosts: a flood of
+            // invented ARP senders cannot fill the inventory.
+            Kind::Arp { sender_ip, .. } if !self.scope.is_empty() && !self.scope.iter().any(|n| n.contains(*sender_ip)) => {}
             Kind::Arp { sender_mac, sender_ip, .. } if *sender_mac == src => {
                 self.bind_ip(&src, *sender_ip, now, &mut changes);
                 if let Some(v) = frame.vlan {
@@ -558,6 +567,15 @@ mod tests {
         inv.observe(1, 3, &frame(WEB, Kind::Lldp(l)), NOW);
         assert_eq!(inv.hosts["02:00:0a:0a:01:0a"].hostname.as_deref(), Some("web01"));
         assert_eq!(inv.set_snmp_name(Ipv4Addr::new(10, 10, 1, 10), "other"), vec![]);
+    }
+
+    #[test]
+    fn out_of_scope_arp_senders_make_no_hosts() {
+        let mut inv = scoped();
+        assert!(inv.observe(2, 4, &arp([2, 9, 9, 9, 9, 9], [192, 0, 2, 7]), NOW).is_empty());
+        assert!(inv.hosts.is_empty());
+        inv.observe(2, 4, &arp([2, 9, 9, 9, 9, 9], [10, 10, 2, 7]), NOW);
+        assert_eq!(inv.hosts.len(), 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! wraps messages in an atomic ONF bundle.
 
 use crate::openflow::{
-    BundleAdd, BundleControl, BundleCtrlType, ErrorMsg, FlowStats, FlowStatsRequest, Message, MultipartReplyBody,
+    ErrorMsg, FlowStats, FlowStatsRequest, Message, MultipartReplyBody,
     MultipartRequest, MultipartRequestBody,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
