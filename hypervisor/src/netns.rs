@@ -361,6 +361,7 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
             s.namespace = None;
             s.uts = None;
             s.dir = None;
+            s.state = HostState::Pending;
             s.error = Some(format!("backend {:?} is not built by the netns backend (libvirt backends come later)", h.backend).to_lowercase());
             progress(&h.name, HostState::Pending);
             s
