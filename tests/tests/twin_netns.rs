@@ -132,6 +132,14 @@ fn launches(host: &TwinHost, dir: &Path) -> Result<Vec<Launch>, String> {
                     listens: vec![("tcp".into(), s.port)],
                 });
             }
+            // A daemon that dies at once: its host must fail, the others not.
+            "broken" => out.push(Launch {
+                name: "broken".into(),
+                argv: ["/bin/sh", "-c", "echo 'broken: no config' >&2; exit 3"].map(str::to_owned).to_vec(),
+                env: vec![],
+                files: vec![],
+                listens: vec![("tcp".into(), s.port)],
+            }),
             other => return Err(format!("no test launch for {other}")),
         }
     }
@@ -191,7 +199,10 @@ fn three_host_twin_serves_routes_rebuilds_incrementally_and_destroys_cleanly() {
     let plan = plan();
     let (status, seen, secs) = build(&plan).expect("build the twin");
     eprintln!("3-host twin built in {secs:.2} s");
-    let result = check_twin(&plan, &status, &seen).and_then(|()| check_isolation(&status)).and_then(|()| check_rebuild(&plan, &status));
+    let result = check_twin(&plan, &status, &seen)
+        .and_then(|()| check_isolation(&status))
+        .and_then(|()| check_rebuild(&plan, &status))
+        .and_then(|()| check_failed_host(&plan, &status));
     let ovs: Vec<u32> = ["ovsdb-server.pid", "ovs-vswitchd.pid"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(Path::new(&status.switch.rundir).join(f)).ok())
@@ -323,4 +334,57 @@ fn check_rebuild(plan: &TwinPlan, status: &TwinStatus) -> Result<()> {
     ensure!(!namespaces_with_prefix("gm-twin-plc01").contains(&"gm-twin-plc01".to_owned()), "plc01's namespace is left");
     ensure!(daemon_pids(&after, "web01") == daemon_pids(status, "web01"), "web01 was restarted");
     Ok(())
+}
+
+/// A host whose daemon dies is `failed` with its log; the rest of the twin runs (`degraded`).
+fn check_failed_host(plan: &TwinPlan, status: &TwinStatus) -> Result<()> {
+    let mut with_bad = plan.clone();
+    with_bad.hosts.retain(|h| h.name != "plc01");
+    with_bad.hosts.push(host(
+        "bad01",
+        "bad01",
+        vec![iface("02:77:00:00:02:66", "10.77.2.66/24", "10.77.2.0/24", 20)],
+        Some("10.77.2.1"),
+        vec![service("broken", 81)],
+    ));
+    let (after, seen, _) = build(&with_bad)?;
+    ensure!(after.state == TwinState::Degraded, "state {:?}", after.state);
+    let bad = after.host("bad01").context("bad01")?;
+    let error = bad.error.as_deref().unwrap_or("");
+    ensure!(bad.state == HostState::Failed && error.contains("bad01/broken.log") && error.contains("no config"), "bad01: {bad:?}");
+    ensure!(seen.contains(&("bad01".to_owned(), HostState::Failed)), "progress {seen:?}");
+    ensure!(after.host("web01").context("web01")?.state == HostState::Ready, "web01 not ready");
+    ensure!(daemon_pids(&after, "web01") == daemon_pids(status, "web01"), "web01 was restarted");
+    let back = netns::status(Path::new(TWIN_RUN_DIR))?.context("status")?;
+    ensure!(back.state == TwinState::Degraded, "status() says {:?}", back.state);
+    Ok(())
+}
+
+#[test]
+fn destroy_clears_a_twin_whose_run_state_was_lost() {
+    let _session = twin_session_or_skip!();
+    if let Some(tool) = tools_missing() {
+        eprintln!("skipping: {tool} is not installed");
+        return;
+    }
+    let mut small = plan();
+    small.hosts.retain(|h| h.name == "web01");
+    let (status, _, _) = build(&small).expect("build");
+    let mut pids: Vec<u32> = status.hosts.iter().flat_map(|h| h.daemons.iter().map(|d| d.pid)).collect();
+    assert!(!pids.is_empty());
+    pids.extend(
+        ["ovsdb-server.pid", "ovs-vswitchd.pid"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(Path::new(&status.switch.rundir).join(f)).ok())
+            .filter_map(|s| s.trim().parse::<u32>().ok()),
+    );
+    // A crash that lost the run state: destroy must go by the gm-twin names.
+    for f in ["state.json", "status.json"] {
+        std::fs::remove_file(Path::new(TWIN_RUN_DIR).join(f)).unwrap();
+    }
+    assert!(netns::status(Path::new(TWIN_RUN_DIR)).unwrap().is_none());
+    netns::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
+    assert_eq!(namespaces_with_prefix("gm-twin"), Vec::<String>::new());
+    assert!(pids.iter().all(|p| !pid_alive(*p)), "a daemon survived");
+    assert!(!Path::new(TWIN_RUN_DIR).exists());
 }
