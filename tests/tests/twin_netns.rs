@@ -176,7 +176,10 @@ fn daemon_pids(status: &TwinStatus, host: &str) -> Vec<u32> {
     status.host(host).expect("host in status").daemons.iter().map(|d| d.pid).collect()
 }
 
-fn build(plan: &TwinPlan) -> Result<(TwinStatus, Vec<(String, HostState)>, f64)> {
+/// A build's status, the progress it reported and how long it took (s).
+type Built = (TwinStatus, Vec<(String, HostState)>, f64);
+
+fn build(plan: &TwinPlan) -> Result<Built> {
     let mut seen = Vec::new();
     let t = Instant::now();
     let status = netns::build(plan, &options(), &mut |h, s| seen.push((h.to_owned(), s)))?;
