@@ -292,6 +292,12 @@ fn check_isolation(status: &TwinStatus) -> Result<()> {
         let tcp = Command::new("ip").args(["netns", "exec", ns, "curl", "-sS", "--max-time", "2", &format!("http://{target}/")]).output()?;
         ensure!(!tcp.status.success(), "{ns} reached http://{target}/");
     }
+    // A daemon's /run is its host's: the switch's and the controller's sockets are not there.
+    let sshd = status.host("web01").context("web01")?.daemons.iter().find(|d| d.name == "sshd").context("sshd")?.pid;
+    for path in [format!("{}/db.sock", status.switch.rundir), "/run/gemelo/openflow.sock".to_owned(), format!("{TWIN_RUN_DIR}/status.json")] {
+        let seen = Command::new("nsenter").args(["-t", &sshd.to_string(), "-m", "test", "-e", &path]).status()?;
+        ensure!(!seen.success(), "web01's sshd sees {path}");
+    }
     let sw = &status.switch.namespace;
     let addrs: serde_json::Value = serde_json::from_str(&output(Command::new("ip").args(["-n", sw, "-j", "addr", "show"]))?)?;
     for dev in addrs.as_array().into_iter().flatten() {
