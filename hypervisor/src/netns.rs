@@ -245,7 +245,8 @@ fn ovs_alive(switch: &TwinSwitch) -> bool {
 }
 
 /// Builds the twin of `plan`, or brings an existing one in line with it.
-/// `progress` hears each host's state as it changes.
+/// `progress` hears the state of each host it (re)builds or skips as it
+/// changes; hosts left running as they were are not reported.
 pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str, HostState)) -> Result<TwinStatus, TwinError> {
     require_root()?;
     validate(plan)?;
@@ -757,6 +758,24 @@ pub fn status(run_dir: &Path) -> Result<Option<TwinStatus>, TwinError> {
     }
     status.state = overall(&status.hosts);
     Ok(Some(status))
+}
+
+/// A command that runs `argv` inside twin host `host` (its network
+/// namespace with its `/etc/netns` files, and its UTS namespace); `None` when
+/// the status has no such netns host.
+pub fn host_command(status: &TwinStatus, host: &str, argv: &[&str]) -> Option<std::process::Command> {
+    let h = status.host(host)?;
+    let (ns, uts) = (h.namespace.as_ref()?, h.uts.as_ref()?);
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns, "nsenter"]).arg(format!("--uts={}", uts.display())).arg("--").args(argv);
+    Some(cmd)
+}
+
+/// A command that runs `argv` in the observer namespace, e.g. `["curl", "http://10.10.1.10/"]`.
+pub fn observer_command(status: &TwinStatus, argv: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &status.observer_namespace]).args(argv);
+    cmd
 }
 
 /// Removes the twin: daemons (by recorded pid), the OVS instance (by its pid

@@ -163,7 +163,7 @@ fn in_ns(ns: &str, argv: &[&str]) -> Result<String> {
 }
 
 fn observe(status: &TwinStatus, argv: &[&str]) -> Result<String> {
-    in_ns(&status.observer_namespace, argv)
+    output(&mut netns::observer_command(status, argv))
 }
 
 fn install_normal_flow(status: &TwinStatus) -> Result<()> {
@@ -255,8 +255,7 @@ fn check_twin(plan: &TwinPlan, status: &TwinStatus, seen: &[(String, HostState)]
     for h in plan.hosts.iter().filter(|h| h.backend == Backend::Netns) {
         let hs = status.host(&h.name).context("host")?;
         let ns = hs.namespace.as_deref().context("namespace")?;
-        let uts = hs.uts.as_ref().context("uts")?;
-        let name = in_ns(ns, &["nsenter", &format!("--uts={}", uts.display()), "hostname"])?;
+        let name = output(&mut netns::host_command(status, &h.name, &["hostname"]).context("host_command")?)?;
         ensure!(name.trim() == h.hostname, "{}: hostname {name:?}", h.name);
         let addrs: serde_json::Value = serde_json::from_str(&output(Command::new("ip").args(["-n", ns, "-j", "addr", "show"]))?)?;
         for (i, want) in h.interfaces.iter().enumerate() {
