@@ -24,7 +24,15 @@
 //! so no twin host can reach the switch's management (`db.sock` and
 //! `BRIDGE.mgmt` are Unix sockets in the run dir, outside every twin host's
 //! network). Twin hosts' only links are their veths into the bridge; with no
-//! controller the bridge forwards nothing (fail-mode secure).
+//! controller the bridge forwards nothing (fail-mode secure). Each daemon runs
+//! in a mount namespace whose `/run` is its host's private one, so the twin
+//! switch's sockets (`db.sock`, `BRIDGE.mgmt`) and the controller's
+//! `/run/gemelo/openflow.sock` do not exist for it.
+//!
+//! Limit: a netns host shares the machine's kernel, PID space and (outside
+//! `/run`) filesystem. It isolates the network, not code execution: services
+//! that hand an attacker a shell belong on the LXC / QEMU backends (libvirt),
+//! or behind an emulated decoy.
 //!
 //! `build` is incremental: a host whose `TwinHost` is unchanged (same digest)
 //! and still alive is left running; changed, failed or dead hosts are rebuilt;
@@ -97,6 +105,9 @@ struct RunState {
     /// Every namespace build created or is about to create.
     namespaces: Vec<String>,
     daemons: Vec<DaemonRecord>,
+    /// The observer as built: (interface, `IP/PREFIX`) per segment.
+    #[serde(default)]
+    observer: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,7 +245,8 @@ fn ovs_alive(switch: &TwinSwitch) -> bool {
 }
 
 /// Builds the twin of `plan`, or brings an existing one in line with it.
-/// `progress` hears each host's state as it changes.
+/// `progress` hears the state of each host it (re)builds or skips as it
+/// changes; hosts left running as they were are not reported.
 pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str, HostState)) -> Result<TwinStatus, TwinError> {
     require_root()?;
     validate(plan)?;
@@ -345,7 +357,13 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
         }
     }
 
-    let observer_addresses = build_observer(plan)?;
+    let observer = observer_layout(plan)?;
+    if !(reuse && state.observer.as_ref() == Some(&observer) && namespaces()?.contains(&plan.observer_namespace)) {
+        build_observer(plan, &observer)?;
+        state.observer = Some(observer.clone());
+        write_json(&state_file, &state)?;
+    }
+    let observer_addresses = observer.into_iter().map(|(_, addr)| addr).collect();
 
     let hosts: Vec<TwinHostStatus> = plan
         .hosts
@@ -361,6 +379,7 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
             s.namespace = None;
             s.uts = None;
             s.dir = None;
+            s.state = HostState::Pending;
             s.error = Some(format!("backend {:?} is not built by the netns backend (libvirt backends come later)", h.backend).to_lowercase());
             progress(&h.name, HostState::Pending);
             s
@@ -650,8 +669,34 @@ fn highest_free(cidr: &str, used: &BTreeSet<Ipv4Addr>) -> Option<String> {
     (net.checked_add(1)?..bcast).rev().map(Ipv4Addr::from).find(|a| !used.contains(a)).map(|a| format!("{a}/{len}"))
 }
 
-/// The observer: rebuilt on every build (its addresses follow the plan's).
-fn build_observer(plan: &TwinPlan) -> Result<Vec<String>, TwinError> {
+/// The observer's interface and address on every segment (the highest
+/// address no host, gateway or earlier segment uses), in plan order.
+fn observer_layout(plan: &TwinPlan) -> Result<Vec<(String, String)>, TwinError> {
+    let mut used: BTreeSet<Ipv4Addr> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| h.interfaces.iter().flat_map(|i| i.ips.iter()))
+        .filter_map(|ip| parse_cidr(ip).map(|(a, _)| a))
+        .collect();
+    used.extend(plan.segments.iter().filter_map(|s| s.gateway.as_deref()?.split('/').next()?.parse::<Ipv4Addr>().ok()));
+    let mut layout = Vec::new();
+    for s in &plan.segments {
+        let Some(addr) = highest_free(&s.cidr, &used) else {
+            return Err(TwinError::Plan(format!("segment {} has no free address for the observer", s.cidr)));
+        };
+        used.insert(addr.split('/').next().and_then(|a| a.parse().ok()).expect("formatted by highest_free"));
+        let dev = match s.vlan {
+            Some(v) => format!("{OBSERVER_IFNAME}.{v}"),
+            None => OBSERVER_IFNAME.to_owned(),
+        };
+        layout.push((dev, addr));
+    }
+    Ok(layout)
+}
+
+/// The observer namespace, (re)made with `add-probe-port.sh`: a trunk port
+/// plus an access port per VLAN (this kernel may lack 8021q), no routes.
+fn build_observer(plan: &TwinPlan, layout: &[(String, String)]) -> Result<(), TwinError> {
     let sw = &plan.switch;
     let obs = &plan.observer_namespace;
     if namespaces()?.contains(obs) {
@@ -669,34 +714,13 @@ fn build_observer(plan: &TwinPlan) -> Result<Vec<String>, TwinError> {
     script_args.extend([sw.rundir.clone(), sw.bridge.clone(), obs.clone(), sw.namespace.clone()]);
     let script_args: Vec<&str> = script_args.iter().map(String::as_str).collect();
     run_script("add-probe-port.sh", ADD_PROBE_PORT_SH, &script_args)?;
-
-    let mut used: BTreeSet<Ipv4Addr> = plan
-        .hosts
-        .iter()
-        .flat_map(|h| h.interfaces.iter().flat_map(|i| i.ips.iter()))
-        .filter_map(|ip| parse_cidr(ip).map(|(a, _)| a))
-        .collect();
-    used.extend(plan.segments.iter().filter_map(|s| s.gateway.as_deref()?.split('/').next()?.parse::<Ipv4Addr>().ok()));
-    let mut addresses = Vec::new();
-    let mut lines = Vec::new();
-    for s in &plan.segments {
-        let Some(addr) = highest_free(&s.cidr, &used) else {
-            return Err(TwinError::Plan(format!("segment {} has no free address for the observer", s.cidr)));
-        };
-        used.insert(addr.split('/').next().and_then(|a| a.parse().ok()).expect("formatted above"));
-        let dev = match s.vlan {
-            Some(v) => format!("{OBSERVER_IFNAME}.{v}"),
-            None => OBSERVER_IFNAME.to_owned(),
-        };
-        lines.push(format!("addr add {addr} dev {dev}"));
-        addresses.push(addr);
-    }
+    let lines: Vec<String> = layout.iter().map(|(dev, addr)| format!("addr add {addr} dev {dev}")).collect();
     ip_batch(Some(obs), &lines)?;
     let etc = Path::new(ETC_NETNS).join(obs);
     create_dir(&etc)?;
     write_file(&etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")?;
     write_file(&etc.join("resolv.conf"), "")?;
-    Ok(addresses)
+    Ok(())
 }
 
 /// The twin as last built, checked against what runs now; `None` when there is none.
@@ -734,6 +758,24 @@ pub fn status(run_dir: &Path) -> Result<Option<TwinStatus>, TwinError> {
     }
     status.state = overall(&status.hosts);
     Ok(Some(status))
+}
+
+/// A command that runs `argv` inside twin host `host` (its network
+/// namespace with its `/etc/netns` files, and its UTS namespace); `None` when
+/// the status has no such netns host.
+pub fn host_command(status: &TwinStatus, host: &str, argv: &[&str]) -> Option<std::process::Command> {
+    let h = status.host(host)?;
+    let (ns, uts) = (h.namespace.as_ref()?, h.uts.as_ref()?);
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns, "nsenter"]).arg(format!("--uts={}", uts.display())).arg("--").args(argv);
+    Some(cmd)
+}
+
+/// A command that runs `argv` in the observer namespace, e.g. `["curl", "http://10.10.1.10/"]`.
+pub fn observer_command(status: &TwinStatus, argv: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &status.observer_namespace]).args(argv);
+    cmd
 }
 
 /// Removes the twin: daemons (by recorded pid), the OVS instance (by its pid

@@ -194,3 +194,43 @@ pub mod controller;
 pub fn in_probe(status: &LabStatus, argv: &[&str]) -> Result<String> {
     output(lab::probe_command(status, argv)).context("in the probe namespace")
 }
+
+/// Run state of the twin the tests build (the netns backend's default).
+pub const TWIN_RUN_DIR: &str = gemelo_hypervisor::netns::DEFAULT_RUN_DIR;
+
+/// Skip the calling test (with the reason printed) unless twin tests can
+/// run; otherwise hold the test lock and clear any twin left by a crash.
+#[macro_export]
+macro_rules! twin_session_or_skip {
+    () => {
+        match $crate::lab_skip_reason() {
+            Some(reason) => {
+                eprintln!("skipping: {reason}");
+                return;
+            }
+            None => $crate::TwinSession::start(),
+        }
+    };
+}
+
+/// Holds the test lock (twin tests share `gm-twin` and `/run/gemelo/twin`);
+/// removes the twin when created (leftovers of a crashed run) and on drop.
+pub struct TwinSession {
+    _lab: LabSession,
+}
+
+impl TwinSession {
+    pub fn start() -> TwinSession {
+        let lab = LabSession::start();
+        gemelo_hypervisor::netns::destroy(Path::new(TWIN_RUN_DIR)).expect("clear a leftover twin");
+        TwinSession { _lab: lab }
+    }
+}
+
+impl Drop for TwinSession {
+    fn drop(&mut self) {
+        if let Err(e) = gemelo_hypervisor::netns::destroy(Path::new(TWIN_RUN_DIR)) {
+            eprintln!("twin destroy after the test failed: {e}");
+        }
+    }
+}
