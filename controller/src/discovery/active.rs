@@ -158,7 +158,7 @@ impl Discovery {
             let sys_name: Option<String> = services
                 .iter()
                 .find(|s| s.name == "snmp")
-                .and_then(|s| s.details.get("sysName"))
+                .and_then(|s| s.details.get("sys_name"))
                 .and_then(|v| v.as_str())
                 .map(|v| v.to_string());
             let mut changes = self.inventory().set_services(ip, services, os, role);

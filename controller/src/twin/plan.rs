@@ -89,7 +89,7 @@ fn version_matches(installed: &str, seen: &str) -> bool {
     // Discovery writes "9.2p1 Debian 2+deb12u3"; dpkg "1:9.2p1-2+deb12u3". Compare the upstream part.
     let upstream = |v: &str| {
         let v = v.split_once(':').map(|(_, r)| r).unwrap_or(v);
-        v.split(['-', ' ']).next().unwrap_or(v).to_string()
+        v.split(['-', ' ', '+', '~']).next().unwrap_or(v).to_string()
     };
     upstream(installed) == upstream(seen)
 }
@@ -430,5 +430,6 @@ mod tests {
         assert_eq!(short_name("__"), "host");
         assert!(version_matches("1:9.2p1-2+deb12u3", "9.2p1 Debian 2+deb12u3"));
         assert!(!version_matches("1:9.2p1-2", "8.4p1 Debian 5"));
+        assert!(version_matches("5.9.3+dfsg-2", "5.9.3"), "Debian repack suffixes are not part of the upstream version");
     }
 }

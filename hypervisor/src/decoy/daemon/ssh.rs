@@ -76,7 +76,8 @@ pub fn config(cx: &Context, spec: &DecoySpec) -> String {
     }
     c.push_str(
         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\nPermitRootLogin no\n\
-         X11Forwarding no\nPrintMotd no\nAcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n",
+         X11Forwarding no\nPrintMotd no\nAcceptEnv LANG LC_*\n\
+         AllowTcpForwarding no\nAllowStreamLocalForwarding no\nAllowAgentForwarding no\nPermitTunnel no\n",
     );
     c
 }
@@ -147,7 +148,8 @@ HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256\n\
 Ciphers chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com\n\
 MACs umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1\n\
 PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\nPermitRootLogin no\n\
-X11Forwarding no\nPrintMotd no\nAcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\n";
+X11Forwarding no\nPrintMotd no\nAcceptEnv LANG LC_*\n\
+AllowTcpForwarding no\nAllowStreamLocalForwarding no\nAllowAgentForwarding no\nPermitTunnel no\n";
         assert_eq!(c, expected);
     }
 
