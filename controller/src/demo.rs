@@ -50,6 +50,9 @@ impl Drop for Cleanup {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if let Err(e) = gemelo_hypervisor::netns::destroy(std::path::Path::new(gemelo::twin::TWIN_RUN_DIR)) {
+            eprintln!("gemelo demo: twin destroy failed: {e}");
+        }
         if let Err(e) = lab::down() {
             eprintln!("gemelo demo: lab down failed: {e}");
         }
@@ -105,14 +108,17 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         inv["segments"].as_array().map_or(0, |a| a.len()), inv["links"].as_array().map_or(0, |a| a.len()), t.elapsed().as_secs_f64());
     print!("{}", crate::inventory_table(&inv));
 
-    step(5, "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)");
+    step(5, "The digital twin, built from the inventory (POST /api/v1/twin)");
+    show_twin(&base)?;
+
+    step(6, "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)");
     for s in &switches {
         println!("{} (dpid {}):", s.name, s.dpid);
         print!("{}", client::get_text(&base, &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid))?);
     }
     println!("\nPipeline:\n{}", gemelo::pipeline::markdown(false));
 
-    step(6, "Where to look next");
+    step(7, "Where to look next");
     let sw = lab_json["switches"][0].clone();
     println!("  curl -s {base}/api/v1/switches | jq");
     println!("  gemelo flows --api {api}");
@@ -125,6 +131,9 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         sw["rundir"].as_str().unwrap_or(""),
         sw["bridge"].as_str().unwrap_or("")
     );
+    println!("  gemelo twin status --api {api}");
+    println!("  ip netns exec gm-twin-observer curl -s http://IP/   # a twin host, from the observer");
+    println!("  curl -s '{base}/api/v1/events?kind=decoy' | jq");
     println!("  gemelo lab status --json");
     if keep {
         let pid = cleanup.controller.as_ref().map(|c| c.id()).unwrap_or(0);
@@ -171,6 +180,53 @@ fn wait_for_switches(base: &str, want: usize, limit: Duration) -> anyhow::Result
     Err(anyhow!("switches did not connect in {limit:?}: {last}"))
 }
 
+/// Builds the twin, then shows each twin host next to the production host it mirrors.
+fn show_twin(base: &str) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let _: Value = client::post_json(base, "/api/v1/twin", "")?;
+    let twin = loop {
+        let s: Value = client::get_json(base, "/api/v1/twin")?;
+        if s["state"] != "building" && s["state"] != "absent" {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("the twin did not finish building in 60 s: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("twin {} in {:.1} s on switch {} (namespace {}), observer {}:", twin["state"].as_str().unwrap_or("?"), t.elapsed().as_secs_f64(),
+        twin["switch"]["bridge"].as_str().unwrap_or(""), twin["switch"]["namespace"].as_str().unwrap_or(""), twin["observer_namespace"].as_str().unwrap_or(""));
+    let inv: Value = client::get_json(base, "/api/v1/inventory")?;
+    println!("  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} services", "production", "mac", "ips", "twin host", "state", "runs in");
+    for h in twin["hosts"].as_array().into_iter().flatten() {
+        let mirrors: Vec<&str> = h["mirrors"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
+        let prod = inv["hosts"].as_array().into_iter().flatten().find(|p| mirrors.contains(&p["mac"].as_str().unwrap_or("")));
+        let ips: Vec<&str> = h["ips"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+        let services: Vec<String> = h["services"].as_array().into_iter().flatten().map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"])).collect();
+        println!("  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} {}", prod.and_then(|p| p["hostname"].as_str()).unwrap_or("(honeytoken)"),
+            h["mac"].as_str().unwrap_or(""), ips.join(","), h["name"].as_str().unwrap_or(""), h["state"].as_str().unwrap_or(""),
+            h["backend"].as_str().unwrap_or(""), services.join(" "));
+    }
+    // The twin switch connects to gemelo like any switch; wait until its flows are in.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let sws: Vec<SwitchView> = client::get_json(base, "/api/v1/switches")?;
+        if sws.iter().any(|s| Some(s.name.as_str()) == twin["switch"]["bridge"].as_str() && s.connected && s.reconciled.is_some()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let web = twin["hosts"].as_array().into_iter().flatten().find(|h| h["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "http")));
+    if let Some(ip) = web.and_then(|h| h["ips"][0].as_str()).and_then(|i| i.split('/').next()) {
+        let url = format!("http://{ip}/");
+        let out = Command::new("ip").args(["netns", "exec", "gm-twin-observer", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
+        if let Ok(o) = out {
+            println!("  from the observer: {url} on the twin answers HTTP {}", String::from_utf8_lossy(&o.stdout));
+        }
+    }
+    Ok(())
+}
+
 /// Waits until every lab host (by MAC) has a hostname, an attachment and the
 /// services it runs, or the limit passes; returns the inventory either way.
 fn wait_for_inventory(base: &str, lab: &Value, limit: Duration) -> Value {
@@ -180,7 +236,7 @@ fn wait_for_inventory(base: &str, lab: &Value, limit: Duration) -> Value {
         let complete = lab["hosts"].as_array().into_iter().flatten().all(|h| {
             let found = inv["hosts"].as_array().into_iter().flatten().find(|x| x["mac"] == h["mac"]);
             found.is_some_and(|x| {
-                let services = x["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp").count());
+                let services = x["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp" && !s["product"].is_null()).count());
                 let want = h["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp").count());
                 !x["hostname"].is_null() && !x["switch"].is_null() && services >= want
             })

@@ -112,9 +112,12 @@ fn decoy(s: &crate::discovery::probe::ServiceInfo, installed: &BTreeMap<String, 
     }
 }
 
-/// Services a twin can offer: TCP ones and SNMP (DHCP and other passively seen UDP are not mirrored).
+/// Services a twin can offer: TCP ones and SNMP (DHCP and other passively seen UDP
+/// are not mirrored), once active probing has captured what a client sees — a port
+/// only seen open (a SYN-ACK) has nothing to answer with yet; a later rebuild adds it.
 fn mirrorable(s: &crate::discovery::probe::ServiceInfo) -> bool {
-    s.proto == "tcp" || (s.proto == "udp" && s.name == "snmp")
+    let captured = s.product.is_some() || s.banner.is_some() || !s.details.is_null();
+    captured && (s.proto == "tcp" || (s.proto == "udp" && s.name == "snmp"))
 }
 
 /// Turns the inventory into a twin plan.
@@ -422,6 +425,17 @@ mod tests {
         assert!(plan(&office(), &bad).unwrap_err().to_string().contains("already used"));
         let bad = TwinConfig { segments: vec!["nope".into()], ..TwinConfig::default() };
         assert_eq!(plan(&office(), &bad), Err(PlanError::BadSegment("nope".into())));
+    }
+
+    #[test]
+    fn unidentified_ports_wait_for_a_capture() {
+        let mut inv = office();
+        let mut bare = svc(8080, "http", None, None);
+        bare.details = serde_json::Value::Null;
+        inv.hosts[2].services.push(bare);
+        let p = plan(&inv, &TwinConfig::default()).unwrap();
+        let web = p.hosts.iter().find(|h| h.name == "web01").unwrap();
+        assert!(web.services.iter().all(|s| s.port != 8080));
     }
 
     #[test]
