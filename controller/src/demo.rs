@@ -73,7 +73,7 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     let mut cleanup = Cleanup { controller: None, keep };
     let lab_json = serde_json::to_value(&status)?;
     println!("built in {:.1} s:", t.elapsed().as_secs_f64());
-    print_hosts(&lab_json);
+    crate::print_lab(&status);
 
     step(2, &format!("Controller: gemelo serve (OpenFlow on unix:/run/gemelo/openflow.sock, REST on http://{api})"));
     let log = run_dir.join("serve.log");
@@ -144,26 +144,6 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     drop(cleanup);
     println!("demo finished: ok");
     Ok(())
-}
-
-fn print_hosts(lab: &Value) {
-    for h in lab["hosts"].as_array().into_iter().flatten() {
-        let services: Vec<String> = h["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| format!("{}/{}", s["name"].as_str().unwrap_or(""), s["port"]))
-            .collect();
-        println!(
-            "  {:<10} {:<16} {:<17} on {}:{:<3} {}",
-            h["hostname"].as_str().unwrap_or(""),
-            h["ips"][0].as_str().unwrap_or(""),
-            h["mac"].as_str().unwrap_or(""),
-            h["switch"].as_str().unwrap_or(""),
-            h["ofport"],
-            services.join(" ")
-        );
-    }
 }
 
 fn wait_for_switches(base: &str, want: usize, limit: Duration) -> anyhow::Result<Vec<SwitchView>> {
