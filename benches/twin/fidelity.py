@@ -73,17 +73,28 @@ while True:
 # Give identification (banners, details) a few more seconds to settle.
 time.sleep(5)
 t_disc = time.time() - t0
-post("/api/v1/twin")
-tb = time.time()
-while True:
-    s = get("/api/v1/twin")
-    if s["state"] not in ("building", "absent"):
+# A failed build (e.g. an inventory segment whose gateway lies outside it) is
+# retried: the inventory may be corrected by later traffic. Every failure is printed.
+failures = []
+for attempt in range(8):
+    post("/api/v1/twin")
+    tb = time.time()
+    while True:
+        time.sleep(0.3)
+        s = get("/api/v1/twin")
+        if s["state"] not in ("building", "absent") or s.get("error"):
+            break
+        if time.time() - tb > 120:
+            sys.exit(f"twin not built: {s}")
+    if s["state"] not in ("absent", "failed") and not s.get("error"):
         break
-    if time.time() - tb > 120:
-        sys.exit(f"twin not built: {s}")
-    time.sleep(0.3)
+    failures.append(s.get("error"))
+    print(f"twin build attempt {attempt + 1} failed: {s.get('error')}", flush=True)
+    time.sleep(10)
+else:
+    sys.exit(f"twin not built after {len(failures)} attempts")
 t_twin = time.time() - tb
-print(f"discovery {t_disc:.1f} s, twin build {t_twin:.1f} s, state {s['state']}")
+print(f"discovery {t_disc:.1f} s, twin build {t_twin:.1f} s (after {len(failures)} failed attempts), state {s['state']}")
 twin = json.load(open(TWIN_JSON))
 json.dump(twin, open(f"{OUT}/twin-status.json", "w"), indent=1)
 
