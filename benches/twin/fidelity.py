@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Twin fidelity measurement (driven by fidelity.sh): API LAB_STATUS_JSON OUT_DIR.
+
+Waits for discovery, builds the twin, probes production (from the lab's probe
+namespace) and the twin (from its observer namespace) with the same tools, and
+compares field by field."""
+import hashlib, json, os, re, subprocess, sys, time, urllib.request
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+
+API, LAB_JSON, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+TWIN_JSON = "/run/gemelo/twin/status.json"
+
+
+def get(path):
+    with urllib.request.urlopen(API + path, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def post(path, body=b""):
+    req = urllib.request.Request(API + path, data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status
+
+
+def run(argv, timeout=120):
+    try:
+        p = subprocess.run(argv, capture_output=True, timeout=timeout)
+        return p.stdout.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        return "TIMEOUT"
+
+
+# ---- wait for the API, discovery, twin ---------------------------------------
+t0 = time.time()
+while True:
+    try:
+        get("/api/v1/health")
+        break
+    except Exception:
+        if time.time() - t0 > 15:
+            sys.exit("gemelo serve not healthy")
+        time.sleep(0.2)
+
+lab = json.load(open(LAB_JSON))
+hosts = lab["hosts"]
+
+
+def discovered(h):
+    wants = [s for s in h["services"] if s["name"] != "lldp"]
+    for i in h["interfaces"]:
+        try:
+            v = get("/api/v1/hosts/" + i["mac"])
+        except Exception:
+            return False
+        if v.get("hostname") is None:
+            return False
+        ids = [s for s in (v.get("services") or []) if s.get("product") or s.get("details")]
+        if wants and len(v.get("services") or []) < len(wants):
+            return False
+    return True
+
+
+deadline = time.time() + 180
+while True:
+    done = [h["name"] for h in hosts if discovered(h)]
+    if len(done) == len(hosts):
+        break
+    if time.time() > deadline:
+        print(f"WARNING: discovery incomplete after 180 s: {sorted(set(h['name'] for h in hosts) - set(done))}")
+        break
+    time.sleep(1)
+# Give identification (banners, details) a few more seconds to settle.
+time.sleep(5)
+t_disc = time.time() - t0
+# A failed build (e.g. an inventory segment whose gateway lies outside it) is
+# retried: the inventory may be corrected by later traffic. Every failure is printed.
+# After 2 failures, segments whose inventory gateway lies outside the segment
+# are left out (POST {"segments": [...]}) and their hosts count as not twinned.
+import ipaddress
+failures = []
+left_out = []
+for attempt in range(4):
+    body = b""
+    if attempt >= 2:
+        segs = get("/api/v1/inventory")["segments"]
+        ok = [x["cidr"] for x in segs if not x.get("gateway") or ipaddress.ip_address(x["gateway"]) in ipaddress.ip_network(x["cidr"])]
+        left_out = [x for x in segs if x["cidr"] not in ok]
+        print(f"leaving out segments with an off-segment gateway: {left_out}", flush=True)
+        body = json.dumps({"segments": ok}).encode()
+    post("/api/v1/twin", body)
+    tb = time.time()
+    while True:
+        time.sleep(0.3)
+        s = get("/api/v1/twin")
+        if s["state"] not in ("building", "absent") or s.get("error"):
+            break
+        if time.time() - tb > 120:
+            sys.exit(f"twin not built: {s}")
+    if s["state"] not in ("absent", "failed") and not s.get("error"):
+        break
+    failures.append(s.get("error"))
+    print(f"twin build attempt {attempt + 1} failed: {s.get('error')}", flush=True)
+    time.sleep(10)
+else:
+    sys.exit(f"twin not built after {len(failures)} attempts")
+t_twin = time.time() - tb
+print(f"discovery {t_disc:.1f} s, twin build {t_twin:.1f} s (after {len(failures)} failed attempts), state {s['state']}")
+twin = json.load(open(TWIN_JSON))
+json.dump(twin, open(f"{OUT}/twin-status.json", "w"), indent=1)
+
+PROBE = ["ip", "netns", "exec", lab["probe"]["namespace"]]
+OBS = ["ip", "netns", "exec", twin["observer_namespace"]]
+
+
+def twin_host_of(h):
+    for t in twin["hosts"]:
+        if h["mac"] in t["mirrors"]:
+            return t
+    return None
+
+
+# ---- probes --------------------------------------------------------------------
+def nmap(side, ns, ip, tcp, udp):
+    ports = ",".join([f"T:{p}" for p in tcp] + [f"U:{p}" for p in udp])
+    if not ports:
+        return {}
+    xmlf = f"{OUT}/nmap-{side}-{ip}.xml"
+    scan = ["-sS"] + (["-sU"] if udp else [])
+    run(ns + ["nmap", "-n", "-Pn", *scan, "-sV", "-O", "--script", "ssh2-enum-algos,http-title,banner", "-p", ports, "-oX", xmlf, ip], 300)
+    res = {}
+    try:
+        root = ET.parse(xmlf).getroot()
+    except Exception as e:
+        return {"nmap_error": str(e)}
+    for port in root.iter("port"):
+        pid = f"{port.get('protocol')}/{port.get('portid')}"
+        st = port.find("state")
+        sv = port.find("service")
+        res[f"{pid} state"] = st.get("state") if st is not None else None
+        if sv is not None:
+            res[f"{pid} service"] = sv.get("name")
+            res[f"{pid} version"] = " ".join(x for x in (sv.get("product"), sv.get("version"), sv.get("extrainfo")) if x)
+        for sc in port.findall("script"):
+            key = {"ssh2-enum-algos": "ssh algorithms", "http-title": "http title (nmap)", "banner": "banner"}.get(sc.get("id"), sc.get("id"))
+            res[f"{pid} {key}"] = sc.get("output").strip()
+    osm = root.find(".//osmatch")
+    res["os match"] = osm.get("name") if osm is not None else None
+    return res
+
+
+def http(ns, ip, port):
+    body = f"{OUT}/body-{ns[-1]}-{ip}-{port}"
+    code = run(ns + ["curl", "-s", "-m", "5", "-o", body, "-w", "%{http_code}", f"http://{ip}:{port}/"], 20).strip()
+    data = open(body, "rb").read() if os.path.exists(body) else b""
+    m = re.search(rb"<title>(.*?)</title>", data, re.I | re.S)
+    return {f"tcp/{port} http status": code, f"tcp/{port} http title": m.group(1).decode(errors="replace").strip() if m else None,
+            f"tcp/{port} http body sha256": hashlib.sha256(data).hexdigest()[:16]}
+
+
+def modbus(ns, ip, port):
+    out = run(ns + ["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-t", "4", "-r", "1", "-c", "10", "-1", "-o", "2", ip], 20)
+    vals = re.findall(r"^\[(\d+)\]:\s+(-?\d+)", out, re.M)
+    return {f"tcp/{port} modbus holding 1-10": " ".join(f"{a}={b}" for a, b in vals) or out.strip()[-80:]}
+
+
+def mqtt(ns, ip, port):
+    out = run(ns + ["mosquitto_sub", "-h", ip, "-p", str(port), "-v", "-t", "#", "-W", "3"], 15)
+    return {f"tcp/{port} mqtt topics": "\n".join(sorted(l for l in out.splitlines() if l and "Timed out" not in l))}
+
+
+def snmp(ns, ip, port):
+    out = run(ns + ["snmpget", "-v2c", "-c", "public", "-t", "2", "-r", "1", "-Oqv", f"{ip}:{port}", "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.1.0"], 15)
+    lines = out.strip().splitlines() + [None, None]
+    return {f"udp/{port} snmp sysName": lines[0], f"udp/{port} snmp sysDescr": lines[1]}
+
+
+def probe(side, ns, h):
+    ip = h["ips"][0].split("/")[0]
+    svcs = [s for s in h["services"] if s["name"] != "lldp" and s.get("port")]
+    tcp = sorted({s["port"] for s in svcs if s["proto"] == "tcp"})
+    udp = sorted({s["port"] for s in svcs if s["proto"] == "udp"})
+    res = nmap(side, ns, ip, tcp, udp)
+    for s in svcs:
+        n, p = s["name"], s["port"]
+        if n == "http":
+            res.update(http(ns, ip, p))
+        elif n == "modbus":
+            res.update(modbus(ns, ip, p))
+        elif n == "mqtt":
+            res.update(mqtt(ns, ip, p))
+        elif n == "snmp":
+            res.update(snmp(ns, ip, p))
+    return res
+
+
+def uts_hostname(uts, ns):
+    return run(["ip", "netns", "exec", ns, "nsenter", f"--uts={uts}", "hostname"]).strip()
+
+
+def measure(h):
+    t = twin_host_of(h)
+    prod = probe("prod", PROBE, h)
+    prod["hostname"] = uts_hostname(h["uts"], h["namespace"])
+    tw = probe("twin", OBS, h)
+    tw["hostname"] = uts_hostname(t["uts"], t["namespace"]) if t and t.get("uts") else None
+    return h["name"], prod, tw
+
+
+not_twinned = [h["name"] for h in hosts if twin_host_of(h) is None]
+if not_twinned:
+    print(f"NOT TWINNED (no twin host mirrors them; not probed): {not_twinned}")
+with ThreadPoolExecutor(max_workers=3) as ex:
+    results = list(ex.map(measure, [h for h in hosts if twin_host_of(h) is not None]))
+
+# ---- compare -------------------------------------------------------------------
+def field_of(key):
+    return re.sub(r"^(tcp|udp)/\d+ ", "", key)
+
+
+per_field, mismatches, rows = {}, [], []
+for name, prod, tw in results:
+    keys = sorted(set(prod) | set(tw))
+    for k in keys:
+        f = field_of(k)
+        ok = prod.get(k) == tw.get(k)
+        m, n = per_field.get(f, (0, 0))
+        per_field[f] = (m + ok, n + 1)
+        if not ok:
+            mismatches.append((name, k, prod.get(k), tw.get(k)))
+    rows.append({"host": name, "prod": prod, "twin": tw})
+json.dump(rows, open(f"{OUT}/result.json", "w"), indent=1)
+
+tot_m = sum(m for m, n in per_field.values())
+tot_n = sum(n for m, n in per_field.values())
+print(f"\n{'field':32} match")
+for f, (m, n) in sorted(per_field.items()):
+    print(f"{f:32} {m}/{n}")
+print(f"{'TOTAL':32} {tot_m}/{tot_n} = {100.0 * tot_m / max(tot_n, 1):.1f} %  ({len(results)}/{len(hosts)} hosts twinned)")
+print(f"\nmismatches ({len(mismatches)}):")
+for name, k, a, b in mismatches:
+    short = lambda v: (v if v is None or len(str(v)) < 300 else str(v)[:300] + "...")
+    print(f"- {name} {k}:\n    prod: {short(a)!r}\n    twin: {short(b)!r}")
