@@ -238,7 +238,9 @@ impl Inventory {
             changes.push(Change::SegmentFound { cidr: cidr.clone() });
             Segment { cidr: cidr.clone(), vlan: None, gateway: None }
         });
-        if let Some(g) = gateway {
+        // A router outside the segment is another segment's (two DHCP servers answering
+        // on one shared broadcast domain): it cannot be this segment's gateway.
+        if let Some(g) = gateway.filter(|g| net.contains(*g)) {
             seg.gateway = Some(g.to_string());
         }
     }
@@ -558,6 +560,23 @@ mod tests {
         assert_eq!(h.ips, vec!["10.10.2.21"]);
         assert_eq!(inv.segments["10.10.2.0/24"].gateway.as_deref(), Some("10.10.2.1"));
         assert_eq!(inv.hosts["02:00:0a:0a:02:01"].ips, vec!["10.10.2.1"]);
+    }
+
+    #[test]
+    fn off_segment_routers_are_not_gateways() {
+        let mut inv = Inventory::default();
+        let plc: Mac = [2, 0, 10, 20, 2, 11];
+        let ack = Dhcp {
+            op: 2,
+            msg_type: Some(5),
+            chaddr: plc,
+            yiaddr: Ipv4Addr::new(10, 20, 2, 11),
+            subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            router: Some(Ipv4Addr::new(10, 20, 1, 1)),
+            ..Dhcp::default()
+        };
+        inv.observe(1, 2, &frame([2, 0, 10, 20, 1, 1], Kind::Dhcp(ack)), NOW);
+        assert_eq!(inv.segments["10.20.2.0/24"].gateway, None);
     }
 
     #[test]

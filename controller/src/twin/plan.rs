@@ -191,7 +191,7 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
             segments
                 .iter()
                 .find(|(n, _)| n.to_string() == interfaces[0].segment)
-                .and_then(|(_, s)| s.gateway.clone())
+                .and_then(|(n, s)| s.gateway.clone().filter(|g| g.parse::<Ipv4Addr>().is_ok_and(|g| n.contains(g))))
                 .filter(|g| !own.contains(g))
         } else {
             None
