@@ -234,3 +234,4 @@ impl Drop for TwinSession {
         }
     }
 }
+pub mod truth;

@@ -7,10 +7,11 @@
 //! attachment from the switch's own port table (`ovs-ofctl show`). Nothing is
 //! compared with the topology file.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gemelo::lab::{self, LabStatus};
+use gemelo_tests::truth::{host_identity, ofports, upstream};
 use gemelo_tests::controller::{temp_dir, ControllerProc};
-use gemelo_tests::{in_host, in_prod, lab_session_or_skip, topology};
+use gemelo_tests::{in_host, lab_session_or_skip, topology};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,51 +27,11 @@ struct Truth {
     tcp_ports: Vec<u16>,
 }
 
-/// Upstream version of a Debian package: "1:9.2p1-2+deb12u3" -> "9.2p1".
-fn upstream(pkg: &str) -> String {
-    let out = std::process::Command::new("dpkg-query").args(["-W", "-f", "${Version}", pkg]).output().unwrap();
-    let v = String::from_utf8_lossy(&out.stdout).to_string();
-    let v = v.split_once(':').map(|(_, r)| r.to_string()).unwrap_or(v);
-    v.rsplit_once('-').map(|(u, _)| u.to_string()).unwrap_or(v)
-}
-
-/// OVS ofport of every port name on every lab bridge: name -> (dpid, ofport).
-fn ofports(status: &LabStatus) -> Result<BTreeMap<String, (String, u32)>> {
-    let mut map = BTreeMap::new();
-    for sw in &status.switches {
-        let text = in_prod(status, &["ovs-ofctl", "-O", "OpenFlow13", "show", &sw.mgmt])?;
-        for line in text.lines() {
-            // " 3(gmsw1p3): addr:..."
-            let line = line.trim();
-            if let Some((no, rest)) = line.split_once('(') {
-                if let (Ok(no), Some((name, _))) = (no.parse::<u32>(), rest.split_once(')')) {
-                    map.insert(name.to_string(), (sw.dpid.clone(), no));
-                }
-            }
-        }
-    }
-    Ok(map)
-}
-
 fn ground_truth(status: &LabStatus) -> Result<Vec<Truth>> {
     let ports = ofports(status)?;
     let mut out = Vec::new();
     for h in &status.hosts {
-        let hostname = in_host(status, &h.name, &["hostname"])?.trim().to_string();
-        let addrs: Value = serde_json::from_str(&in_host(status, &h.name, &["ip", "-j", "addr", "show"])?)?;
-        let mut interfaces = Vec::new();
-        for link in addrs.as_array().context("ip -j addr")? {
-            if link["ifname"] == "lo" {
-                continue;
-            }
-            let mac = link["address"].as_str().unwrap_or("").to_string();
-            let ip = link["addr_info"].as_array().into_iter().flatten().find(|a| a["family"] == "inet").and_then(|a| a["local"].as_str());
-            let Some(ip) = ip else { continue };
-            // The switch side of this interface: the lab's interface list names its OVS port.
-            let iface = h.interfaces.iter().find(|i| i.mac == mac).with_context(|| format!("{}: no lab interface with {mac}", h.name))?;
-            let (dpid, ofport) = ports.get(&iface.port_name).cloned().with_context(|| format!("no OVS port {}", iface.port_name))?;
-            interfaces.push((mac, ip.to_string(), dpid, ofport));
-        }
+        let (hostname, interfaces) = host_identity(status, &h.name, &ports)?;
         let ss = in_host(status, &h.name, &["ss", "-Hltn"])?;
         let mut tcp_ports: Vec<u16> = ss
             .lines()
@@ -131,7 +92,7 @@ fn office_inventory_matches_the_ground_truth() {
     let _ = in_host(&status, "ws02", &["ssh-keyscan", "-T", "5", "10.10.1.1"]);
 
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = Vec::new();
+    let mut last;
     let inv = loop {
         let inv = ctl.get("/api/v1/inventory").unwrap();
         last = mismatches(&inv, &truth);

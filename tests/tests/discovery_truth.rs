@@ -16,10 +16,11 @@
 //! run, stop it and run `nmap ARGS -oX OUT/nmap.xml SEGMENTS` from the probe
 //! namespace, timed; the flows stay in the switches, fail-mode secure).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gemelo::lab::{self, LabStatus};
+use gemelo_tests::truth::{host_identity, ofports, upstream};
 use gemelo_tests::controller::{temp_dir, ControllerProc};
-use gemelo_tests::{in_host, in_prod, lab_session_or_skip, topology};
+use gemelo_tests::{in_host, lab_session_or_skip, topology};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,13 +57,6 @@ struct Truth {
 
 fn sh(cmd: &str, args: &[&str]) -> String {
     std::process::Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
-}
-
-/// Upstream version of a Debian package: "1:9.2p1-2+deb12u3" -> "9.2p1".
-fn upstream(pkg: &str) -> String {
-    let v = sh("dpkg-query", &["-W", "-f", "${Version}", pkg]);
-    let v = v.split_once(':').map(|(_, r)| r.to_string()).unwrap_or(v);
-    v.rsplit_once('-').map(|(u, _)| u.to_string()).unwrap_or(v)
 }
 
 /// The Debian package owning a file ("openssh-server: /usr/sbin/sshd" -> "openssh-server").
@@ -103,23 +97,6 @@ fn identify(pid: u32, process: &str, proto: &str, port: u16) -> (String, Option<
     }
 }
 
-/// OVS ofport of every port name on every lab bridge: name -> (dpid, ofport).
-fn ofports(status: &LabStatus) -> Result<BTreeMap<String, (String, u32)>> {
-    let mut map = BTreeMap::new();
-    for sw in &status.switches {
-        let text = in_prod(status, &["ovs-ofctl", "-O", "OpenFlow13", "show", &sw.mgmt])?;
-        for line in text.lines() {
-            let line = line.trim();
-            if let Some((no, rest)) = line.split_once('(') {
-                if let (Ok(no), Some((name, _))) = (no.parse::<u32>(), rest.split_once(')')) {
-                    map.insert(name.to_string(), (sw.dpid.clone(), no));
-                }
-            }
-        }
-    }
-    Ok(map)
-}
-
 fn sockets(status: &LabStatus, host: &str) -> Result<Vec<Socket>> {
     let mut out = Vec::new();
     for (proto, flags) in [("tcp", "-Hltnp"), ("udp", "-Hlunp")] {
@@ -153,20 +130,7 @@ fn ground_truth(status: &LabStatus) -> Result<Vec<Truth>> {
     let ports = ofports(status)?;
     let mut out = Vec::new();
     for h in &status.hosts {
-        let hostname = in_host(status, &h.name, &["hostname"])?.trim().to_string();
-        let addrs: Value = serde_json::from_str(&in_host(status, &h.name, &["ip", "-j", "addr", "show"])?)?;
-        let mut interfaces = Vec::new();
-        for link in addrs.as_array().context("ip -j addr")? {
-            if link["ifname"] == "lo" {
-                continue;
-            }
-            let mac = link["address"].as_str().unwrap_or("").to_string();
-            let ip = link["addr_info"].as_array().into_iter().flatten().find(|a| a["family"] == "inet").and_then(|a| a["local"].as_str());
-            let Some(ip) = ip else { continue };
-            let iface = h.interfaces.iter().find(|i| i.mac == mac).with_context(|| format!("{}: no lab interface with {mac}", h.name))?;
-            let (dpid, ofport) = ports.get(&iface.port_name).cloned().with_context(|| format!("no OVS port {}", iface.port_name))?;
-            interfaces.push((mac, ip.to_string(), dpid, ofport));
-        }
+        let (hostname, interfaces) = host_identity(status, &h.name, &ports)?;
         out.push(Truth { host: h.name.clone(), hostname, interfaces, sockets: sockets(status, &h.name)? });
     }
     Ok(out)
