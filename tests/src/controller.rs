@@ -129,20 +129,25 @@ impl ControllerProc {
     }
 }
 
+/// Stops a child we started: SIGTERM (so it can clean up, e.g. remove its socket
+/// files or flush a capture), SIGKILL if it is still there after 3 s.
+pub fn stop_child(mut c: Child) {
+    let _ = Command::new("kill").arg(c.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 impl Drop for ControllerProc {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first so the controller removes its socket files.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            stop_child(c);
         }
     }
 }
