@@ -145,10 +145,6 @@ pub fn port_name(port: u16) -> &'static str {
 }
 
 impl Inventory {
-    pub fn link_ports(&self) -> BTreeSet<(String, u32)> {
-        self.links.keys().flat_map(|(a, b)| [(a.dpid.clone(), a.port), (b.dpid.clone(), b.port)]).collect()
-    }
-
     /// Addresses that answered connections but whose owner is not known yet
     /// (its one ARP copy was lost, say): worth asking for again.
     pub fn unowned_addresses(&self) -> Vec<Ipv4Addr> {
@@ -259,7 +255,9 @@ impl Inventory {
             return changes;
         }
         let dpid_s = format!("{dpid:016x}");
-        let on_link = self.link_ports().contains(&(dpid_s.clone(), in_port));
+        // Per packet-in: look the port up in the links without building a set.
+        let at = |e: &LinkEnd| e.dpid == dpid_s && e.port == in_port;
+        let on_link = self.links.keys().any(|(a, b)| at(a) || at(b));
         let src = frame.src;
         let learns_attachment = !on_link && src[0] & 1 == 0;
         match &frame.kind {
