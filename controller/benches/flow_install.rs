@@ -111,7 +111,10 @@ fn test_flow(i: usize, out_port: u32, priority: u16) -> Message {
         0,
         priority,
         Match::new().eth_type(0x0800).ipv4_src(ip),
-        vec![Instruction::ApplyActions(vec![Action::Output { port: out_port, max_len: 0xffff }])],
+        vec![Instruction::ApplyActions(vec![Action::Output {
+            port: out_port,
+            max_len: 0xffff,
+        }])],
     ))
 }
 
@@ -171,20 +174,28 @@ async fn main() {
         );
     }
     if !args.json {
-        println!("size_of::<Message>() = {} bytes", std::mem::size_of::<Message>());
+        println!(
+            "size_of::<Message>() = {} bytes",
+            std::mem::size_of::<Message>()
+        );
     }
     let mut reps: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
     let mut errors = 0usize;
     for rep in 0..args.reps {
         handle
-            .transact(vec![Message::FlowMod(FlowMod::delete(TABLE_ALL, Match::new()))])
+            .transact(vec![Message::FlowMod(FlowMod::delete(
+                TABLE_ALL,
+                Match::new(),
+            ))])
             .await
             .expect("delete all flows");
         tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
         let mut r = serde_json::Map::new();
         match args.mode {
             Mode::Latency => {
-                let msgs: Vec<Message> = (0..args.count).map(|i| test_flow(i, args.out_port, args.priority)).collect();
+                let msgs: Vec<Message> = (0..args.count)
+                    .map(|i| test_flow(i, args.out_port, args.priority))
+                    .collect();
                 let mut rtts = Vec::with_capacity(args.count);
                 let t0 = Instant::now();
                 for m in msgs {
@@ -205,7 +216,9 @@ async fn main() {
                 r.insert("rtt_max_ms".into(), (rtts[rtts.len() - 1] * 1e3).into());
             }
             Mode::Pipeline | Mode::Bundle => {
-                let msgs: Vec<Message> = (0..args.count).map(|i| test_flow(i, args.out_port, args.priority)).collect();
+                let msgs: Vec<Message> = (0..args.count)
+                    .map(|i| test_flow(i, args.out_port, args.priority))
+                    .collect();
                 if args.diag && args.mode == Mode::Bundle {
                     // Diagnostic (--diag), not part of the timed install: what SwitchHandle::bundle's
                     // wrapping (one Box and one Vec slot per message) costs on its own. It warms
@@ -227,7 +240,11 @@ async fn main() {
                     drop(wrapped);
                 }
                 let t0 = Instant::now();
-                let res = if args.mode == Mode::Bundle { handle.bundle(msgs).await } else { handle.transact(msgs).await };
+                let res = if args.mode == Mode::Bundle {
+                    handle.bundle(msgs).await
+                } else {
+                    handle.transact(msgs).await
+                };
                 let dt = t0.elapsed().as_secs_f64();
                 if let Err(e) = res {
                     eprintln!("rep {}: {e}", rep + 1);
@@ -240,24 +257,44 @@ async fn main() {
         r.insert("errors".into(), errors.into());
         errors = 0;
         if !args.json {
-            let line: Vec<String> =
-                r.iter().map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            let line: Vec<String> = r
+                .iter()
+                .map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN)))
+                .collect();
             println!("rep {}: {}", rep + 1, line.join(" "));
         }
         reps.push(r);
     }
-    let _ = handle.transact(vec![Message::FlowMod(FlowMod::delete(TABLE_ALL, Match::new()))]).await;
+    let _ = handle
+        .transact(vec![Message::FlowMod(FlowMod::delete(
+            TABLE_ALL,
+            Match::new(),
+        ))])
+        .await;
     task.abort();
     let mut med = serde_json::Map::new();
     for k in reps[0].keys() {
-        let vals: Vec<f64> = reps.iter().filter_map(|r| r.get(k).and_then(|v| v.as_f64())).collect();
+        let vals: Vec<f64> = reps
+            .iter()
+            .filter_map(|r| r.get(k).and_then(|v| v.as_f64()))
+            .collect();
         med.insert(k.clone(), median(vals).into());
     }
     if args.json {
-        let out = serde_json::json!({"mode": mode, "count": args.count, "reps": reps, "median": med});
+        let out =
+            serde_json::json!({"mode": mode, "count": args.count, "reps": reps, "median": med});
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     } else {
-        let line: Vec<String> = med.iter().map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN))).collect();
-        println!("RESULT: gemelo flow_install mode={} n={} reps={} median: {}", mode, args.count, reps.len(), line.join(" "));
+        let line: Vec<String> = med
+            .iter()
+            .map(|(k, v)| format!("{k}={:.4}", v.as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        println!(
+            "RESULT: gemelo flow_install mode={} n={} reps={} median: {}",
+            mode,
+            args.count,
+            reps.len(),
+            line.join(" ")
+        );
     }
 }

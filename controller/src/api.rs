@@ -59,7 +59,10 @@ pub struct FlowView {
 }
 
 pub fn mac_str(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl From<&SwitchState> for SwitchView {
@@ -73,7 +76,12 @@ impl From<&SwitchState> for SwitchView {
             ports: s
                 .ports
                 .values()
-                .map(|p| PortView { no: p.port_no, name: p.name.clone(), mac: mac_str(&p.hw_addr), up: p.is_up() })
+                .map(|p| PortView {
+                    no: p.port_no,
+                    name: p.name.clone(),
+                    mac: mac_str(&p.hw_addr),
+                    up: p.is_up(),
+                })
                 .collect(),
             reconciled: s.reconciled.clone(),
             hardware: s.desc.as_ref().map(|d| d.hw.clone()),
@@ -109,10 +117,15 @@ pub struct ApiError {
 impl warp::reject::Reject for ApiError {}
 
 fn reject(status: StatusCode, message: impl Into<String>) -> Rejection {
-    warp::reject::custom(ApiError { status, message: message.into() })
+    warp::reject::custom(ApiError {
+        status,
+        message: message.into(),
+    })
 }
 
-fn with_state(state: Arc<ApiState>) -> impl Filter<Extract = (Arc<ApiState>,), Error = Infallible> + Clone {
+fn with_state(
+    state: Arc<ApiState>,
+) -> impl Filter<Extract = (Arc<ApiState>,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
@@ -150,7 +163,9 @@ struct HistoryQuery {
 }
 
 /// All routes, with JSON errors.
-pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    state: Arc<ApiState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let v1 = warp::path("api").and(warp::path("v1"));
     let st = move || with_state(state.clone());
     let health = v1.and(warp::path("health")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| {
@@ -168,10 +183,16 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
             },
         }))
     });
-    let switches = v1.and(warp::path("switches")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| {
-        let views: Vec<SwitchView> = st.fabric.snapshot().iter().map(SwitchView::from).collect();
-        json(&views)
-    });
+    let switches = v1
+        .and(warp::path("switches"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st())
+        .map(|st: Arc<ApiState>| {
+            let views: Vec<SwitchView> =
+                st.fabric.snapshot().iter().map(SwitchView::from).collect();
+            json(&views)
+        });
     let switch = v1
         .and(warp::path("switches"))
         .and(warp::path::param::<String>())
@@ -190,8 +211,15 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::get())
         .and(warp::query::<FlowQuery>())
         .and(st())
-        .and_then(|dpid: String, q: FlowQuery, st: Arc<ApiState>| async move { flows(dpid, q, st).await });
-    let inventory = v1.and(warp::path("inventory")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| json(&st.discovery.view()));
+        .and_then(|dpid: String, q: FlowQuery, st: Arc<ApiState>| async move {
+            flows(dpid, q, st).await
+        });
+    let inventory = v1
+        .and(warp::path("inventory"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st())
+        .map(|st: Arc<ApiState>| json(&st.discovery.view()));
     let history = v1
         .and(warp::path("inventory"))
         .and(warp::path("history"))
@@ -199,7 +227,9 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::get())
         .and(warp::query::<HistoryQuery>())
         .and(st())
-        .map(|q: HistoryQuery, st: Arc<ApiState>| json(&st.discovery.history(q.limit.unwrap_or(1000))));
+        .map(|q: HistoryQuery, st: Arc<ApiState>| {
+            json(&st.discovery.history(q.limit.unwrap_or(1000)))
+        });
     let host = v1
         .and(warp::path("hosts"))
         .and(warp::path::param::<String>())
@@ -208,14 +238,24 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(st())
         .and_then(|id: String, st: Arc<ApiState>| async move {
             if crate::discovery::inventory::parse_mac(&id).is_none() {
-                return Err(reject(StatusCode::BAD_REQUEST, format!("bad host id {id:?}: a host's id is its MAC, e.g. 02:00:0a:0a:01:0a")));
+                return Err(reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad host id {id:?}: a host's id is its MAC, e.g. 02:00:0a:0a:01:0a"),
+                ));
             }
-            st.discovery
-                .host(&id)
-                .map(|h| json(&h))
-                .ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no host {id} in the inventory")))
+            st.discovery.host(&id).map(|h| json(&h)).ok_or_else(|| {
+                reject(
+                    StatusCode::NOT_FOUND,
+                    format!("no host {id} in the inventory"),
+                )
+            })
         });
-    let topology = v1.and(warp::path("topology")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| json(&topology(&st)));
+    let topology = v1
+        .and(warp::path("topology"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st())
+        .map(|st: Arc<ApiState>| json(&topology(&st)));
     let scan = v1
         .and(warp::path("discovery"))
         .and(warp::path("scan"))
@@ -244,7 +284,10 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::get())
         .and(st())
         .and_then(|id: String, st: Arc<ApiState>| async move {
-            st.discovery.job(&id).map(|j| json(&j)).ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no discovery job {id}")))
+            st.discovery
+                .job(&id)
+                .map(|j| json(&j))
+                .ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no discovery job {id}")))
         });
     let events = v1
         .and(warp::path("events"))
@@ -256,12 +299,24 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
             let since = match q.since.as_deref() {
                 None => None,
                 Some(s) => Some(humantime::parse_rfc3339_weak(s).map_err(|e| {
-                    reject(StatusCode::BAD_REQUEST, format!("bad since {s:?}: {e}; use RFC 3339, e.g. 2026-11-25T10:00:00Z"))
+                    reject(
+                        StatusCode::BAD_REQUEST,
+                        format!("bad since {s:?}: {e}; use RFC 3339, e.g. 2026-11-25T10:00:00Z"),
+                    )
                 })?),
             };
-            Ok::<_, Rejection>(json(&st.events.list(since, q.kind.as_deref(), q.limit.unwrap_or(1000))))
+            Ok::<_, Rejection>(json(&st.events.list(
+                since,
+                q.kind.as_deref(),
+                q.limit.unwrap_or(1000),
+            )))
         });
-    let twin_get = v1.and(warp::path("twin")).and(warp::path::end()).and(warp::get()).and(st()).map(|st: Arc<ApiState>| json(&st.twin.status()));
+    let twin_get = v1
+        .and(warp::path("twin"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st())
+        .map(|st: Arc<ApiState>| json(&st.twin.status()));
     let twin_post = v1
         .and(warp::path("twin"))
         .and(warp::path::end())
@@ -286,15 +341,22 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
                 Err(e) => Err(reject(StatusCode::BAD_REQUEST, e.to_string())),
             }
         });
-    let twin_delete = v1.and(warp::path("twin")).and(warp::path::end()).and(warp::delete()).and(st()).and_then(|st: Arc<ApiState>| async move {
-        let twin = st.twin.clone();
-        match tokio::task::spawn_blocking(move || twin.destroy()).await {
-            Ok(Ok(())) => Ok(json(&serde_json::json!({"state": "absent"}))),
-            Ok(Err(e @ crate::twin::TwinError::Busy)) => Err(reject(StatusCode::CONFLICT, e.to_string())),
-            Ok(Err(e)) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-            Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-        }
-    });
+    let twin_delete = v1
+        .and(warp::path("twin"))
+        .and(warp::path::end())
+        .and(warp::delete())
+        .and(st())
+        .and_then(|st: Arc<ApiState>| async move {
+            let twin = st.twin.clone();
+            match tokio::task::spawn_blocking(move || twin.destroy()).await {
+                Ok(Ok(())) => Ok(json(&serde_json::json!({"state": "absent"}))),
+                Ok(Err(e @ crate::twin::TwinError::Busy)) => {
+                    Err(reject(StatusCode::CONFLICT, e.to_string()))
+                }
+                Ok(Err(e)) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+                Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            }
+        });
     health
         .or(twin_get)
         .unify()
@@ -334,10 +396,16 @@ fn topology(st: &ApiState) -> serde_json::Value {
         nodes.push(serde_json::json!({"id": s.dpid, "kind": "switch", "label": s.name}));
     }
     for h in &inv.hosts {
-        let label = h.hostname.clone().or_else(|| h.ips.first().cloned()).unwrap_or_else(|| h.mac.clone());
+        let label = h
+            .hostname
+            .clone()
+            .or_else(|| h.ips.first().cloned())
+            .unwrap_or_else(|| h.mac.clone());
         nodes.push(serde_json::json!({"id": h.id, "kind": "host", "label": label, "ips": h.ips, "role": h.role}));
         if let (Some(sw), Some(port)) = (&h.switch, h.port) {
-            edges.push(serde_json::json!({"from": h.id, "to": sw, "kind": "attachment", "port": port}));
+            edges.push(
+                serde_json::json!({"from": h.id, "to": sw, "kind": "attachment", "port": port}),
+            );
         }
     }
     for l in &inv.links {
@@ -348,29 +416,47 @@ fn topology(st: &ApiState) -> serde_json::Value {
 
 fn find_switch(st: &ApiState, id: &str) -> Result<SwitchState, Rejection> {
     let dpid = parse_dpid(id).map_err(|e| reject(StatusCode::BAD_REQUEST, e))?;
-    st.fabric
-        .get(dpid)
-        .ok_or_else(|| reject(StatusCode::NOT_FOUND, format!("no switch with datapath id {} has connected", dpid_str(dpid))))
+    st.fabric.get(dpid).ok_or_else(|| {
+        reject(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no switch with datapath id {} has connected",
+                dpid_str(dpid)
+            ),
+        )
+    })
 }
 
 async fn flows(dpid: String, q: FlowQuery, st: Arc<ApiState>) -> Result<Box<dyn Reply>, Rejection> {
     let s = find_switch(&st, &dpid)?;
     let format = q.format.as_deref().unwrap_or("json");
     if format != "json" && format != "ofctl" {
-        return Err(reject(StatusCode::BAD_REQUEST, format!("unknown format {format:?}: use json or ofctl")));
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {format:?}: use json or ofctl"),
+        ));
     }
-    let handle = s
-        .handle
-        .filter(|h| h.is_connected())
-        .ok_or_else(|| reject(StatusCode::SERVICE_UNAVAILABLE, format!("switch {} is not connected", dpid_str(s.dpid))))?;
-    let stats = handle.flows(0, 0).await.map_err(|e| reject(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    let handle = s.handle.filter(|h| h.is_connected()).ok_or_else(|| {
+        reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("switch {} is not connected", dpid_str(s.dpid)),
+        )
+    })?;
+    let stats = handle
+        .flows(0, 0)
+        .await
+        .map_err(|e| reject(StatusCode::BAD_GATEWAY, e.to_string()))?;
     if format == "ofctl" {
         let mut text = String::new();
         for f in &stats {
             text.push_str(&f.to_ofctl_line());
             text.push('\n');
         }
-        return Ok(Box::new(warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8")));
+        return Ok(Box::new(warp::reply::with_header(
+            text,
+            "content-type",
+            "text/plain; charset=utf-8",
+        )));
     }
     let views: Vec<FlowView> = stats.iter().map(FlowView::from).collect();
     Ok(Box::new(warp::reply::json(&views)))
@@ -380,9 +466,15 @@ async fn recover(err: Rejection) -> Result<Box<dyn Reply>, Infallible> {
     let (status, message) = if let Some(e) = err.find::<ApiError>() {
         (e.status, e.message.clone())
     } else if err.is_not_found() {
-        (StatusCode::NOT_FOUND, "no such endpoint; see the README's REST API table".to_string())
+        (
+            StatusCode::NOT_FOUND,
+            "no such endpoint; see the README's REST API table".to_string(),
+        )
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint".to_string())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this endpoint".to_string(),
+        )
     } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
         (StatusCode::BAD_REQUEST, format!("bad query string: {e}"))
     } else if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {

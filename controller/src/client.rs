@@ -21,33 +21,56 @@ fn get(base: &str, path: &str) -> anyhow::Result<ureq::Response> {
     call(base, path, ureq::get(&format!("{base}{path}")).call())
 }
 
-fn call(base: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<ureq::Response> {
+fn call(
+    base: &str,
+    path: &str,
+    result: Result<ureq::Response, ureq::Error>,
+) -> anyhow::Result<ureq::Response> {
     let url = format!("{base}{path}");
     match result {
         Ok(r) => Ok(r),
         Err(ureq::Error::Status(code, r)) => {
             let body: serde_json::Value = r.into_json().unwrap_or_default();
-            let msg = body.get("error").and_then(|m| m.as_str()).unwrap_or("no message").to_string();
+            let msg = body
+                .get("error")
+                .and_then(|m| m.as_str())
+                .unwrap_or("no message")
+                .to_string();
             Err(anyhow!("{url}: HTTP {code}: {msg}"))
         }
-        Err(e) => Err(anyhow!("{url}: {e} (is `gemelo serve` running? set --api or GEMELO_API)")),
+        Err(e) => Err(anyhow!(
+            "{url}: {e} (is `gemelo serve` running? set --api or GEMELO_API)"
+        )),
     }
 }
 
 pub fn get_json<T: DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<T> {
-    get(base, path)?.into_json().with_context(|| format!("{base}{path}: unexpected JSON"))
+    get(base, path)?
+        .into_json()
+        .with_context(|| format!("{base}{path}: unexpected JSON"))
 }
 
 pub fn get_text(base: &str, path: &str) -> anyhow::Result<String> {
-    get(base, path)?.into_string().with_context(|| format!("{base}{path}: unreadable body"))
+    get(base, path)?
+        .into_string()
+        .with_context(|| format!("{base}{path}: unreadable body"))
 }
 
 pub fn post_json<T: DeserializeOwned>(base: &str, path: &str, body: &str) -> anyhow::Result<T> {
-    let r = ureq::post(&format!("{base}{path}")).set("content-type", "application/json").timeout(std::time::Duration::from_secs(600)).send_string(body);
-    call(base, path, r)?.into_json().with_context(|| format!("{base}{path}: unexpected JSON"))
+    let r = ureq::post(&format!("{base}{path}"))
+        .set("content-type", "application/json")
+        .timeout(std::time::Duration::from_secs(600))
+        .send_string(body);
+    call(base, path, r)?
+        .into_json()
+        .with_context(|| format!("{base}{path}: unexpected JSON"))
 }
 
 pub fn delete_json<T: DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<T> {
-    let r = ureq::delete(&format!("{base}{path}")).timeout(std::time::Duration::from_secs(600)).call();
-    call(base, path, r)?.into_json().with_context(|| format!("{base}{path}: unexpected JSON"))
+    let r = ureq::delete(&format!("{base}{path}"))
+        .timeout(std::time::Duration::from_secs(600))
+        .call();
+    call(base, path, r)?
+        .into_json()
+        .with_context(|| format!("{base}{path}: unexpected JSON"))
 }

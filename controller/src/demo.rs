@@ -20,7 +20,10 @@ fn default_topology() -> PathBuf {
     if local.exists() {
         return local;
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../topologies/office.toml"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../topologies/office.toml"
+    ))
 }
 
 fn step(n: u32, text: &str) {
@@ -50,7 +53,9 @@ impl Drop for Cleanup {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Err(e) = gemelo_hypervisor::netns::destroy(std::path::Path::new(gemelo::twin::TWIN_RUN_DIR)) {
+        if let Err(e) =
+            gemelo_hypervisor::netns::destroy(std::path::Path::new(gemelo::twin::TWIN_RUN_DIR))
+        {
             eprintln!("gemelo demo: twin destroy failed: {e}");
         }
         if let Err(e) = lab::down() {
@@ -70,7 +75,10 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     step(1, &format!("Production lab from {}", topology.display()));
     let t = Instant::now();
     let status = lab::up(&topology, lab::DEFAULT_CONTROLLER)?;
-    let mut cleanup = Cleanup { controller: None, keep };
+    let mut cleanup = Cleanup {
+        controller: None,
+        keep,
+    };
     let lab_json = serde_json::to_value(&status)?;
     println!("built in {:.1} s:", t.elapsed().as_secs_f64());
     crate::print_lab(&status);
@@ -86,35 +94,73 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         .stderr(std::fs::File::create(run_dir.join("serve.err"))?)
         .spawn()
         .context("starting gemelo serve")?;
-    println!("pid {}, log {}", child.id(), run_dir.join("serve.err").display());
+    println!(
+        "pid {}, log {}",
+        child.id(),
+        run_dir.join("serve.err").display()
+    );
     cleanup.controller = Some(child);
     let base = format!("http://{api}");
-    let want = lab_json["switches"].as_array().map(|a| a.len()).unwrap_or(0);
+    let want = lab_json["switches"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
     let t = Instant::now();
     let switches = wait_for_switches(&base, want, Duration::from_secs(20))?;
-    println!("{} switch(es) connected and reconciled in {:.2} s:", switches.len(), t.elapsed().as_secs_f64());
+    println!(
+        "{} switch(es) connected and reconciled in {:.2} s:",
+        switches.len(),
+        t.elapsed().as_secs_f64()
+    );
     for s in &switches {
         let r = s.reconciled.clone().unwrap_or_default();
-        println!("  {} dpid {} ports {} (baseline: {} added, {} unchanged)", s.name, s.dpid, s.ports.len(), r.added, r.unchanged);
+        println!(
+            "  {} dpid {} ports {} (baseline: {} added, {} unchanged)",
+            s.name,
+            s.dpid,
+            s.ports.len(),
+            r.added,
+            r.unchanged
+        );
     }
 
     step(3, "Real TCP between lab hosts through gemelo's pipeline");
     prove_tcp(&status, &lab_json)?;
 
-    step(4, "Discovery: what gemelo learned from the wire (GET /api/v1/inventory)");
+    step(
+        4,
+        "Discovery: what gemelo learned from the wire (GET /api/v1/inventory)",
+    );
     let t = Instant::now();
     let inv = wait_for_inventory(&base, &lab_json, Duration::from_secs(60));
-    println!("{} hosts, {} segments, {} links after {:.1} s of discovery:", inv["hosts"].as_array().map_or(0, |a| a.len()),
-        inv["segments"].as_array().map_or(0, |a| a.len()), inv["links"].as_array().map_or(0, |a| a.len()), t.elapsed().as_secs_f64());
+    println!(
+        "{} hosts, {} segments, {} links after {:.1} s of discovery:",
+        inv["hosts"].as_array().map_or(0, |a| a.len()),
+        inv["segments"].as_array().map_or(0, |a| a.len()),
+        inv["links"].as_array().map_or(0, |a| a.len()),
+        t.elapsed().as_secs_f64()
+    );
     print!("{}", crate::inventory_table(&inv));
 
-    step(5, "The digital twin, built from the inventory (POST /api/v1/twin)");
+    step(
+        5,
+        "The digital twin, built from the inventory (POST /api/v1/twin)",
+    );
     show_twin(&base)?;
 
-    step(6, "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)");
+    step(
+        6,
+        "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)",
+    );
     for s in &switches {
         println!("{} (dpid {}):", s.name, s.dpid);
-        print!("{}", client::get_text(&base, &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid))?);
+        print!(
+            "{}",
+            client::get_text(
+                &base,
+                &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid)
+            )?
+        );
     }
     println!("\nPipeline:\n{}", gemelo::pipeline::markdown(false));
 
@@ -132,14 +178,18 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         sw["bridge"].as_str().unwrap_or("")
     );
     println!("  gemelo twin status --api {api}");
-    println!("  ip netns exec gm-twin-observer curl -s http://IP/   # a twin host, from the observer");
+    println!(
+        "  ip netns exec gm-twin-observer curl -s http://IP/   # a twin host, from the observer"
+    );
     println!("  curl -s '{base}/api/v1/events?kind=decoy' | jq");
     println!("  gemelo lab status --json");
     if keep {
         let pid = cleanup.controller.as_ref().map(|c| c.id()).unwrap_or(0);
         println!("\nLeft running (--keep): controller pid {pid}; stop it with `kill {pid}` and remove the lab with `gemelo lab down`.");
     } else {
-        println!("\nStopping the controller and removing the lab (use --keep to leave them running).");
+        println!(
+            "\nStopping the controller and removing the lab (use --keep to leave them running)."
+        );
     }
     drop(cleanup);
     println!("demo finished: ok");
@@ -151,8 +201,15 @@ fn wait_for_switches(base: &str, want: usize, limit: Duration) -> anyhow::Result
     let mut last = String::from("no answer yet");
     while Instant::now() < deadline {
         match client::get_json::<Vec<SwitchView>>(base, "/api/v1/switches") {
-            Ok(s) if s.len() >= want && s.iter().all(|s| s.connected && s.reconciled.is_some()) => return Ok(s),
-            Ok(s) => last = format!("{} of {want} switches connected and reconciled", s.iter().filter(|s| s.reconciled.is_some()).count()),
+            Ok(s) if s.len() >= want && s.iter().all(|s| s.connected && s.reconciled.is_some()) => {
+                return Ok(s)
+            }
+            Ok(s) => {
+                last = format!(
+                    "{} of {want} switches connected and reconciled",
+                    s.iter().filter(|s| s.reconciled.is_some()).count()
+                )
+            }
             Err(e) => last = e.to_string(),
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -174,34 +231,99 @@ fn show_twin(base: &str) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    println!("twin {} in {:.1} s on switch {} (namespace {}), observer {}:", twin["state"].as_str().unwrap_or("?"), t.elapsed().as_secs_f64(),
-        twin["switch"]["bridge"].as_str().unwrap_or(""), twin["switch"]["namespace"].as_str().unwrap_or(""), twin["observer_namespace"].as_str().unwrap_or(""));
+    println!(
+        "twin {} in {:.1} s on switch {} (namespace {}), observer {}:",
+        twin["state"].as_str().unwrap_or("?"),
+        t.elapsed().as_secs_f64(),
+        twin["switch"]["bridge"].as_str().unwrap_or(""),
+        twin["switch"]["namespace"].as_str().unwrap_or(""),
+        twin["observer_namespace"].as_str().unwrap_or("")
+    );
     let inv: Value = client::get_json(base, "/api/v1/inventory")?;
-    println!("  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} services", "production", "mac", "ips", "twin host", "state", "runs in");
+    println!(
+        "  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} services",
+        "production", "mac", "ips", "twin host", "state", "runs in"
+    );
     for h in twin["hosts"].as_array().into_iter().flatten() {
-        let mirrors: Vec<&str> = h["mirrors"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
-        let prod = inv["hosts"].as_array().into_iter().flatten().find(|p| mirrors.contains(&p["mac"].as_str().unwrap_or("")));
-        let ips: Vec<&str> = h["ips"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
-        let services: Vec<String> = h["services"].as_array().into_iter().flatten().map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"])).collect();
-        println!("  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} {}", prod.and_then(|p| p["hostname"].as_str()).unwrap_or("(honeytoken)"),
-            h["mac"].as_str().unwrap_or(""), ips.join(","), h["name"].as_str().unwrap_or(""), h["state"].as_str().unwrap_or(""),
-            h["backend"].as_str().unwrap_or(""), services.join(" "));
+        let mirrors: Vec<&str> = h["mirrors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str())
+            .collect();
+        let prod = inv["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| mirrors.contains(&p["mac"].as_str().unwrap_or("")));
+        let ips: Vec<&str> = h["ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str())
+            .collect();
+        let services: Vec<String> = h["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"]))
+            .collect();
+        println!(
+            "  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} {}",
+            prod.and_then(|p| p["hostname"].as_str())
+                .unwrap_or("(honeytoken)"),
+            h["mac"].as_str().unwrap_or(""),
+            ips.join(","),
+            h["name"].as_str().unwrap_or(""),
+            h["state"].as_str().unwrap_or(""),
+            h["backend"].as_str().unwrap_or(""),
+            services.join(" ")
+        );
     }
     // The twin switch connects to gemelo like any switch; wait until its flows are in.
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         let sws: Vec<SwitchView> = client::get_json(base, "/api/v1/switches")?;
-        if sws.iter().any(|s| Some(s.name.as_str()) == twin["switch"]["bridge"].as_str() && s.connected && s.reconciled.is_some()) {
+        if sws.iter().any(|s| {
+            Some(s.name.as_str()) == twin["switch"]["bridge"].as_str()
+                && s.connected
+                && s.reconciled.is_some()
+        }) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let web = twin["hosts"].as_array().into_iter().flatten().find(|h| h["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "http")));
-    if let Some(ip) = web.and_then(|h| h["ips"][0].as_str()).and_then(|i| i.split('/').next()) {
+    let web = twin["hosts"].as_array().into_iter().flatten().find(|h| {
+        h["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "http"))
+    });
+    if let Some(ip) = web
+        .and_then(|h| h["ips"][0].as_str())
+        .and_then(|i| i.split('/').next())
+    {
         let url = format!("http://{ip}/");
-        let out = Command::new("ip").args(["netns", "exec", "gm-twin-observer", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "gm-twin-observer",
+                "curl",
+                "-s",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ])
+            .output();
         if let Ok(o) = out {
-            println!("  from the observer: {url} on the twin answers HTTP {}", String::from_utf8_lossy(&o.stdout));
+            println!(
+                "  from the observer: {url} on the twin answers HTTP {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
         }
     }
     Ok(())
@@ -214,10 +336,20 @@ fn wait_for_inventory(base: &str, lab: &Value, limit: Duration) -> Value {
     loop {
         let inv: Value = client::get_json(base, "/api/v1/inventory").unwrap_or(Value::Null);
         let complete = lab["hosts"].as_array().into_iter().flatten().all(|h| {
-            let found = inv["hosts"].as_array().into_iter().flatten().find(|x| x["mac"] == h["mac"]);
+            let found = inv["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| x["mac"] == h["mac"]);
             found.is_some_and(|x| {
-                let services = x["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp" && !s["product"].is_null()).count());
-                let want = h["services"].as_array().map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp").count());
+                let services = x["services"].as_array().map_or(0, |a| {
+                    a.iter()
+                        .filter(|s| s["proto"] == "tcp" && !s["product"].is_null())
+                        .count()
+                });
+                let want = h["services"]
+                    .as_array()
+                    .map_or(0, |a| a.iter().filter(|s| s["proto"] == "tcp").count());
                 !x["hostname"].is_null() && !x["switch"].is_null() && services >= want
             })
         });
@@ -232,14 +364,23 @@ fn wait_for_inventory(base: &str, lab: &Value, limit: Duration) -> Value {
 }
 
 fn service_host<'a>(lab: &'a Value, name: &str) -> Option<&'a Value> {
-    lab["hosts"]
-        .as_array()?
-        .iter()
-        .find(|h| h["services"].as_array().into_iter().flatten().any(|s| s["name"] == name))
+    lab["hosts"].as_array()?.iter().find(|h| {
+        h["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == name)
+    })
 }
 
 fn ip_of(h: &Value) -> String {
-    h["ips"][0].as_str().unwrap_or("").split('/').next().unwrap_or("").to_string()
+    h["ips"][0]
+        .as_str()
+        .unwrap_or("")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A client on another switch than the server, preferably behind the gateway.
@@ -248,27 +389,71 @@ fn client_for<'a>(lab: &'a Value, server: &Value) -> Option<&'a Value> {
     let services = |h: &Value| h["services"].as_array().map(|a| a.len()).unwrap_or(0);
     hosts
         .iter()
-        .filter(|h| h["name"] != server["name"] && h["switch"] != server["switch"] && h["gateway"] != server["gateway"])
+        .filter(|h| {
+            h["name"] != server["name"]
+                && h["switch"] != server["switch"]
+                && h["gateway"] != server["gateway"]
+        })
         .min_by_key(|h| services(h))
-        .or_else(|| hosts.iter().filter(|h| h["name"] != server["name"] && h["switch"] != server["switch"]).min_by_key(|h| services(h)))
+        .or_else(|| {
+            hosts
+                .iter()
+                .filter(|h| h["name"] != server["name"] && h["switch"] != server["switch"])
+                .min_by_key(|h| services(h))
+        })
         .or_else(|| hosts.iter().find(|h| h["name"] != server["name"]))
 }
 
 fn prove_tcp(status: &lab::LabStatus, lab_json: &Value) -> anyhow::Result<()> {
     let mut proved = 0;
     for (service, argv_of) in [
-        ("http", (|ip: &str| vec!["curl".into(), "-sS".into(), "-m".into(), "5".into(), "-o".into(), "/dev/null".into(), "-w".into(), "HTTP %{http_code} in %{time_total}s".into(), format!("http://{ip}/")]) as fn(&str) -> Vec<String>),
-        ("ssh", |ip: &str| vec!["ssh-keyscan".into(), "-T".into(), "5".into(), "-t".into(), "ed25519".into(), ip.to_string()]),
+        (
+            "http",
+            (|ip: &str| {
+                vec![
+                    "curl".into(),
+                    "-sS".into(),
+                    "-m".into(),
+                    "5".into(),
+                    "-o".into(),
+                    "/dev/null".into(),
+                    "-w".into(),
+                    "HTTP %{http_code} in %{time_total}s".into(),
+                    format!("http://{ip}/"),
+                ]
+            }) as fn(&str) -> Vec<String>,
+        ),
+        ("ssh", |ip: &str| {
+            vec![
+                "ssh-keyscan".into(),
+                "-T".into(),
+                "5".into(),
+                "-t".into(),
+                "ed25519".into(),
+                ip.to_string(),
+            ]
+        }),
     ] {
-        let Some(server) = service_host(lab_json, service) else { continue };
-        let Some(client) = client_for(lab_json, server) else { continue };
+        let Some(server) = service_host(lab_json, service) else {
+            continue;
+        };
+        let Some(client) = client_for(lab_json, server) else {
+            continue;
+        };
         let ip = ip_of(server);
         let argv = argv_of(&ip);
         let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
         let t = Instant::now();
-        let out = lab::host_command(status, client["name"].as_str().unwrap_or(""), &argv_ref)?.output()?;
+        let out = lab::host_command(status, client["name"].as_str().unwrap_or(""), &argv_ref)?
+            .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let first = text.lines().next().unwrap_or("").chars().take(100).collect::<String>();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect::<String>();
         println!(
             "  {} ({}, {}) -> {} {} ({}, {}): {} [{:.0} ms] {}",
             client["hostname"].as_str().unwrap_or(""),
@@ -283,7 +468,11 @@ fn prove_tcp(status: &lab::LabStatus, lab_json: &Value) -> anyhow::Result<()> {
             first
         );
         if !out.status.success() {
-            bail!("{service} from {} to {ip} failed: {}", client["name"], String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "{service} from {} to {ip} failed: {}",
+                client["name"],
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         proved += 1;
     }

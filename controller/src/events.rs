@@ -36,22 +36,39 @@ pub enum EventError {
 
 impl Events {
     pub fn new(store: Store) -> Arc<Events> {
-        let seq = store.list::<Value>(Kind::Events).map(|v| v.len() as u64).unwrap_or(0);
-        Arc::new(Events { store, seq: AtomicU64::new(seq) })
+        let seq = store
+            .list::<Value>(Kind::Events)
+            .map(|v| v.len() as u64)
+            .unwrap_or(0);
+        Arc::new(Events {
+            store,
+            seq: AtomicU64::new(seq),
+        })
     }
 
     /// Validates and stores one event; a missing time is set to now.
     pub fn record(&self, mut ev: Value) -> Result<(), EventError> {
-        let obj = ev.as_object_mut().ok_or_else(|| EventError::NotJson("not an object".into()))?;
+        let obj = ev
+            .as_object_mut()
+            .ok_or_else(|| EventError::NotJson("not an object".into()))?;
         if !obj.get("kind").is_some_and(Value::is_string) {
             return Err(EventError::Missing("kind"));
         }
-        if !obj.get("time").is_some_and(|t| t.as_str().is_some_and(|t| humantime::parse_rfc3339_weak(t).is_ok())) {
+        if !obj.get("time").is_some_and(|t| {
+            t.as_str()
+                .is_some_and(|t| humantime::parse_rfc3339_weak(t).is_ok())
+        }) {
             obj.insert("time".into(), Value::String(rfc3339(SystemTime::now())));
         }
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let micros = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros();
-        if let Err(e) = self.store.put(Kind::Events, &format!("{micros:020}-{n:010}"), &ev) {
+        let micros = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        if let Err(e) = self
+            .store
+            .put(Kind::Events, &format!("{micros:020}-{n:010}"), &ev)
+        {
             warn!(error = %e, "could not store event");
         }
         Ok(())
@@ -66,7 +83,10 @@ impl Events {
             .filter(|v| kind.is_none_or(|k| v["kind"] == k))
             .filter(|v| match since {
                 None => true,
-                Some(s) => v["time"].as_str().and_then(|t| humantime::parse_rfc3339_weak(t).ok()).is_some_and(|t| t >= s),
+                Some(s) => v["time"]
+                    .as_str()
+                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                    .is_some_and(|t| t >= s),
             })
             .collect();
         let skip = out.len().saturating_sub(limit);
@@ -75,7 +95,10 @@ impl Events {
 }
 
 /// Receives decoy events on a Unix datagram socket until the task is dropped.
-pub async fn listen(path: &Path, events: Arc<Events>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn listen(
+    path: &Path,
+    events: Arc<Events>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -112,7 +135,8 @@ mod tests {
     use super::*;
 
     fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let d = std::env::temp_dir().join(format!("gemelo-events-test-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("gemelo-events-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         (Store::open(&d).unwrap(), d)
     }
@@ -122,9 +146,14 @@ mod tests {
         let (s, d) = store("filter");
         let ev = Events::new(s);
         ev.record(serde_json::json!({"kind": "decoy", "time": "2026-11-25T10:00:00Z", "protocol": "modbus", "action": "read"})).unwrap();
-        ev.record(serde_json::json!({"kind": "redirection", "time": "2026-11-25T11:00:00Z"})).unwrap();
-        ev.record(serde_json::json!({"kind": "decoy", "protocol": "http"})).unwrap();
-        assert_eq!(ev.record(serde_json::json!({"protocol": "x"})), Err(EventError::Missing("kind")));
+        ev.record(serde_json::json!({"kind": "redirection", "time": "2026-11-25T11:00:00Z"}))
+            .unwrap();
+        ev.record(serde_json::json!({"kind": "decoy", "protocol": "http"}))
+            .unwrap();
+        assert_eq!(
+            ev.record(serde_json::json!({"protocol": "x"})),
+            Err(EventError::Missing("kind"))
+        );
         assert!(ev.record(serde_json::json!([1, 2])).is_err());
         assert_eq!(ev.list(None, None, 100).len(), 3);
         assert_eq!(ev.list(None, Some("decoy"), 100).len(), 2);

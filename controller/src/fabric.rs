@@ -29,7 +29,9 @@ pub fn dpid_str(dpid: u64) -> String {
 pub fn parse_dpid(s: &str) -> Result<u64, String> {
     let hex = s.strip_prefix("0x").unwrap_or(s);
     if hex.is_empty() || hex.len() > 16 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("bad datapath id {s:?}: expected up to 16 hex digits, e.g. 0000000000000001"));
+        return Err(format!(
+            "bad datapath id {s:?}: expected up to 16 hex digits, e.g. 0000000000000001"
+        ));
     }
     u64::from_str_radix(hex, 16).map_err(|e| format!("bad datapath id {s:?}: {e}"))
 }
@@ -83,14 +85,25 @@ impl Fabric {
         Arc::new(Self::default())
     }
     pub fn snapshot(&self) -> Vec<SwitchState> {
-        self.switches.read().expect("fabric lock").values().cloned().collect()
+        self.switches
+            .read()
+            .expect("fabric lock")
+            .values()
+            .cloned()
+            .collect()
     }
     pub fn get(&self, dpid: u64) -> Option<SwitchState> {
-        self.switches.read().expect("fabric lock").get(&dpid).cloned()
+        self.switches
+            .read()
+            .expect("fabric lock")
+            .get(&dpid)
+            .cloned()
     }
     /// A connected switch's handle, by dpid or bridge name.
     pub fn handle(&self, dpid: u64) -> Option<SwitchHandle> {
-        self.get(dpid).filter(SwitchState::connected).and_then(|s| s.handle)
+        self.get(dpid)
+            .filter(SwitchState::connected)
+            .and_then(|s| s.handle)
     }
     fn update(&self, dpid: u64, f: impl FnOnce(&mut SwitchState)) {
         if let Some(s) = self.switches.write().expect("fabric lock").get_mut(&dpid) {
@@ -106,13 +119,27 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 /// Applies the difference between `want` and the flows the switch holds under
 /// `cookie`/`mask`, atomically. Flows already right are not touched.
-pub async fn reconcile(handle: &SwitchHandle, want: &FlowSet, cookie: Cookie, mask: u64) -> Result<ReconcileReport, SwitchError> {
+pub async fn reconcile(
+    handle: &SwitchHandle,
+    want: &FlowSet,
+    cookie: Cookie,
+    mask: u64,
+) -> Result<ReconcileReport, SwitchError> {
     let start = Instant::now();
     let actual = handle.flows(cookie.0, mask).await?;
     let diff = want.diff(&actual);
-    let mut report = ReconcileReport { unchanged: diff.unchanged, added: diff.add.len(), deleted: diff.delete.len(), ms: 0.0 };
+    let mut report = ReconcileReport {
+        unchanged: diff.unchanged,
+        added: diff.add.len(),
+        deleted: diff.delete.len(),
+        ms: 0.0,
+    };
     if !diff.is_empty() {
-        let msgs: Vec<Message> = diff.into_flow_mods().into_iter().map(Message::FlowMod).collect();
+        let msgs: Vec<Message> = diff
+            .into_flow_mods()
+            .into_iter()
+            .map(Message::FlowMod)
+            .collect();
         handle.bundle(msgs).await?;
     }
     report.ms = start.elapsed().as_secs_f64() * 1e3;
@@ -132,7 +159,14 @@ impl Controller {
         let this = Arc::new(self);
         while let Some(ev) = events.recv().await {
             match ev {
-                SwitchEvent::Connected { session, handle, peer, features, ports, desc } => {
+                SwitchEvent::Connected {
+                    session,
+                    handle,
+                    peer,
+                    features,
+                    ports,
+                    desc,
+                } => {
                     let dpid = features.datapath_id;
                     let ports_list = ports.clone();
                     let name = ports
@@ -159,7 +193,11 @@ impl Controller {
                     let this = this.clone();
                     tokio::spawn(async move { this.switch_ready(handle, name, ports_list).await });
                 }
-                SwitchEvent::Disconnected { session, dpid, reason } => {
+                SwitchEvent::Disconnected {
+                    session,
+                    dpid,
+                    reason,
+                } => {
                     let mut current = false;
                     this.fabric.update(dpid, |s| {
                         if s.session == session {
@@ -173,7 +211,11 @@ impl Controller {
                     info!(dpid = %dpid_str(dpid), %reason, "switch gone");
                 }
                 SwitchEvent::PortStatus { dpid, status } => {
-                    this.discovery.port_changed(dpid, &status.port, status.reason == openflow::port_reason::DELETE);
+                    this.discovery.port_changed(
+                        dpid,
+                        &status.port,
+                        status.reason == openflow::port_reason::DELETE,
+                    );
                     this.fabric.update(dpid, |s| {
                         if status.reason == openflow::port_reason::DELETE {
                             s.ports.remove(&status.port.port_no);
@@ -182,7 +224,9 @@ impl Controller {
                         }
                     });
                 }
-                SwitchEvent::PacketIn { dpid, packet_in } if dpid != crate::twin::plan::TWIN_DPID => {
+                SwitchEvent::PacketIn { dpid, packet_in }
+                    if dpid != crate::twin::plan::TWIN_DPID =>
+                {
                     this.discovery.packet_in(dpid, &packet_in)
                 }
                 SwitchEvent::PacketIn { .. } => {}
@@ -200,7 +244,12 @@ impl Controller {
             Ok(Some(r)) => r.first_seen,
             _ => rfc3339(now),
         };
-        let rec = SwitchRecord { dpid: key.clone(), name: name.to_string(), first_seen, last_seen: rfc3339(now) };
+        let rec = SwitchRecord {
+            dpid: key.clone(),
+            name: name.to_string(),
+            first_seen,
+            last_seen: rfc3339(now),
+        };
         if let Err(e) = self.store.put(Kind::Switches, &key, &rec) {
             warn!(dpid = %key, error = %e, "could not record switch");
         }
@@ -211,7 +260,14 @@ impl Controller {
         let dpid = handle.dpid();
         if dpid == crate::twin::plan::TWIN_DPID {
             // The twin's own switch: twin flows only; discovery never looks at the twin.
-            match reconcile(&handle, &crate::twin::flows::baseline(), Cookie::of_kind(CookieKind::Twin), Cookie::KIND_MASK).await {
+            match reconcile(
+                &handle,
+                &crate::twin::flows::baseline(),
+                Cookie::of_kind(CookieKind::Twin),
+                Cookie::KIND_MASK,
+            )
+            .await
+            {
                 Ok(report) => {
                     info!(dpid = %dpid_str(dpid), added = report.added, unchanged = report.unchanged, "twin switch reconciled");
                     self.fabric.update(dpid, |s| s.reconciled = Some(report));
@@ -221,9 +277,19 @@ impl Controller {
             return;
         }
         let want = pipeline::baseline(self.forwarding);
-        let baseline = reconcile(&handle, &want, Cookie::of_kind(CookieKind::Baseline), Cookie::KIND_MASK).await;
+        let baseline = reconcile(
+            &handle,
+            &want,
+            Cookie::of_kind(CookieKind::Baseline),
+            Cookie::KIND_MASK,
+        )
+        .await;
         let discovery = match &baseline {
-            Ok(_) => Some(self.discovery.switch_connected(handle.clone(), name, &ports).await),
+            Ok(_) => Some(
+                self.discovery
+                    .switch_connected(handle.clone(), name, &ports)
+                    .await,
+            ),
             Err(_) => None,
         };
         match (baseline, discovery) {
@@ -238,7 +304,9 @@ impl Controller {
                       deleted = report.deleted, ms = report.ms, "flows reconciled");
                 self.fabric.update(dpid, |s| s.reconciled = Some(report));
             }
-            (Err(e), _) | (_, Some(Err(e))) => warn!(dpid = %dpid_str(dpid), error = %e, "reconcile failed"),
+            (Err(e), _) | (_, Some(Err(e))) => {
+                warn!(dpid = %dpid_str(dpid), error = %e, "reconcile failed")
+            }
             (Ok(_), None) => {}
         }
     }

@@ -24,13 +24,32 @@ pub struct FlowSpec {
 }
 
 impl FlowSpec {
-    pub fn new(table: u8, priority: u16, r#match: Match, instructions: Vec<Instruction>, cookie: Cookie) -> Self {
-        FlowSpec { table, priority, r#match, instructions, cookie, idle_timeout: 0, hard_timeout: 0 }
+    pub fn new(
+        table: u8,
+        priority: u16,
+        r#match: Match,
+        instructions: Vec<Instruction>,
+        cookie: Cookie,
+    ) -> Self {
+        FlowSpec {
+            table,
+            priority,
+            r#match,
+            instructions,
+            cookie,
+            idle_timeout: 0,
+            hard_timeout: 0,
+        }
     }
 
     /// The FLOW_MOD that adds this flow (replacing one with the same match and priority).
     pub fn add(&self) -> FlowMod {
-        let mut fm = FlowMod::add(self.table, self.priority, self.r#match.clone(), self.instructions.clone());
+        let mut fm = FlowMod::add(
+            self.table,
+            self.priority,
+            self.r#match.clone(),
+            self.instructions.clone(),
+        );
         fm.cookie = self.cookie.0;
         fm.idle_timeout = self.idle_timeout;
         fm.hard_timeout = self.hard_timeout;
@@ -69,7 +88,11 @@ impl FlowKey {
     fn new(table: u8, priority: u16, m: &Match) -> Self {
         let mut fields: Vec<String> = m.fields.iter().map(|f| format!("{f:?}")).collect();
         fields.sort();
-        FlowKey { table, priority, fields }
+        FlowKey {
+            table,
+            priority,
+            fields,
+        }
     }
 }
 
@@ -130,7 +153,12 @@ impl FlowSet {
         for f in actual {
             let key = FlowKey::new(f.table_id, f.priority, &f.r#match);
             if !self.flows.contains_key(&key) {
-                diff.delete.push(delete_strict(f.table_id, f.priority, f.r#match.clone(), Cookie(f.cookie)));
+                diff.delete.push(delete_strict(
+                    f.table_id,
+                    f.priority,
+                    f.r#match.clone(),
+                    Cookie(f.cookie),
+                ));
                 continue;
             }
             seen.insert(key, f);
@@ -195,17 +223,27 @@ mod tests {
     #[test]
     fn changed_flow_is_replaced_and_stale_flow_deleted() {
         let normal = baseline(ForwardingMode::Normal);
-        let mut actual: Vec<FlowStats> = baseline(ForwardingMode::Learning).iter().map(stats_of).collect();
+        let mut actual: Vec<FlowStats> = baseline(ForwardingMode::Learning)
+            .iter()
+            .map(stats_of)
+            .collect();
         let stale = FlowSpec::new(
             0,
             50,
             Match::new().eth_type(0x0806),
-            vec![Instruction::ApplyActions(vec![Action::Output { port: port::CONTROLLER, max_len: 128 }])],
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: port::CONTROLLER,
+                max_len: 128,
+            }])],
             Cookie::new(CookieKind::Baseline, 0),
         );
         actual.push(stats_of(&stale));
         let diff = normal.diff(&actual);
-        assert_eq!(diff.add.len(), 1, "only the forward table's miss flow differs");
+        assert_eq!(
+            diff.add.len(),
+            1,
+            "only the forward table's miss flow differs"
+        );
         assert_eq!(diff.add[0].table, 2);
         assert_eq!(diff.delete.len(), 1);
         let del = &diff.delete[0];
@@ -213,7 +251,11 @@ mod tests {
         assert_eq!(del.priority, 50);
         assert_eq!(del.cookie_mask, u64::MAX);
         let mods = diff.into_flow_mods();
-        assert_eq!(mods[0].command, FlowModCommand::DeleteStrict, "deletions go first");
+        assert_eq!(
+            mods[0].command,
+            FlowModCommand::DeleteStrict,
+            "deletions go first"
+        );
     }
 
     #[test]

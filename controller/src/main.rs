@@ -6,16 +6,20 @@ mod demo;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gemelo::api::{FlowView, SwitchView};
+use gemelo::discovery::{self, DiscoveryConfig};
 use gemelo::pipeline::ForwardingMode;
 use gemelo::serve::{self, ServeConfig};
 use gemelo::switch::{Endpoint, SessionConfig};
-use gemelo::discovery::{self, DiscoveryConfig};
 use gemelo::{client, lab};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "gemelo", version, about = "SDN deception: discover a production OVS fabric, build its digital twin, swap attackers into it")]
+#[command(
+    name = "gemelo",
+    version,
+    about = "SDN deception: discover a production OVS fabric, build its digital twin, swap attackers into it"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -176,7 +180,8 @@ enum LabCmd {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GEMELO_LOG").unwrap_or_else(|_| "info,sled=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("GEMELO_LOG")
+                .unwrap_or_else(|_| "info,sled=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -188,10 +193,18 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Decoy { spec, events } => gemelo_hypervisor::decoy::run_decoy(&spec, &events).context("decoy"),
-        Cmd::PersonaShell { events, twin_host, command } => {
-            std::process::exit(gemelo_hypervisor::decoy::persona::run_persona_shell(&events, &twin_host, command.as_deref()))
+        Cmd::Decoy { spec, events } => {
+            gemelo_hypervisor::decoy::run_decoy(&spec, &events).context("decoy")
         }
+        Cmd::PersonaShell {
+            events,
+            twin_host,
+            command,
+        } => std::process::exit(gemelo_hypervisor::decoy::persona::run_persona_shell(
+            &events,
+            &twin_host,
+            command.as_deref(),
+        )),
         Cmd::Serve {
             mut listen,
             connect,
@@ -212,7 +225,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen.push(serve::DEFAULT_TCP_LISTENER.parse().expect("valid default"));
             }
             if listen.is_empty() && connect.is_empty() {
-                anyhow::bail!("nothing to do: give --listen or --connect, or drop --no-default-listeners");
+                anyhow::bail!(
+                    "nothing to do: give --listen or --connect, or drop --no-default-listeners"
+                );
             }
             let cfg = ServeConfig {
                 listen,
@@ -227,10 +242,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 discovery: discovery_config(scope, probe_netns, packet_in_rate, sweep_interval)?,
                 events_socket,
             };
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve::serve(cfg))
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve::serve(cfg))
         }
         Cmd::Lab { cmd } => match cmd {
-            LabCmd::Up { topology, controller } => {
+            LabCmd::Up {
+                topology,
+                controller,
+            } => {
                 let status = lab::up(&topology, &controller)?;
                 print_lab(&status);
                 Ok(())
@@ -267,21 +288,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(id) => {
                     let found: Vec<&SwitchView> = switches
                         .iter()
-                        .filter(|s| &s.name == id || gemelo::fabric::parse_dpid(id).ok().map(gemelo::fabric::dpid_str).as_ref() == Some(&s.dpid))
+                        .filter(|s| {
+                            &s.name == id
+                                || gemelo::fabric::parse_dpid(id)
+                                    .ok()
+                                    .map(gemelo::fabric::dpid_str)
+                                    .as_ref()
+                                    == Some(&s.dpid)
+                        })
                         .collect();
                     if found.is_empty() {
-                        anyhow::bail!("no switch named or numbered {id:?}; known: {}", names(&switches));
+                        anyhow::bail!(
+                            "no switch named or numbered {id:?}; known: {}",
+                            names(&switches)
+                        );
                     }
                     found
                 }
             };
             for s in chosen {
                 if json {
-                    let flows: Vec<FlowView> = client::get_json(&base, &format!("/api/v1/switches/{}/flows", s.dpid))?;
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"dpid": s.dpid, "name": s.name, "flows": flows}))?);
+                    let flows: Vec<FlowView> =
+                        client::get_json(&base, &format!("/api/v1/switches/{}/flows", s.dpid))?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"dpid": s.dpid, "name": s.name, "flows": flows})
+                        )?
+                    );
                 } else {
                     println!("{} (dpid {}):", s.name, s.dpid);
-                    print!("{}", client::get_text(&base, &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid))?);
+                    print!(
+                        "{}",
+                        client::get_text(
+                            &base,
+                            &format!("/api/v1/switches/{}/flows?format=ofctl", s.dpid)
+                        )?
+                    );
                 }
             }
             Ok(())
@@ -294,7 +337,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{:<18} {:<12} {:<10} ports", "dpid", "name", "connected");
                 for s in &switches {
-                    println!("{:<18} {:<12} {:<10} {}", s.dpid, s.name, s.connected, s.ports.len());
+                    println!(
+                        "{:<18} {:<12} {:<10} {}",
+                        s.dpid,
+                        s.name,
+                        s.connected,
+                        s.ports.len()
+                    );
                 }
             }
             Ok(())
@@ -314,11 +363,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", gemelo::pipeline::markdown(true));
             Ok(())
         }
-        Cmd::Demo { topology, keep, api } => demo::run(topology, keep, api).context("demo failed"),
+        Cmd::Demo {
+            topology,
+            keep,
+            api,
+        } => demo::run(topology, keep, api).context("demo failed"),
     }
 }
 
-fn discovery_config(scope: Vec<String>, probe_netns: Option<String>, packet_in_rate: u32, sweep_interval: u64) -> anyhow::Result<DiscoveryConfig> {
+fn discovery_config(
+    scope: Vec<String>,
+    probe_netns: Option<String>,
+    packet_in_rate: u32,
+    sweep_interval: u64,
+) -> anyhow::Result<DiscoveryConfig> {
     let scope = if scope.is_empty() {
         let file = std::path::Path::new(discovery::DEFAULT_SCOPE_FILE);
         if file.exists() {
@@ -334,7 +392,10 @@ fn discovery_config(scope: Vec<String>, probe_netns: Option<String>, packet_in_r
     };
     let probe_netns = probe_netns.or_else(|| {
         let ns = discovery::DEFAULT_PROBE_NETNS;
-        std::path::Path::new("/run/netns").join(ns).exists().then(|| ns.to_string())
+        std::path::Path::new("/run/netns")
+            .join(ns)
+            .exists()
+            .then(|| ns.to_string())
     });
     Ok(DiscoveryConfig {
         scope,
@@ -349,7 +410,8 @@ fn twin_cmd(cmd: TwinCmd, base: &str) -> anyhow::Result<()> {
     match cmd {
         TwinCmd::Build { config } => {
             let body = match config {
-                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+                Some(p) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?,
                 None => String::new(),
             };
             let r: serde_json::Value = client::post_json(base, "/api/v1/twin", &body)?;
@@ -360,13 +422,38 @@ fn twin_cmd(cmd: TwinCmd, base: &str) -> anyhow::Result<()> {
             loop {
                 let s: serde_json::Value = client::get_json(base, "/api/v1/twin")?;
                 let states: Vec<(String, String)> = match s["progress"].as_object() {
-                    Some(p) => p.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect(),
-                    None => s["hosts"].as_array().into_iter().flatten().map(|h| (h["name"].as_str().unwrap_or("").to_string(), h["state"].as_str().unwrap_or("").to_string())).collect(),
+                    Some(p) => p
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .collect(),
+                    None => s["hosts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|h| {
+                            (
+                                h["name"].as_str().unwrap_or("").to_string(),
+                                h["state"].as_str().unwrap_or("").to_string(),
+                            )
+                        })
+                        .collect(),
                 };
-                let done = states.iter().filter(|(_, st)| st == "ready" || st == "failed").count();
+                let done = states
+                    .iter()
+                    .filter(|(_, st)| st == "ready" || st == "failed")
+                    .count();
                 let width = 30usize;
-                let filled = if total == 0 { width } else { (done * width) / total as usize };
-                let line = format!("[{}{}] {done}/{total} {:.1}s", "#".repeat(filled), ".".repeat(width - filled.min(width)), start.elapsed().as_secs_f64());
+                let filled = if total == 0 {
+                    width
+                } else {
+                    (done * width) / total as usize
+                };
+                let line = format!(
+                    "[{}{}] {done}/{total} {:.1}s",
+                    "#".repeat(filled),
+                    ".".repeat(width - filled.min(width)),
+                    start.elapsed().as_secs_f64()
+                );
                 if line != last {
                     eprint!("\r{line}");
                     last = line;
@@ -390,13 +477,35 @@ fn twin_cmd(cmd: TwinCmd, base: &str) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                println!("twin {} (switch {} in {}, observer {})", s["state"].as_str().unwrap_or("?"), s["switch"]["bridge"].as_str().unwrap_or("-"),
-                    s["switch"]["namespace"].as_str().unwrap_or("-"), s["observer_namespace"].as_str().unwrap_or("-"));
+                println!(
+                    "twin {} (switch {} in {}, observer {})",
+                    s["state"].as_str().unwrap_or("?"),
+                    s["switch"]["bridge"].as_str().unwrap_or("-"),
+                    s["switch"]["namespace"].as_str().unwrap_or("-"),
+                    s["observer_namespace"].as_str().unwrap_or("-")
+                );
                 for h in s["hosts"].as_array().into_iter().flatten() {
-                    let ips: Vec<&str> = h["ips"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
-                    let services: Vec<String> = h["services"].as_array().into_iter().flatten().map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"])).collect();
-                    println!("  {:<14} {:<8} {:<20} {:<18} {} {}", h["name"].as_str().unwrap_or(""), h["state"].as_str().unwrap_or(""), ips.join(","),
-                        h["mac"].as_str().unwrap_or(""), h["backend"].as_str().unwrap_or(""), services.join(" "));
+                    let ips: Vec<&str> = h["ips"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|i| i.as_str())
+                        .collect();
+                    let services: Vec<String> = h["services"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"]))
+                        .collect();
+                    println!(
+                        "  {:<14} {:<8} {:<20} {:<18} {} {}",
+                        h["name"].as_str().unwrap_or(""),
+                        h["state"].as_str().unwrap_or(""),
+                        ips.join(","),
+                        h["mac"].as_str().unwrap_or(""),
+                        h["backend"].as_str().unwrap_or(""),
+                        services.join(" ")
+                    );
                 }
             }
             Ok(())
@@ -413,9 +522,18 @@ fn twin_cmd(cmd: TwinCmd, base: &str) -> anyhow::Result<()> {
 pub fn inventory_table(inv: &serde_json::Value) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "{:<17} {:<15} {:<12} {:<21} {:<4} {:<7} services", "mac", "ip", "hostname", "switch:port", "role", "os");
+    let _ = writeln!(
+        out,
+        "{:<17} {:<15} {:<12} {:<21} {:<4} {:<7} services",
+        "mac", "ip", "hostname", "switch:port", "role", "os"
+    );
     for h in inv["hosts"].as_array().into_iter().flatten() {
-        let ips: Vec<&str> = h["ips"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+        let ips: Vec<&str> = h["ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str())
+            .collect();
         let at = match (h["switch"].as_str(), h["port"].as_u64()) {
             (Some(s), Some(p)) => format!("{}:{p}", s.trim_start_matches('0')),
             _ => "-".into(),
@@ -425,11 +543,19 @@ pub fn inventory_table(inv: &serde_json::Value) -> String {
             .into_iter()
             .flatten()
             .map(|s| {
-                let product = [s["product"].as_str(), s["version"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                let product = [s["product"].as_str(), s["version"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 if product.is_empty() {
                     format!("{}/{}", s["name"].as_str().unwrap_or("?"), s["port"])
                 } else {
-                    format!("{}/{} ({product})", s["name"].as_str().unwrap_or("?"), s["port"])
+                    format!(
+                        "{}/{} ({product})",
+                        s["name"].as_str().unwrap_or("?"),
+                        s["port"]
+                    )
                 }
             })
             .collect();
@@ -446,16 +572,33 @@ pub fn inventory_table(inv: &serde_json::Value) -> String {
         );
     }
     for s in inv["segments"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "segment {} vlan {} gateway {}", s["cidr"].as_str().unwrap_or(""), s["vlan"], s["gateway"].as_str().unwrap_or("-"));
+        let _ = writeln!(
+            out,
+            "segment {} vlan {} gateway {}",
+            s["cidr"].as_str().unwrap_or(""),
+            s["vlan"],
+            s["gateway"].as_str().unwrap_or("-")
+        );
     }
     for l in inv["links"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "link {}:{} <-> {}:{}", l["a"]["dpid"].as_str().unwrap_or(""), l["a"]["port"], l["b"]["dpid"].as_str().unwrap_or(""), l["b"]["port"]);
+        let _ = writeln!(
+            out,
+            "link {}:{} <-> {}:{}",
+            l["a"]["dpid"].as_str().unwrap_or(""),
+            l["a"]["port"],
+            l["b"]["dpid"].as_str().unwrap_or(""),
+            l["b"]["port"]
+        );
     }
     out
 }
 
 fn names(switches: &[SwitchView]) -> String {
-    switches.iter().map(|s| format!("{} ({})", s.name, s.dpid)).collect::<Vec<_>>().join(", ")
+    switches
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.dpid))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_lab(s: &lab::LabStatus) {
@@ -481,7 +624,11 @@ fn print_lab(s: &lab::LabStatus) {
         println!(
             "  host {:<10} {:<18} {:<17} {}:{:<3} {}",
             h["name"].as_str().unwrap_or(""),
-            h["ips"].as_array().and_then(|a| a.first()).and_then(|i| i.as_str()).unwrap_or(""),
+            h["ips"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|i| i.as_str())
+                .unwrap_or(""),
             h["mac"].as_str().unwrap_or(""),
             h["switch"].as_str().unwrap_or(""),
             h["ofport"],

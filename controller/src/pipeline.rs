@@ -179,8 +179,14 @@ pub fn baseline(mode: ForwardingMode) -> FlowSet {
         cookie,
     ));
     let forward = match mode {
-        ForwardingMode::Normal => Action::Output { port: port::NORMAL, max_len: 0 },
-        ForwardingMode::Learning => Action::Output { port: port::CONTROLLER, max_len: crate::openflow::CML_NO_BUFFER },
+        ForwardingMode::Normal => Action::Output {
+            port: port::NORMAL,
+            max_len: 0,
+        },
+        ForwardingMode::Learning => Action::Output {
+            port: port::CONTROLLER,
+            max_len: crate::openflow::CML_NO_BUFFER,
+        },
     };
     set.insert(FlowSpec::new(
         FORWARD.id,
@@ -194,14 +200,18 @@ pub fn baseline(mode: ForwardingMode) -> FlowSet {
 
 /// The pipeline as a Markdown table (the README's copy is generated from it).
 pub fn markdown(mode_note: bool) -> String {
-    let mut out = String::from("| table | name | purpose | flows gemelo installs |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| table | name | purpose | flows gemelo installs |\n|---|---|---|---|\n");
     for t in TABLES {
         let flows = match t.id {
             0 => "priority 210: gemelo's LLDP link probes → `CONTROLLER`; priority 200: ARP, DHCP (udp 67/68), LLDP, TCP SYN-ACK → `CONTROLLER` + `goto_table:1`; priority 0: `goto_table:1`",
             1 => "priority 0: `goto_table:2`; one cookie per redirection above it",
             _ => "priority 0: `NORMAL` (normal) or `CONTROLLER:65535` (learning); priority 100: learned `dl_dst` → `output`",
         };
-        out.push_str(&format!("| {} | {} | {} | {} |\n", t.id, t.name, t.purpose, flows));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            t.id, t.name, t.purpose, flows
+        ));
     }
     if mode_note {
         out.push_str(&format!(
@@ -224,7 +234,10 @@ mod tests {
         assert!(c.is_gemelo());
         assert_eq!(c.kind(), Some(CookieKind::Redirection));
         assert_eq!(c.id(), 4097);
-        assert_eq!(c.0 & Cookie::KIND_MASK, Cookie::of_kind(CookieKind::Redirection).0);
+        assert_eq!(
+            c.0 & Cookie::KIND_MASK,
+            Cookie::of_kind(CookieKind::Redirection).0
+        );
         assert!(!Cookie(0x1234).is_gemelo());
         assert_eq!(Cookie(0x1234).kind(), None);
     }
@@ -244,12 +257,21 @@ mod tests {
     fn readme_carries_the_current_pipeline() {
         let readme = include_str!("../../README.md");
         let table = markdown(false);
-        assert!(readme.contains(table.trim()), "README's pipeline table is stale: paste the output of `gemelo pipeline`");
+        assert!(
+            readme.contains(table.trim()),
+            "README's pipeline table is stale: paste the output of `gemelo pipeline`"
+        );
     }
 
     #[test]
     fn forwarding_mode_parses() {
-        assert_eq!("learning".parse::<ForwardingMode>(), Ok(ForwardingMode::Learning));
-        assert!("flood".parse::<ForwardingMode>().unwrap_err().contains("flood"));
+        assert_eq!(
+            "learning".parse::<ForwardingMode>(),
+            Ok(ForwardingMode::Learning)
+        );
+        assert!("flood"
+            .parse::<ForwardingMode>()
+            .unwrap_err()
+            .contains("flood"));
     }
 }

@@ -6,11 +6,11 @@
 use crate::api::{self, ApiState};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::events::{self, Events};
-use crate::twin::{plan::TwinConfig, Twin};
 use crate::fabric::{Controller, Fabric};
 use crate::pipeline::ForwardingMode;
 use crate::store::Store;
 use crate::switch::{self, Endpoint, SessionConfig, SessionContext};
+use crate::twin::{plan::TwinConfig, Twin};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,18 +63,35 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     }
 
     let events = Events::new(store.clone());
-    let events_socket = cfg.events_socket.clone().unwrap_or_else(|| cfg.data.join(events::EVENTS_SOCKET_NAME));
+    let events_socket = cfg
+        .events_socket
+        .clone()
+        .unwrap_or_else(|| cfg.data.join(events::EVENTS_SOCKET_NAME));
     events::listen(&events_socket, events.clone())
         .await
-        .with_context(|| format!("cannot listen for decoy events on {}", events_socket.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for decoy events on {}",
+                events_socket.display()
+            )
+        })?;
     let discovery = Discovery::new(cfg.discovery.clone(), store.clone());
     if let Some(ns) = &cfg.discovery.probe_netns {
         discovery.set_own_macs(probe_macs(ns));
     }
     tokio::spawn(discovery.clone().run_periodic());
-    tokio::spawn(discovery.clone().run_sweeps(std::time::Duration::from_secs(2)));
+    tokio::spawn(
+        discovery
+            .clone()
+            .run_sweeps(std::time::Duration::from_secs(2)),
+    );
     tokio::spawn(discovery.clone().run_new_host_probes());
-    let controller = Controller { fabric: fabric.clone(), store: store.clone(), forwarding: cfg.forwarding(), discovery: discovery.clone() };
+    let controller = Controller {
+        fabric: fabric.clone(),
+        store: store.clone(),
+        forwarding: cfg.forwarding(),
+        discovery: discovery.clone(),
+    };
     tokio::spawn(controller.run(rx));
 
     // The twin bridge connects to gemelo like any switch: through the first Unix listener.
@@ -85,11 +102,28 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         .or(cfg.listen.first())
         .map(|e| e.to_string())
         .unwrap_or_else(|| DEFAULT_UNIX_LISTENER.to_string());
-    let twin = Twin::new(store.clone(), TwinConfig::default(), twin_controller, events_socket.clone());
-    let state = Arc::new(ApiState { fabric, discovery: discovery.clone(), events, twin, forwarding: cfg.forwarding(), started: Instant::now() });
+    let twin = Twin::new(
+        store.clone(),
+        TwinConfig::default(),
+        twin_controller,
+        events_socket.clone(),
+    );
+    let state = Arc::new(ApiState {
+        fabric,
+        discovery: discovery.clone(),
+        events,
+        twin,
+        forwarding: cfg.forwarding(),
+        started: Instant::now(),
+    });
     let listener = tokio::net::TcpListener::bind(cfg.api)
         .await
-        .with_context(|| format!("cannot bind the REST API on {} (pick another with --api)", cfg.api))?;
+        .with_context(|| {
+            format!(
+                "cannot bind the REST API on {} (pick another with --api)",
+                cfg.api
+            )
+        })?;
     info!(api = %cfg.api, forwarding = %cfg.forwarding(), data = %cfg.data.display(), "gemelo serving");
     let server = warp::serve(api::routes(state)).incoming(listener).run();
 
@@ -109,7 +143,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 
 /// MAC addresses of the probe namespace's interfaces (gemelo's own, never inventoried).
 fn probe_macs(ns: &str) -> Vec<crate::discovery::frames::Mac> {
-    let out = match std::process::Command::new("ip").args(["-n", ns, "-j", "link", "show"]).output() {
+    let out = match std::process::Command::new("ip")
+        .args(["-n", ns, "-j", "link", "show"])
+        .output()
+    {
         Ok(o) if o.status.success() => o.stdout,
         _ => {
             tracing::warn!(netns = ns, "cannot list the probe namespace's interfaces");

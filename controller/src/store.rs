@@ -19,7 +19,11 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("stored value {tree}/{key} is unreadable: {source}")]
-    Corrupt { tree: &'static str, key: String, source: serde_json::Error },
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 /// The kinds of state, one sled tree each.
@@ -57,13 +61,26 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open { path: dir.into(), source: e.into() })?;
-        let db = sled::open(dir.join("db")).map_err(|source| StoreError::Open { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: dir.into(),
+            source: e.into(),
+        })?;
+        let db = sled::open(dir.join("db")).map_err(|source| StoreError::Open {
+            path: dir.into(),
+            source,
+        })?;
         match db.get("schema_version")? {
             Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
                 if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema { path: dir.into(), found });
+                    return Err(StoreError::Schema {
+                        path: dir.into(),
+                        found,
+                    });
                 }
             }
             None => {
@@ -80,8 +97,11 @@ impl Store {
 
     /// Stores `value` under `key` and flushes it to disk.
     pub fn put<T: Serialize>(&self, kind: Kind, key: &str, value: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&Versioned { v: SCHEMA_VERSION, data: value })
-            .expect("gemelo's own types always serialize");
+        let bytes = serde_json::to_vec(&Versioned {
+            v: SCHEMA_VERSION,
+            data: value,
+        })
+        .expect("gemelo's own types always serialize");
         self.tree(kind)?.insert(key, bytes)?;
         self.db.flush()?;
         Ok(())
@@ -115,7 +135,11 @@ impl Store {
 fn decode<T: DeserializeOwned>(kind: Kind, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice::<Versioned<T>>(bytes)
         .map(|v| v.data)
-        .map_err(|source| StoreError::Corrupt { tree: kind.tree(), key: key.to_string(), source })
+        .map_err(|source| StoreError::Corrupt {
+            tree: kind.tree(),
+            key: key.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -129,7 +153,8 @@ mod tests {
     }
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("gemelo-store-test-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("gemelo-store-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
@@ -139,11 +164,25 @@ mod tests {
         let dir = tmp("reopen");
         {
             let s = Store::open(&dir).unwrap();
-            s.put(Kind::Switches, "0000000000000001", &Rec { name: "gm-sw1".into(), n: 3 }).unwrap();
+            s.put(
+                Kind::Switches,
+                "0000000000000001",
+                &Rec {
+                    name: "gm-sw1".into(),
+                    n: 3,
+                },
+            )
+            .unwrap();
         }
         let s = Store::open(&dir).unwrap();
         let got: Option<Rec> = s.get(Kind::Switches, "0000000000000001").unwrap();
-        assert_eq!(got, Some(Rec { name: "gm-sw1".into(), n: 3 }));
+        assert_eq!(
+            got,
+            Some(Rec {
+                name: "gm-sw1".into(),
+                n: 3
+            })
+        );
         assert_eq!(s.list::<Rec>(Kind::Switches).unwrap().len(), 1);
         assert!(s.remove(Kind::Switches, "0000000000000001").unwrap());
         assert!(s.list::<Rec>(Kind::Switches).unwrap().is_empty());
@@ -154,7 +193,10 @@ mod tests {
     fn corrupt_values_are_named_errors() {
         let dir = tmp("corrupt");
         let s = Store::open(&dir).unwrap();
-        s.db.open_tree("switches").unwrap().insert("x", b"not json".to_vec()).unwrap();
+        s.db.open_tree("switches")
+            .unwrap()
+            .insert("x", b"not json".to_vec())
+            .unwrap();
         let err = s.get::<Rec>(Kind::Switches, "x").unwrap_err().to_string();
         assert!(err.contains("switches/x"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -36,7 +36,10 @@ impl Drop for Lab {
             // What is left in our namespace was started by our daemons (telnetd
             // sessions, login): stop those PIDs, then the namespace.
             if let Ok(out) = Command::new("ip").args(["netns", "pids", NS]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                for pid in String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
@@ -50,7 +53,11 @@ impl Lab {
     fn spawn(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", NS]).args(args).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd.args(["netns", "exec", NS])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -67,8 +74,18 @@ impl Lab {
     fn logs(&self) -> String {
         let mut out = String::new();
         for (name, _) in &self.children {
-            let text = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-            out.push_str(&format!("--- {name}\n{}\n", text.chars().rev().take(600).collect::<String>().chars().rev().collect::<String>()));
+            let text =
+                std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+            out.push_str(&format!(
+                "--- {name}\n{}\n",
+                text.chars()
+                    .rev()
+                    .take(600)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect::<String>()
+            ));
         }
         out
     }
@@ -78,24 +95,42 @@ fn why_skip() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root (network namespaces)".into());
     }
-    for bin in ["/usr/sbin/sshd", "/usr/sbin/lighttpd", "/usr/sbin/vsftpd", "/usr/sbin/inetd", "/usr/sbin/telnetd", "/usr/sbin/mosquitto", "/usr/bin/mosquitto_pub", "/usr/sbin/snmpd", "/usr/bin/ssh-keygen", "/usr/bin/python3"] {
+    for bin in [
+        "/usr/sbin/sshd",
+        "/usr/sbin/lighttpd",
+        "/usr/sbin/vsftpd",
+        "/usr/sbin/inetd",
+        "/usr/sbin/telnetd",
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto_pub",
+        "/usr/sbin/snmpd",
+        "/usr/bin/ssh-keygen",
+        "/usr/bin/python3",
+    ] {
         if !Path::new(bin).exists() {
             return Some(format!("{bin} is not installed"));
         }
     }
-    let pymodbus = Command::new("/usr/bin/python3").args(["-c", "import pymodbus"]).status();
+    let pymodbus = Command::new("/usr/bin/python3")
+        .args(["-c", "import pymodbus"])
+        .status();
     if !matches!(pymodbus, Ok(s) if s.success()) {
         return Some("python3-pymodbus is not installed".into());
     }
     if Path::new(&format!("/run/netns/{NS}")).exists() {
-        return Some(format!("namespace {NS} already exists (another run?); remove it with `ip netns del {NS}`"));
+        return Some(format!(
+            "namespace {NS} already exists (another run?); remove it with `ip netns del {NS}`"
+        ));
     }
     None
 }
 
 /// The installed Debian version of `package`, e.g. "1:9.2p1-2+deb12u10".
 fn dpkg_version(package: &str) -> String {
-    let out = Command::new("dpkg-query").args(["-W", "-f", "${Version}", package]).output().expect("dpkg-query");
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .expect("dpkg-query");
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -110,10 +145,25 @@ fn upstream(version: &str) -> String {
 fn start_lab() -> Lab {
     let dir = std::env::temp_dir().join(format!("gemelo-probetest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut lab = Lab { dir: dir.clone(), children: Vec::new(), ns_made: false };
-    assert!(Command::new("ip").args(["netns", "add", NS]).status().unwrap().success(), "ip netns add {NS}");
+    let mut lab = Lab {
+        dir: dir.clone(),
+        children: Vec::new(),
+        ns_made: false,
+    };
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", NS])
+            .status()
+            .unwrap()
+            .success(),
+        "ip netns add {NS}"
+    );
     lab.ns_made = true;
-    assert!(Command::new("ip").args(["-n", NS, "link", "set", "lo", "up"]).status().unwrap().success());
+    assert!(Command::new("ip")
+        .args(["-n", NS, "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
     let d = dir.display().to_string();
     for sub in ["empty", "www", "snmp"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -135,11 +185,26 @@ fn start_lab() -> Lab {
         "sshd_config",
         &format!("Port 22\nListenAddress 0.0.0.0\nHostKey {d}/ssh_host_ed25519_key\nHostKey {d}/ssh_host_rsa_key\nUsePAM no\nPidFile none\n"),
     );
-    let private_run = |exec: String| format!("mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && mount --bind {d}/hosts /etc/hosts && mount --bind {d}/resolv.conf /etc/resolv.conf && exec {exec}");
-    lab.spawn("sshd", &["unshare", "-m", "sh", "-c", &private_run(format!("/usr/sbin/sshd -D -e -f {conf}"))], &[]);
+    let private_run = |exec: String| {
+        format!("mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && mount --bind {d}/hosts /etc/hosts && mount --bind {d}/resolv.conf /etc/resolv.conf && exec {exec}")
+    };
+    lab.spawn(
+        "sshd",
+        &[
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            &private_run(format!("/usr/sbin/sshd -D -e -f {conf}")),
+        ],
+        &[],
+    );
 
     // lighttpd with a small HMI page.
-    lab.write("www/index.html", "<html><head><title>Plant HMI</title></head><body>Line 1 running</body></html>\n");
+    lab.write(
+        "www/index.html",
+        "<html><head><title>Plant HMI</title></head><body>Line 1 running</body></html>\n",
+    );
     let conf = lab.write(
         "lighttpd.conf",
         &format!("server.document-root = \"{d}/www\"\nserver.port = 80\nserver.bind = \"0.0.0.0\"\nserver.errorlog = \"{d}/lighttpd.err\"\nindex-file.names = (\"index.html\")\nmimetype.assign = (\".html\" => \"text/html\")\n"),
@@ -151,8 +216,21 @@ fn start_lab() -> Lab {
     lab.spawn("vsftpd", &["/usr/sbin/vsftpd", &conf], &[]);
 
     // telnetd under inetd (inetd's pid file is fixed: private /run).
-    let conf = lab.write("inetd.conf", "telnet stream tcp nowait root /usr/sbin/telnetd telnetd\n");
-    lab.spawn("inetd", &["unshare", "-m", "sh", "-c", &private_run(format!("/usr/sbin/inetd -i {conf}"))], &[]);
+    let conf = lab.write(
+        "inetd.conf",
+        "telnet stream tcp nowait root /usr/sbin/telnetd telnetd\n",
+    );
+    lab.spawn(
+        "inetd",
+        &[
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            &private_run(format!("/usr/sbin/inetd -i {conf}")),
+        ],
+        &[],
+    );
 
     // mosquitto, anonymous, plus one retained plant topic.
     let conf = lab.write("mosquitto.conf", "listener 1883\nallow_anonymous true\n");
@@ -163,15 +241,46 @@ fn start_lab() -> Lab {
         "snmpd.conf",
         &format!("agentAddress udp:161\nrocommunity public\nsysName {SYS_NAME}\nsysLocation Hall 3\nsysContact ops@example.net\nsmuxsocket 127.0.0.1\n"),
     );
-    lab.spawn("snmpd", &["/usr/sbin/snmpd", "-f", "-Lo", "-C", "-c", &conf, "-p", &format!("{d}/snmpd.pid")], &[("SNMP_PERSISTENT_DIR", &format!("{d}/snmp"))]);
+    lab.spawn(
+        "snmpd",
+        &[
+            "/usr/sbin/snmpd",
+            "-f",
+            "-Lo",
+            "-C",
+            "-c",
+            &conf,
+            "-p",
+            &format!("{d}/snmpd.pid"),
+        ],
+        &[("SNMP_PERSISTENT_DIR", &format!("{d}/snmp"))],
+    );
 
     // The lab's Modbus PLC (pymodbus 3.0).
-    lab.spawn("modbus", &["/usr/bin/python3", MODBUS_PLC, "--port", "502", "--vendor", "Acme Automation", "--product", "PLC 5000", "--version", "2.1"], &[]);
+    lab.spawn(
+        "modbus",
+        &[
+            "/usr/bin/python3",
+            MODBUS_PLC,
+            "--port",
+            "502",
+            "--vendor",
+            "Acme Automation",
+            "--product",
+            "PLC 5000",
+            "--version",
+            "2.1",
+        ],
+        &[],
+    );
     lab
 }
 
 fn find<'a>(services: &'a [ServiceInfo], name: &str) -> &'a ServiceInfo {
-    services.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no {name} among {:#?}", services))
+    services
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} among {:#?}", services))
 }
 
 #[test]
@@ -186,7 +295,10 @@ fn probes_identify_real_debian_daemons() {
 
     // Wait (bounded) until every daemon listens, then add a retained topic.
     let ready = probe::in_netns(NS, move || async move {
-        let cfg = ProbeConfig { max_rate_per_s: 0, ..ProbeConfig::default() };
+        let cfg = ProbeConfig {
+            max_rate_per_s: 0,
+            ..ProbeConfig::default()
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let open = probe::connect_scan(localhost, &ports, &cfg).await;
@@ -199,7 +311,19 @@ fn probes_identify_real_debian_daemons() {
     .expect("in_netns");
     assert_eq!(ready, ports, "daemons not listening:\n{}", lab.logs());
     let published = Command::new("ip")
-        .args(["netns", "exec", NS, "mosquitto_pub", "-h", "127.0.0.1", "-t", "plant/line1/temperature", "-m", "21.5", "-r"])
+        .args([
+            "netns",
+            "exec",
+            NS,
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-t",
+            "plant/line1/temperature",
+            "-m",
+            "21.5",
+            "-r",
+        ])
         .status()
         .unwrap();
     assert!(published.success());
@@ -212,12 +336,26 @@ fn probes_identify_real_debian_daemons() {
         (services, start.elapsed())
     })
     .expect("in_netns");
-    eprintln!("probe_host(127.0.0.1, DEFAULT_PORTS = {} ports) took {took:?}", probe::DEFAULT_PORTS.len());
+    eprintln!(
+        "probe_host(127.0.0.1, DEFAULT_PORTS = {} ports) took {took:?}",
+        probe::DEFAULT_PORTS.len()
+    );
     eprintln!("{}", serde_json::to_string_pretty(&services).unwrap());
-    let open: Vec<_> = services.iter().map(|s| (s.proto.as_str(), s.port, s.name.as_str())).collect();
+    let open: Vec<_> = services
+        .iter()
+        .map(|s| (s.proto.as_str(), s.port, s.name.as_str()))
+        .collect();
     assert_eq!(
         open,
-        [("tcp", 21, "ftp"), ("tcp", 22, "ssh"), ("tcp", 23, "telnet"), ("tcp", 80, "http"), ("tcp", 502, "modbus"), ("tcp", 1883, "mqtt"), ("udp", 161, "snmp")],
+        [
+            ("tcp", 21, "ftp"),
+            ("tcp", 22, "ssh"),
+            ("tcp", 23, "telnet"),
+            ("tcp", 80, "http"),
+            ("tcp", 502, "modbus"),
+            ("tcp", 1883, "mqtt"),
+            ("udp", 161, "snmp")
+        ],
         "logs:\n{}",
         lab.logs()
     );
@@ -225,43 +363,97 @@ fn probes_identify_real_debian_daemons() {
     // SSH: "1:9.2p1-2+deb12u10" → OpenSSH "9.2p1 Debian 2+deb12u10".
     let ssh = find(&services, "ssh");
     let deb = dpkg_version("openssh-server");
-    let (up, rev) = deb.split_once(':').map_or(deb.as_str(), |(_, v)| v).split_once('-').unwrap();
+    let (up, rev) = deb
+        .split_once(':')
+        .map_or(deb.as_str(), |(_, v)| v)
+        .split_once('-')
+        .unwrap();
     assert_eq!(ssh.product.as_deref(), Some("OpenSSH"));
-    assert_eq!(ssh.version.as_deref(), Some(format!("{up} Debian {rev}").as_str()));
-    assert_eq!(ssh.banner.as_deref(), Some(format!("SSH-2.0-OpenSSH_{up} Debian-{rev}").as_str()));
-    let host_keys: Vec<&str> = ssh.details["server_host_key_algorithms"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(host_keys.contains(&"ssh-ed25519") && host_keys.contains(&"rsa-sha2-512"), "{host_keys:?}");
-    assert!(ssh.details["kex_algorithms"].as_array().unwrap().iter().any(|k| k == "curve25519-sha256"));
-    assert!(!ssh.details["encryption_algorithms_server_to_client"].as_array().unwrap().is_empty());
+    assert_eq!(
+        ssh.version.as_deref(),
+        Some(format!("{up} Debian {rev}").as_str())
+    );
+    assert_eq!(
+        ssh.banner.as_deref(),
+        Some(format!("SSH-2.0-OpenSSH_{up} Debian-{rev}").as_str())
+    );
+    let host_keys: Vec<&str> = ssh.details["server_host_key_algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        host_keys.contains(&"ssh-ed25519") && host_keys.contains(&"rsa-sha2-512"),
+        "{host_keys:?}"
+    );
+    assert!(ssh.details["kex_algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k == "curve25519-sha256"));
+    assert!(!ssh.details["encryption_algorithms_server_to_client"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // HTTP: lighttpd's Server header, title and body hash.
     let http = find(&services, "http");
     assert_eq!(http.product.as_deref(), Some("lighttpd"));
-    assert_eq!(http.version.as_deref(), Some(upstream(&dpkg_version("lighttpd")).as_str()));
+    assert_eq!(
+        http.version.as_deref(),
+        Some(upstream(&dpkg_version("lighttpd")).as_str())
+    );
     assert_eq!(http.details["title"], "Plant HMI");
     assert_eq!(http.details["status"], 200);
-    assert_eq!(http.details["body"], std::fs::read_to_string(lab.dir.join("www/index.html")).unwrap());
+    assert_eq!(
+        http.details["body"],
+        std::fs::read_to_string(lab.dir.join("www/index.html")).unwrap()
+    );
     assert_eq!(http.details["body_sha256"].as_str().unwrap().len(), 64);
 
     // FTP: vsftpd greeting.
     let ftp = find(&services, "ftp");
     assert_eq!(ftp.product.as_deref(), Some("vsftpd"));
-    assert_eq!(ftp.version.as_deref(), Some(upstream(&dpkg_version("vsftpd")).as_str()));
-    assert_eq!(ftp.banner.as_deref(), Some(format!("220 (vsFTPd {})\r\n", upstream(&dpkg_version("vsftpd"))).as_str()));
+    assert_eq!(
+        ftp.version.as_deref(),
+        Some(upstream(&dpkg_version("vsftpd")).as_str())
+    );
+    assert_eq!(
+        ftp.banner.as_deref(),
+        Some(format!("220 (vsFTPd {})\r\n", upstream(&dpkg_version("vsftpd"))).as_str())
+    );
 
     // Telnet: inetutils' opening negotiation and the login prompt.
     let telnet = find(&services, "telnet");
     assert_eq!(telnet.product.as_deref(), Some("inetutils telnetd"));
-    assert!(telnet.banner.as_deref().unwrap().trim_end().ends_with("login:"), "{:?}", telnet.banner);
+    assert!(
+        telnet
+            .banner
+            .as_deref()
+            .unwrap()
+            .trim_end()
+            .ends_with("login:"),
+        "{:?}",
+        telnet.banner
+    );
     assert_eq!(telnet.details["prompt_seen"], true);
 
     // MQTT: accepted anonymously, $SYS version, our retained topic.
     let mqtt = find(&services, "mqtt");
     assert_eq!(mqtt.product.as_deref(), Some("Mosquitto"));
-    assert_eq!(mqtt.version.as_deref(), Some(upstream(&dpkg_version("mosquitto")).as_str()));
+    assert_eq!(
+        mqtt.version.as_deref(),
+        Some(upstream(&dpkg_version("mosquitto")).as_str())
+    );
     assert_eq!(mqtt.details["accepted"], true);
     let topics = mqtt.details["topics"].as_array().unwrap();
-    assert!(topics.iter().any(|t| t["topic"] == "plant/line1/temperature" && t["payload"] == "21.5"), "{topics:?}");
+    assert!(
+        topics
+            .iter()
+            .any(|t| t["topic"] == "plant/line1/temperature" && t["payload"] == "21.5"),
+        "{topics:?}"
+    );
 
     // Modbus: device identification and the process image.
     let modbus = find(&services, "modbus");
@@ -274,12 +466,18 @@ fn probes_identify_real_debian_daemons() {
     // SNMP: net-snmp and its version, the configured sysName.
     let snmp = find(&services, "snmp");
     assert_eq!(snmp.product.as_deref(), Some("net-snmp"));
-    assert_eq!(snmp.version.as_deref(), Some(upstream(&dpkg_version("snmpd")).as_str()));
+    assert_eq!(
+        snmp.version.as_deref(),
+        Some(upstream(&dpkg_version("snmpd")).as_str())
+    );
     assert_eq!(snmp.details["sys_name"], SYS_NAME);
     assert!(snmp.banner.as_deref().unwrap().starts_with("Linux "));
 
     // Pure guesses over what was found.
-    assert_eq!(probe::guess_os(&services, Some(64)), Some(("Linux".into(), "Debian".into())));
+    assert_eq!(
+        probe::guess_os(&services, Some(64)),
+        Some(("Linux".into(), "Debian".into()))
+    );
     assert_eq!(probe::classify_role(&services), "OT");
     assert!(took < Duration::from_secs(10), "probe_host took {took:?}");
     drop(lab);

@@ -13,6 +13,8 @@ pub mod plan;
 pub mod status;
 
 pub use decoy::{launches, run_decoy, DecoyError};
-pub use plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
 pub use launch::Launch;
+pub use plan::{
+    Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch,
+};
 pub use status::{HostState, TwinHostStatus, TwinState, TwinStatus};

@@ -51,13 +51,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::daemon::{self, log_tail, HostPlace, Started};
 use crate::host::system::{
-    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl, private_mount_dir, proc_id,
-    run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl,
+    private_mount_dir, proc_id, run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH,
+    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use crate::host::HostError;
 use crate::launch::Launch;
 use crate::plan::{Backend, TwinHost, TwinPlan, TwinSwitch};
-use crate::status::{DaemonStatus, HostState, ServiceStatus, SwitchStatus, TwinHostStatus, TwinState, TwinStatus};
+use crate::status::{
+    DaemonStatus, HostState, ServiceStatus, SwitchStatus, TwinHostStatus, TwinState, TwinStatus,
+};
 
 /// Where the twin keeps its run state by default.
 pub const DEFAULT_RUN_DIR: &str = "/run/gemelo/twin";
@@ -135,9 +138,18 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TwinError> {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, TwinError> {
     match fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| TwinError::State { path: path.into(), message: e.to_string() }),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| TwinError::State {
+                path: path.into(),
+                message: e.to_string(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(HostError::Io { path: path.into(), source: e }.into()),
+        Err(e) => Err(HostError::Io {
+            path: path.into(),
+            source: e,
+        }
+        .into()),
     }
 }
 
@@ -147,14 +159,21 @@ fn lock(run_dir: &Path) -> Result<fs::File, TwinError> {
     if let Some(parent) = path.parent() {
         create_dir(parent)?;
     }
-    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
     file.lock().map_err(io_err(&path))?;
     Ok(file)
 }
 
 /// FNV-1a: a stable short digest (port names, "built from").
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Namespace of a twin host.
@@ -173,7 +192,12 @@ pub fn switch_port(host: &str, index: usize) -> String {
 }
 
 fn digest(host: &TwinHost) -> String {
-    format!("{:016x}", fnv(serde_json::to_string(host).expect("plan serializes").as_bytes()))
+    format!(
+        "{:016x}",
+        fnv(serde_json::to_string(host)
+            .expect("plan serializes")
+            .as_bytes())
+    )
 }
 
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
@@ -187,37 +211,64 @@ fn validate(plan: &TwinPlan) -> Result<(), TwinError> {
     let bad = |m: String| Err(TwinError::Plan(m));
     let sw = &plan.switch;
     if sw.namespace != NAMESPACE_PREFIX && !sw.namespace.starts_with("gm-twin-") {
-        return bad(format!("switch namespace '{}' must be gm-twin or start with gm-twin-", sw.namespace));
+        return bad(format!(
+            "switch namespace '{}' must be gm-twin or start with gm-twin-",
+            sw.namespace
+        ));
     }
     if !sw.bridge.starts_with("gm-") || sw.bridge.len() > 15 {
-        return bad(format!("bridge '{}' must start with gm- and have at most 15 characters", sw.bridge));
+        return bad(format!(
+            "bridge '{}' must start with gm- and have at most 15 characters",
+            sw.bridge
+        ));
     }
     if !sw.rundir.starts_with('/') {
         return bad(format!("switch rundir '{}' must be absolute", sw.rundir));
     }
     if !plan.observer_namespace.starts_with("gm-twin-") {
-        return bad(format!("observer namespace '{}' must start with gm-twin-", plan.observer_namespace));
+        return bad(format!(
+            "observer namespace '{}' must start with gm-twin-",
+            plan.observer_namespace
+        ));
     }
     for s in &plan.segments {
         if parse_cidr(&s.cidr).is_none() {
-            return bad(format!("segment cidr '{}' is not IPv4 ADDRESS/PREFIX", s.cidr));
+            return bad(format!(
+                "segment cidr '{}' is not IPv4 ADDRESS/PREFIX",
+                s.cidr
+            ));
         }
     }
     let mut names = BTreeSet::new();
     let mut prefixes = BTreeMap::new();
     for h in &plan.hosts {
-        let ok = !h.name.is_empty() && h.name.len() <= 20 && h.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok = !h.name.is_empty()
+            && h.name.len() <= 20
+            && h.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !ok {
-            return bad(format!("host name '{}' must be 1-20 characters of [a-z0-9-]", h.name));
+            return bad(format!(
+                "host name '{}' must be 1-20 characters of [a-z0-9-]",
+                h.name
+            ));
         }
-        if host_namespace(&h.name) == plan.observer_namespace || host_namespace(&h.name) == sw.namespace {
-            return bad(format!("host name '{}' collides with the switch or observer namespace", h.name));
+        if host_namespace(&h.name) == plan.observer_namespace
+            || host_namespace(&h.name) == sw.namespace
+        {
+            return bad(format!(
+                "host name '{}' collides with the switch or observer namespace",
+                h.name
+            ));
         }
         if !names.insert(&h.name) {
             return bad(format!("host '{}' appears twice", h.name));
         }
         if let Some(other) = prefixes.insert(port_prefix(&h.name), &h.name) {
-            return bad(format!("hosts '{other}' and '{}' get the same switch port names; rename one", h.name));
+            return bad(format!(
+                "hosts '{other}' and '{}' get the same switch port names; rename one",
+                h.name
+            ));
         }
         if h.backend == Backend::Netns && (h.interfaces.is_empty() || h.interfaces.len() > 99) {
             return bad(format!("host '{}' needs 1-99 interfaces", h.name));
@@ -225,11 +276,17 @@ fn validate(plan: &TwinPlan) -> Result<(), TwinError> {
         for i in &h.interfaces {
             for ip in &i.ips {
                 if parse_cidr(ip).is_none() {
-                    return bad(format!("host '{}': address '{ip}' is not IPv4 ADDRESS/PREFIX", h.name));
+                    return bad(format!(
+                        "host '{}': address '{ip}' is not IPv4 ADDRESS/PREFIX",
+                        h.name
+                    ));
                 }
             }
             if i.vlan.is_some_and(|v| !(1..=4094).contains(&v)) {
-                return bad(format!("host '{}': VLAN {:?} is not 1-4094", h.name, i.vlan));
+                return bad(format!(
+                    "host '{}': VLAN {:?} is not 1-4094",
+                    h.name, i.vlan
+                ));
             }
         }
     }
@@ -238,7 +295,12 @@ fn validate(plan: &TwinPlan) -> Result<(), TwinError> {
 
 fn ovs_alive(switch: &TwinSwitch) -> bool {
     let pidfile = Path::new(&switch.rundir).join("ovs-vswitchd.pid");
-    let Some(pid) = fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) else { return false };
+    let Some(pid) = fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return false;
+    };
     proc_id(pid).is_some()
         && fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ovs-vswitchd")
         && in_namespace(pid, &switch.namespace)
@@ -247,12 +309,18 @@ fn ovs_alive(switch: &TwinSwitch) -> bool {
 /// Builds the twin of `plan`, or brings an existing one in line with it.
 /// `progress` hears the state of each host it (re)builds or skips as it
 /// changes; hosts left running as they were are not reported.
-pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str, HostState)) -> Result<TwinStatus, TwinError> {
+pub fn build(
+    plan: &TwinPlan,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str, HostState),
+) -> Result<TwinStatus, TwinError> {
     require_root()?;
     validate(plan)?;
     let run_dir = opts.run_dir.as_path();
     if !run_dir.starts_with("/run") {
-        return Err(TwinError::RunDir { path: run_dir.into() });
+        return Err(TwinError::RunDir {
+            path: run_dir.into(),
+        });
     }
     let _lock = lock(run_dir)?;
     let state_file = run_dir.join("state.json");
@@ -260,10 +328,16 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
 
     let previous: Option<TwinStatus> = read_json(&status_file).ok().flatten();
     let mut state: RunState = read_json(&state_file).ok().flatten().unwrap_or_default();
-    let reuse = previous.is_some() && state.switch.as_ref() == Some(&plan.switch) && ovs_alive(&plan.switch);
+    let reuse = previous.is_some()
+        && state.switch.as_ref() == Some(&plan.switch)
+        && ovs_alive(&plan.switch);
     let previous = if reuse {
         if state.controller != opts.controller {
-            run_script("attach-controller.sh", ATTACH_CONTROLLER_SH, &[&plan.switch.rundir, &plan.switch.bridge, &opts.controller])?;
+            run_script(
+                "attach-controller.sh",
+                ATTACH_CONTROLLER_SH,
+                &[&plan.switch.rundir, &plan.switch.bridge, &opts.controller],
+            )?;
         }
         previous
     } else {
@@ -286,19 +360,28 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
 
     // Which hosts stay as they are.
     let existing = namespaces()?;
-    let before: BTreeMap<String, TwinHostStatus> =
-        previous.map(|p| p.hosts.into_iter().map(|h| (h.name.clone(), h)).collect()).unwrap_or_default();
+    let before: BTreeMap<String, TwinHostStatus> = previous
+        .map(|p| p.hosts.into_iter().map(|h| (h.name.clone(), h)).collect())
+        .unwrap_or_default();
     let mut keep: BTreeMap<String, TwinHostStatus> = BTreeMap::new();
     for h in plan.hosts.iter().filter(|h| h.backend == Backend::Netns) {
         if let Some(old) = before.get(&h.name) {
-            let alive = old.namespace.as_ref().is_some_and(|ns| existing.contains(ns)) && daemons_alive(old).is_none();
+            let alive = old
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| existing.contains(ns))
+                && daemons_alive(old).is_none();
             if old.state == HostState::Ready && old.built_from == digest(h) && alive {
                 keep.insert(h.name.clone(), old.clone());
             }
         }
     }
     // Everything else a previous build made (its status, or a crashed build's run state) goes.
-    let mut gone: BTreeSet<String> = before.values().filter(|h| h.namespace.is_some()).map(|h| h.name.clone()).collect();
+    let mut gone: BTreeSet<String> = before
+        .values()
+        .filter(|h| h.namespace.is_some())
+        .map(|h| h.name.clone())
+        .collect();
     gone.extend(state.daemons.iter().map(|d| d.host.clone()));
     gone.extend(
         state
@@ -314,7 +397,11 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
     }
 
     // New and changed hosts: network first, for all of them at once.
-    let fresh: Vec<&TwinHost> = plan.hosts.iter().filter(|h| h.backend == Backend::Netns && !keep.contains_key(&h.name)).collect();
+    let fresh: Vec<&TwinHost> = plan
+        .hosts
+        .iter()
+        .filter(|h| h.backend == Backend::Netns && !keep.contains_key(&h.name))
+        .collect();
     for h in &fresh {
         let ns = host_namespace(&h.name);
         if !state.namespaces.contains(&ns) {
@@ -358,7 +445,10 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
     }
 
     let observer = observer_layout(plan)?;
-    if !(reuse && state.observer.as_ref() == Some(&observer) && namespaces()?.contains(&plan.observer_namespace)) {
+    if !(reuse
+        && state.observer.as_ref() == Some(&observer)
+        && namespaces()?.contains(&plan.observer_namespace))
+    {
         build_observer(plan, &observer)?;
         state.observer = Some(observer.clone());
         write_json(&state_file, &state)?;
@@ -380,7 +470,13 @@ pub fn build(plan: &TwinPlan, opts: &BuildOptions, progress: &mut dyn FnMut(&str
             s.uts = None;
             s.dir = None;
             s.state = HostState::Pending;
-            s.error = Some(format!("backend {:?} is not built by the netns backend (libvirt backends come later)", h.backend).to_lowercase());
+            s.error = Some(
+                format!(
+                    "backend {:?} is not built by the netns backend (libvirt backends come later)",
+                    h.backend
+                )
+                .to_lowercase(),
+            );
             progress(&h.name, HostState::Pending);
             s
         })
@@ -412,7 +508,11 @@ fn overall(hosts: &[TwinHostStatus]) -> TwinState {
 /// The OVS instance and its bridge, pointed at the controller, LOCAL port down.
 fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
     let sw = &plan.switch;
-    run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["start", &sw.namespace, &sw.rundir])?;
+    run_script(
+        "ovs-instance.sh",
+        OVS_INSTANCE_SH,
+        &["start", &sw.namespace, &sw.rundir],
+    )?;
     let br = &sw.bridge;
     ovs_vsctl(
         Path::new(&sw.rundir),
@@ -430,14 +530,21 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
         ]
         .map(str::to_owned),
     )?;
-    run_script("attach-controller.sh", ATTACH_CONTROLLER_SH, &[&sw.rundir, br, &opts.controller])?;
+    run_script(
+        "attach-controller.sh",
+        ATTACH_CONTROLLER_SH,
+        &[&sw.rundir, br, &opts.controller],
+    )?;
     // The LOCAL port is the switch's own interface: never up, never addressed.
     run_args("ip", &["-n", &sw.namespace, "link", "set", br, "down"])?;
     Ok(())
 }
 
 fn list_ports(plan: &TwinPlan) -> Result<Vec<String>, TwinError> {
-    let out = ovs_vsctl(Path::new(&plan.switch.rundir), &["list-ports".to_owned(), plan.switch.bridge.clone()])?;
+    let out = ovs_vsctl(
+        Path::new(&plan.switch.rundir),
+        &["list-ports".to_owned(), plan.switch.bridge.clone()],
+    )?;
     Ok(out.lines().map(str::to_owned).collect())
 }
 
@@ -446,13 +553,29 @@ fn host_status(h: &TwinHost, run_dir: &Path) -> TwinHostStatus {
         name: h.name.clone(),
         mirrors: h.mirrors.clone(),
         hostname: h.hostname.clone(),
-        ips: h.interfaces.iter().flat_map(|i| i.ips.iter().cloned()).collect(),
-        mac: h.interfaces.first().map(|i| i.mac.clone()).unwrap_or_default(),
+        ips: h
+            .interfaces
+            .iter()
+            .flat_map(|i| i.ips.iter().cloned())
+            .collect(),
+        mac: h
+            .interfaces
+            .first()
+            .map(|i| i.mac.clone())
+            .unwrap_or_default(),
         backend: h.backend,
         namespace: Some(host_namespace(&h.name)),
         domain: None,
         state: HostState::Starting,
-        services: h.services.iter().map(|s| ServiceStatus { port: s.port, proto: s.proto.clone(), name: s.name.clone() }).collect(),
+        services: h
+            .services
+            .iter()
+            .map(|s| ServiceStatus {
+                port: s.port,
+                proto: s.proto.clone(),
+                name: s.name.clone(),
+            })
+            .collect(),
         daemons: Vec::new(),
         error: None,
         uts: Some(run_dir.join("uts").join(&h.name)),
@@ -482,9 +605,20 @@ fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Resul
                 iface.mac, sw.namespace
             ));
             switch_lines.push(format!("link set {port} up"));
-            vsctl.extend(["--".into(), "add-port".into(), sw.bridge.clone(), port.clone()]);
+            vsctl.extend([
+                "--".into(),
+                "add-port".into(),
+                sw.bridge.clone(),
+                port.clone(),
+            ]);
             if let Some(vlan) = iface.vlan {
-                vsctl.extend(["--".into(), "set".into(), "port".into(), port.clone(), format!("tag={vlan}")]);
+                vsctl.extend([
+                    "--".into(),
+                    "set".into(),
+                    "port".into(),
+                    port.clone(),
+                    format!("tag={vlan}"),
+                ]);
             }
         }
     }
@@ -513,7 +647,13 @@ fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Resul
         // /etc): only itself, no resolver, nothing of the machine's.
         let etc = Path::new(ETC_NETNS).join(&ns);
         create_dir(&etc)?;
-        write_file(&etc.join("hosts"), &format!("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n", h.hostname))?;
+        write_file(
+            &etc.join("hosts"),
+            &format!(
+                "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                h.hostname
+            ),
+        )?;
         write_file(&etc.join("resolv.conf"), "")?;
         write_file(&etc.join("hostname"), &format!("{}\n", h.hostname))?;
         create_uts(&run_dir.join("uts").join(&h.name), &h.hostname)?;
@@ -522,7 +662,13 @@ fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Resul
 }
 
 /// Writes the host's files and starts its launches; the launches, or why not.
-fn start_host(h: &TwinHost, hs: &TwinHostStatus, opts: &BuildOptions, state: &mut RunState, state_file: &Path) -> Result<Vec<Launch>, String> {
+fn start_host(
+    h: &TwinHost,
+    hs: &TwinHostStatus,
+    opts: &BuildOptions,
+    state: &mut RunState,
+    state_file: &Path,
+) -> Result<Vec<Launch>, String> {
     let dir = hs.dir.as_deref().expect("netns host has a dir");
     let uts = hs.uts.as_deref().expect("netns host has a uts");
     let ns = hs.namespace.as_deref().expect("netns host has a namespace");
@@ -530,22 +676,38 @@ fn start_host(h: &TwinHost, hs: &TwinHostStatus, opts: &BuildOptions, state: &mu
         fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     create_dir(dir).map_err(|e| e.to_string())?;
-    let list = (opts.launches)(h, dir).map_err(|e| format!("its services could not be prepared: {e}"))?;
+    let list =
+        (opts.launches)(h, dir).map_err(|e| format!("its services could not be prepared: {e}"))?;
     for l in &list {
         for (path, contents, mode) in &l.files {
-            let path = if path.is_absolute() { path.clone() } else { dir.join(path) };
+            let path = if path.is_absolute() {
+                path.clone()
+            } else {
+                dir.join(path)
+            };
             if let Some(parent) = path.parent() {
                 create_dir(parent).map_err(|e| e.to_string())?;
             }
             fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))?;
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).map_err(|e| format!("{}: {e}", path.display()))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(*mode))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
-    let place = HostPlace { namespace: ns, uts, dir };
+    let place = HostPlace {
+        namespace: ns,
+        uts,
+        dir,
+    };
     for l in &list {
-        let started = daemon::launch(place, &l.name, &l.argv, &l.env).map_err(|e| format!("{}: {e}", l.name))?;
-        state.daemons.push(DaemonRecord { host: h.name.clone(), name: l.name.clone(), namespace: ns.to_owned(), started });
+        let started = daemon::launch(place, &l.name, &l.argv, &l.env)
+            .map_err(|e| format!("{}: {e}", l.name))?;
+        state.daemons.push(DaemonRecord {
+            host: h.name.clone(),
+            name: l.name.clone(),
+            namespace: ns.to_owned(),
+            started,
+        });
         write_json(state_file, state).map_err(|e| e.to_string())?;
     }
     Ok(list)
@@ -556,43 +718,91 @@ fn daemon_statuses(state: &RunState, host: &str) -> Vec<DaemonStatus> {
         .daemons
         .iter()
         .filter(|d| d.host == host)
-        .map(|d| DaemonStatus { name: d.name.clone(), pid: d.started.pid, log: d.started.log.clone(), start: d.started.start })
+        .map(|d| DaemonStatus {
+            name: d.name.clone(),
+            pid: d.started.pid,
+            log: d.started.log.clone(),
+            start: d.started.start,
+        })
         .collect()
 }
 
 /// The first daemon of `h` that no longer runs, as an error message.
 fn daemons_alive(h: &TwinHostStatus) -> Option<String> {
     h.daemons.iter().find_map(|d| {
-        let started = Started { pid: d.pid, start: d.start, log: d.log.clone() };
-        let ours = started.alive() && h.namespace.as_deref().is_some_and(|ns| in_namespace(d.pid, ns));
-        (!ours).then(|| format!("{} (pid {}) is not running; see {}", d.name, d.pid, d.log.display()))
+        let started = Started {
+            pid: d.pid,
+            start: d.start,
+            log: d.log.clone(),
+        };
+        let ours = started.alive()
+            && h.namespace
+                .as_deref()
+                .is_some_and(|ns| in_namespace(d.pid, ns));
+        (!ours).then(|| {
+            format!(
+                "{} (pid {}) is not running; see {}",
+                d.name,
+                d.pid,
+                d.log.display()
+            )
+        })
     })
 }
 
 /// Waits until every launch's ports listen (or one dies, or time runs out).
-fn wait_listening(hs: &TwinHostStatus, list: &[Launch], state: &RunState, deadline: Instant) -> Result<(), String> {
+fn wait_listening(
+    hs: &TwinHostStatus,
+    list: &[Launch],
+    state: &RunState,
+    deadline: Instant,
+) -> Result<(), String> {
     let ns = hs.namespace.as_deref().expect("netns host");
-    let record = |name: &str| state.daemons.iter().rev().find(|r| r.host == hs.name && r.name == name).expect("launched");
+    let record = |name: &str| {
+        state
+            .daemons
+            .iter()
+            .rev()
+            .find(|r| r.host == hs.name && r.name == name)
+            .expect("launched")
+    };
     loop {
         let listening = daemon::listening(ns).map_err(|e| e.to_string())?;
         let missing = list
             .iter()
             .flat_map(|l| l.listens.iter().map(move |(proto, port)| (l, proto, *port)))
             .find(|(_, proto, port)| !listening.iter().any(|(p, n)| p == proto && n == port));
-        let Some((l, proto, port)) = missing else { break };
+        let Some((l, proto, port)) = missing else {
+            break;
+        };
         let r = record(&l.name);
         if !r.started.alive() {
-            return Err(format!("{} exited before listening on {proto}/{port}; see {} ({})", l.name, r.started.log.display(), log_tail(&r.started.log)));
+            return Err(format!(
+                "{} exited before listening on {proto}/{port}; see {} ({})",
+                l.name,
+                r.started.log.display(),
+                log_tail(&r.started.log)
+            ));
         }
         if Instant::now() > deadline {
-            return Err(format!("{} did not listen on {proto}/{port} within {} s; see {}", l.name, SERVICE_TIMEOUT.as_secs(), r.started.log.display()));
+            return Err(format!(
+                "{} did not listen on {proto}/{port} within {} s; see {}",
+                l.name,
+                SERVICE_TIMEOUT.as_secs(),
+                r.started.log.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     for l in list {
         let r = record(&l.name);
         if !r.started.alive() {
-            return Err(format!("{} exited; see {} ({})", l.name, r.started.log.display(), log_tail(&r.started.log)));
+            return Err(format!(
+                "{} exited; see {} ({})",
+                l.name,
+                r.started.log.display(),
+                log_tail(&r.started.log)
+            ));
         }
     }
     Ok(())
@@ -601,9 +811,20 @@ fn wait_listening(hs: &TwinHostStatus, list: &[Launch], state: &RunState, deadli
 /// Stops a host's daemons (by recorded pid), then whatever else runs in its
 /// namespace, removes its switch ports, namespace, `/etc/netns` entry, UTS
 /// namespace and dir.
-fn remove_host(plan: &TwinPlan, run_dir: &Path, name: &str, ports: &[String], state: &mut RunState) -> Result<(), TwinError> {
+fn remove_host(
+    plan: &TwinPlan,
+    run_dir: &Path,
+    name: &str,
+    ports: &[String],
+    state: &mut RunState,
+) -> Result<(), TwinError> {
     let ns = host_namespace(name);
-    let records: Vec<DaemonRecord> = state.daemons.iter().filter(|d| d.host == name).cloned().collect();
+    let records: Vec<DaemonRecord> = state
+        .daemons
+        .iter()
+        .filter(|d| d.host == name)
+        .cloned()
+        .collect();
     stop_records(&records);
     state.daemons.retain(|d| d.host != name);
     let existing = namespaces()?;
@@ -612,8 +833,17 @@ fn remove_host(plan: &TwinPlan, run_dir: &Path, name: &str, ports: &[String], st
     }
     let prefix = port_prefix(name);
     let mut args: Vec<String> = Vec::new();
-    for p in ports.iter().filter(|p| p.strip_prefix(&prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))) {
-        args.extend(["--".into(), "--if-exists".into(), "del-port".into(), plan.switch.bridge.clone(), p.clone()]);
+    for p in ports.iter().filter(|p| {
+        p.strip_prefix(&prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    }) {
+        args.extend([
+            "--".into(),
+            "--if-exists".into(),
+            "del-port".into(),
+            plan.switch.bridge.clone(),
+            p.clone(),
+        ]);
     }
     if !args.is_empty() {
         ovs_vsctl(Path::new(&plan.switch.rundir), &args[1..])?;
@@ -639,7 +869,11 @@ fn stop_records(records: &[DaemonRecord]) {
     let pids: Vec<u32> = records.iter().map(|r| r.started.pid).collect();
     stop_all(
         &pids,
-        |pid| records.iter().any(|r| r.started.pid == pid && r.started.alive() && in_namespace(pid, &r.namespace)),
+        |pid| {
+            records.iter().any(|r| {
+                r.started.pid == pid && r.started.alive() && in_namespace(pid, &r.namespace)
+            })
+        },
         Duration::from_secs(3),
     );
 }
@@ -666,7 +900,11 @@ fn highest_free(cidr: &str, used: &BTreeSet<Ipv4Addr>) -> Option<String> {
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     let net = u32::from(ip) & mask;
     let bcast = net | !mask;
-    (net.checked_add(1)?..bcast).rev().map(Ipv4Addr::from).find(|a| !used.contains(a)).map(|a| format!("{a}/{len}"))
+    (net.checked_add(1)?..bcast)
+        .rev()
+        .map(Ipv4Addr::from)
+        .find(|a| !used.contains(a))
+        .map(|a| format!("{a}/{len}"))
 }
 
 /// The observer's interface and address on every segment (the highest
@@ -678,13 +916,28 @@ fn observer_layout(plan: &TwinPlan) -> Result<Vec<(String, String)>, TwinError> 
         .flat_map(|h| h.interfaces.iter().flat_map(|i| i.ips.iter()))
         .filter_map(|ip| parse_cidr(ip).map(|(a, _)| a))
         .collect();
-    used.extend(plan.segments.iter().filter_map(|s| s.gateway.as_deref()?.split('/').next()?.parse::<Ipv4Addr>().ok()));
+    used.extend(plan.segments.iter().filter_map(|s| {
+        s.gateway
+            .as_deref()?
+            .split('/')
+            .next()?
+            .parse::<Ipv4Addr>()
+            .ok()
+    }));
     let mut layout = Vec::new();
     for s in &plan.segments {
         let Some(addr) = highest_free(&s.cidr, &used) else {
-            return Err(TwinError::Plan(format!("segment {} has no free address for the observer", s.cidr)));
+            return Err(TwinError::Plan(format!(
+                "segment {} has no free address for the observer",
+                s.cidr
+            )));
         };
-        used.insert(addr.split('/').next().and_then(|a| a.parse().ok()).expect("formatted by highest_free"));
+        used.insert(
+            addr.split('/')
+                .next()
+                .and_then(|a| a.parse().ok())
+                .expect("formatted by highest_free"),
+        );
         let dev = match s.vlan {
             Some(v) => format!("{OBSERVER_IFNAME}.{v}"),
             None => OBSERVER_IFNAME.to_owned(),
@@ -703,22 +956,45 @@ fn build_observer(plan: &TwinPlan, layout: &[(String, String)]) -> Result<(), Tw
         run_args("ip", &["netns", "del", obs])?;
     }
     let mut args: Vec<String> = Vec::new();
-    for p in list_ports(plan)?.iter().filter(|p| p.starts_with("gmpr-") || p.starts_with("gmpv")) {
-        args.extend(["--".into(), "--if-exists".into(), "del-port".into(), sw.bridge.clone(), p.clone()]);
+    for p in list_ports(plan)?
+        .iter()
+        .filter(|p| p.starts_with("gmpr-") || p.starts_with("gmpv"))
+    {
+        args.extend([
+            "--".into(),
+            "--if-exists".into(),
+            "del-port".into(),
+            sw.bridge.clone(),
+            p.clone(),
+        ]);
     }
     if !args.is_empty() {
         ovs_vsctl(Path::new(&sw.rundir), &args[1..])?;
     }
     let vids: BTreeSet<u16> = plan.segments.iter().filter_map(|s| s.vlan).collect();
-    let mut script_args: Vec<String> = vids.iter().flat_map(|v| ["-v".to_owned(), v.to_string()]).collect();
-    script_args.extend([sw.rundir.clone(), sw.bridge.clone(), obs.clone(), sw.namespace.clone()]);
+    let mut script_args: Vec<String> = vids
+        .iter()
+        .flat_map(|v| ["-v".to_owned(), v.to_string()])
+        .collect();
+    script_args.extend([
+        sw.rundir.clone(),
+        sw.bridge.clone(),
+        obs.clone(),
+        sw.namespace.clone(),
+    ]);
     let script_args: Vec<&str> = script_args.iter().map(String::as_str).collect();
     run_script("add-probe-port.sh", ADD_PROBE_PORT_SH, &script_args)?;
-    let lines: Vec<String> = layout.iter().map(|(dev, addr)| format!("addr add {addr} dev {dev}")).collect();
+    let lines: Vec<String> = layout
+        .iter()
+        .map(|(dev, addr)| format!("addr add {addr} dev {dev}"))
+        .collect();
     ip_batch(Some(obs), &lines)?;
     let etc = Path::new(ETC_NETNS).join(obs);
     create_dir(&etc)?;
-    write_file(&etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")?;
+    write_file(
+        &etc.join("hosts"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    )?;
     write_file(&etc.join("resolv.conf"), "")?;
     Ok(())
 }
@@ -742,10 +1018,19 @@ pub fn status(run_dir: &Path) -> Result<Option<TwinStatus>, TwinError> {
         dpid: u64::from_str_radix(&status.switch.dpid, 16).unwrap_or_default(),
     };
     let switch_up = ovs_alive(&switch);
-    for h in status.hosts.iter_mut().filter(|h| h.state == HostState::Ready) {
-        let Some(ns) = h.namespace.clone() else { continue };
+    for h in status
+        .hosts
+        .iter_mut()
+        .filter(|h| h.state == HostState::Ready)
+    {
+        let Some(ns) = h.namespace.clone() else {
+            continue;
+        };
         let problem = if !switch_up {
-            Some(format!("the twin switch (ovs-vswitchd of {}) is not running", switch.rundir))
+            Some(format!(
+                "the twin switch (ovs-vswitchd of {}) is not running",
+                switch.rundir
+            ))
         } else if !existing.contains(&ns) {
             Some(format!("namespace {ns} is gone"))
         } else {
@@ -763,18 +1048,26 @@ pub fn status(run_dir: &Path) -> Result<Option<TwinStatus>, TwinError> {
 /// A command that runs `argv` inside twin host `host` (its network
 /// namespace with its `/etc/netns` files, and its UTS namespace); `None` when
 /// the status has no such netns host.
-pub fn host_command(status: &TwinStatus, host: &str, argv: &[&str]) -> Option<std::process::Command> {
+pub fn host_command(
+    status: &TwinStatus,
+    host: &str,
+    argv: &[&str],
+) -> Option<std::process::Command> {
     let h = status.host(host)?;
     let (ns, uts) = (h.namespace.as_ref()?, h.uts.as_ref()?);
     let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", ns, "nsenter"]).arg(format!("--uts={}", uts.display())).arg("--").args(argv);
+    cmd.args(["netns", "exec", ns, "nsenter"])
+        .arg(format!("--uts={}", uts.display()))
+        .arg("--")
+        .args(argv);
     Some(cmd)
 }
 
 /// A command that runs `argv` in the observer namespace, e.g. `["curl", "http://10.10.1.10/"]`.
 pub fn observer_command(status: &TwinStatus, argv: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", &status.observer_namespace]).args(argv);
+    cmd.args(["netns", "exec", &status.observer_namespace])
+        .args(argv);
     cmd
 }
 
@@ -793,7 +1086,10 @@ fn is_twin_namespace(ns: &str) -> bool {
 
 fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
     // A corrupt state file must not block the cleanup: fall back to names.
-    let state: RunState = read_json(&run_dir.join("state.json")).ok().flatten().unwrap_or_default();
+    let state: RunState = read_json(&run_dir.join("state.json"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     // 1. Daemons, by recorded pid, if still that process in that namespace.
     stop_records(&state.daemons);
 
@@ -803,12 +1099,19 @@ fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
         None => (NAMESPACE_PREFIX.to_owned(), run_dir.join("ovs")),
     };
     if ovs_rundir.exists() {
-        run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["stop", &ovs_ns, &ovs_rundir.display().to_string()])?;
+        run_script(
+            "ovs-instance.sh",
+            OVS_INSTANCE_SH,
+            &["stop", &ovs_ns, &ovs_rundir.display().to_string()],
+        )?;
     }
 
     // 3. Whatever still runs in a twin namespace, then the namespaces.
     let existing = namespaces()?;
-    let ours: Vec<&String> = existing.iter().filter(|ns| is_twin_namespace(ns) || state.namespaces.contains(ns)).collect();
+    let ours: Vec<&String> = existing
+        .iter()
+        .filter(|ns| is_twin_namespace(ns) || state.namespaces.contains(ns))
+        .collect();
     for ns in &ours {
         stop_namespace(ns);
     }
@@ -826,7 +1129,10 @@ fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
     }
     // 5. Mounts under the run dir (UTS namespaces, then their dir), the run state.
     let prefix = format!("{}/", run_dir.display());
-    let mut mounts: Vec<String> = mount_points().into_iter().filter(|m| m.starts_with(&prefix)).collect();
+    let mut mounts: Vec<String> = mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in &mounts {
         run_args("umount", &[m.as_str()])?;
@@ -856,8 +1162,14 @@ mod tests {
     #[test]
     fn observer_takes_the_highest_free_address() {
         let used: BTreeSet<Ipv4Addr> = ["10.0.1.254".parse().unwrap()].into();
-        assert_eq!(highest_free("10.0.1.0/24", &used).as_deref(), Some("10.0.1.253/24"));
-        assert_eq!(highest_free("10.0.2.7/30", &BTreeSet::new()).as_deref(), Some("10.0.2.6/30"));
+        assert_eq!(
+            highest_free("10.0.1.0/24", &used).as_deref(),
+            Some("10.0.1.253/24")
+        );
+        assert_eq!(
+            highest_free("10.0.2.7/30", &BTreeSet::new()).as_deref(),
+            Some("10.0.2.6/30")
+        );
         assert_eq!(highest_free("10.0.2.0/32", &BTreeSet::new()), None);
     }
 }

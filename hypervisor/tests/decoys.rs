@@ -22,7 +22,10 @@ use serde_json::{json, Value};
 struct TmpDir(PathBuf);
 impl TmpDir {
     fn new(tag: &str) -> TmpDir {
-        let p = PathBuf::from(format!("/tmp/gemelo-decoytest-{tag}-{}", std::process::id()));
+        let p = PathBuf::from(format!(
+            "/tmp/gemelo-decoytest-{tag}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TmpDir(p)
@@ -35,19 +38,29 @@ impl Drop for TmpDir {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on 127.0.0.1:{port}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -56,12 +69,26 @@ fn hex(b: &[u8]) -> String {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn spec(port: u16, name: &str, banner: Option<&str>, details: Value) -> DecoySpec {
-    DecoySpec { port, proto: "tcp".into(), name: name.into(), product: None, version: None, banner: banner.map(str::to_string), mode: DecoyMode::Emulated, details }
+    DecoySpec {
+        port,
+        proto: "tcp".into(),
+        name: name.into(),
+        product: None,
+        version: None,
+        banner: banner.map(str::to_string),
+        mode: DecoyMode::Emulated,
+        details,
+    }
 }
 
 /// What discovery's probe wrote for the lab PLC (pymodbus 3.0, Debian 12).
@@ -83,10 +110,30 @@ fn plc_details() -> Value {
 /// OPENSSH_DEBIAN12 capture, built here from its lists) under an older id line.
 fn ssh_details() -> Value {
     let lists: [&[&str]; 10] = [
-        &["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"],
-        &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519"],
-        &["chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com"],
-        &["chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com"],
+        &[
+            "sntrup761x25519-sha512@openssh.com",
+            "curve25519-sha256",
+            "curve25519-sha256@libssh.org",
+            "ecdh-sha2-nistp256",
+            "diffie-hellman-group14-sha256",
+        ],
+        &[
+            "rsa-sha2-512",
+            "rsa-sha2-256",
+            "ssh-rsa",
+            "ecdsa-sha2-nistp256",
+            "ssh-ed25519",
+        ],
+        &[
+            "chacha20-poly1305@openssh.com",
+            "aes128-ctr",
+            "aes256-gcm@openssh.com",
+        ],
+        &[
+            "chacha20-poly1305@openssh.com",
+            "aes128-ctr",
+            "aes256-gcm@openssh.com",
+        ],
         &["umac-64-etm@openssh.com", "hmac-sha2-256", "hmac-sha1"],
         &["umac-64-etm@openssh.com", "hmac-sha2-256", "hmac-sha1"],
         &["none", "zlib@openssh.com"],
@@ -140,10 +187,19 @@ fn modbus_exchange(port: u16, request: &str) -> String {
 fn mbpoll_read(port: u16, addr: u16, count: u16) -> Result<Vec<u16>, String> {
     let out = Command::new("mbpoll")
         .args(["-m", "tcp", "-a", "1", "-0", "-t", "4", "-1", "-o", "2"])
-        .args(["-r", &addr.to_string(), "-c", &count.to_string(), "-p", &port.to_string(), "127.0.0.1"])
+        .args([
+            "-r",
+            &addr.to_string(),
+            "-c",
+            &count.to_string(),
+            "-p",
+            &port.to_string(),
+            "127.0.0.1",
+        ])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let values: Vec<u16> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix('['))
@@ -166,7 +222,9 @@ impl EventReader {
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while let Ok(n) = rx.recv(&mut buf) {
-                s.lock().unwrap().push(serde_json::from_slice::<Value>(&buf[..n]).unwrap());
+                s.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice::<Value>(&buf[..n]).unwrap());
             }
         });
         EventReader(seen)
@@ -188,7 +246,12 @@ fn emulated_decoys_answer_like_the_capture() {
         hostname: "plc-gw-01".into(),
         services: vec![
             spec(mb, "modbus", None, plc_details()),
-            spec(web, "http", Some("HTTP/1.1 200 OK\r\nServer: lighttpd/1.4.69"), lighttpd_details()),
+            spec(
+                web,
+                "http",
+                Some("HTTP/1.1 200 OK\r\nServer: lighttpd/1.4.69"),
+                lighttpd_details(),
+            ),
             spec(
                 ftp,
                 "ftp",
@@ -199,7 +262,12 @@ fn emulated_decoys_answer_like_the_capture() {
                     {"command": "QUIT", "reply": "221 Goodbye.\r\n"}]}),
             ),
             // An SSH release this machine cannot run: the banner decoy with the captured KEXINIT.
-            spec(ssh, "ssh", Some("SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11u3"), ssh_details()),
+            spec(
+                ssh,
+                "ssh",
+                Some("SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11u3"),
+                ssh_details(),
+            ),
         ],
     };
     let spec_path = dir.0.join("decoy-spec.json");
@@ -212,53 +280,164 @@ fn emulated_decoys_answer_like_the_capture() {
     }
 
     // Modbus, byte for byte against the probe's captures of the lab PLC.
-    assert_eq!(modbus_exchange(mb, "000100000005012b0e0100"), "000100000024012b0e0183000003000f41636d65204175746f6d6174696f6e0104353030300203322e31");
+    assert_eq!(
+        modbus_exchange(mb, "000100000005012b0e0100"),
+        "000100000024012b0e0183000003000f41636d65204175746f6d6174696f6e0104353030300203322e31"
+    );
     assert_eq!(
         modbus_exchange(mb, "000100000005012b0e0200"),
         "00010000004d012b0e0283000006000f41636d65204175746f6d6174696f6e0104353030300203322e310313687474703a2f2f6578616d706c652e6e65742f0408504c4320353030300508504c432035303030"
     );
-    assert_eq!(modbus_exchange(mb, "000200000006010300000010"), "0002000000230103200064006405aa01470013000000000000000c00220038004e0000000000000001");
-    assert_eq!(modbus_exchange(mb, "000300000006010300640010"), "000300000003018302");
+    assert_eq!(
+        modbus_exchange(mb, "000200000006010300000010"),
+        "0002000000230103200064006405aa01470013000000000000000c00220038004e0000000000000001"
+    );
+    assert_eq!(
+        modbus_exchange(mb, "000300000006010300640010"),
+        "000300000003018302"
+    );
     // ... and with the real mbpoll client.
     let values = mbpoll_read(mb, 0, 16).unwrap();
     eprintln!("mbpoll read 0..16: {values:?}");
-    assert_eq!(values, [100, 100, 1450, 327, 19, 0, 0, 0, 12, 34, 56, 78, 0, 0, 0, 1]);
+    assert_eq!(
+        values,
+        [100, 100, 1450, 327, 19, 0, 0, 0, 12, 34, 56, 78, 0, 0, 0, 1]
+    );
     let err = mbpoll_read(mb, 100, 4).unwrap_err();
-    eprintln!("mbpoll read 100..104: {}", err.lines().filter(|l| l.contains("rror") || l.contains("llegal")).collect::<Vec<_>>().join(" | "));
+    eprintln!(
+        "mbpoll read 100..104: {}",
+        err.lines()
+            .filter(|l| l.contains("rror") || l.contains("llegal"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     assert!(err.contains("Illegal data address"), "{err}");
-    let w = run(Command::new("mbpoll").args(["-m", "tcp", "-a", "1", "-0", "-t", "4", "-r", "3", "-p", &mb.to_string(), "127.0.0.1", "4660", "17"]));
+    let w = run(Command::new("mbpoll").args([
+        "-m",
+        "tcp",
+        "-a",
+        "1",
+        "-0",
+        "-t",
+        "4",
+        "-r",
+        "3",
+        "-p",
+        &mb.to_string(),
+        "127.0.0.1",
+        "4660",
+        "17",
+    ]));
     assert!(w.contains("Written 2 references"), "{w}");
-    run(Command::new("mbpoll").args(["-m", "tcp", "-a", "1", "-0", "-t", "4", "-r", "9", "-p", &mb.to_string(), "127.0.0.1", "999"]));
+    run(Command::new("mbpoll").args([
+        "-m",
+        "tcp",
+        "-a",
+        "1",
+        "-0",
+        "-t",
+        "4",
+        "-r",
+        "9",
+        "-p",
+        &mb.to_string(),
+        "127.0.0.1",
+        "999",
+    ]));
     let after = mbpoll_read(mb, 0, 16).unwrap();
     eprintln!("mbpoll after writes: {after:?}");
-    assert_eq!(after, [100, 100, 1450, 4660, 17, 0, 0, 0, 12, 999, 56, 78, 0, 0, 0, 1]);
+    assert_eq!(
+        after,
+        [100, 100, 1450, 4660, 17, 0, 0, 0, 12, 999, 56, 78, 0, 0, 0, 1]
+    );
 
     // HTTP with curl: identical to the capture but for a fresh Date.
-    let got = run(Command::new("curl").args(["-s", "-i", "--max-time", "3", &format!("http://127.0.0.1:{web}/")]));
-    let strip_date = |s: &str| s.split("\r\n").filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\r\n");
+    let got = run(Command::new("curl").args([
+        "-s",
+        "-i",
+        "--max-time",
+        "3",
+        &format!("http://127.0.0.1:{web}/"),
+    ]));
+    let strip_date = |s: &str| {
+        s.split("\r\n")
+            .filter(|l| !l.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
     assert_eq!(strip_date(&got), strip_date(LIGHTTPD_CAPTURE));
-    let date = got.split("\r\n").find_map(|l| l.strip_prefix("Date: ")).unwrap();
-    assert!(httpdate::parse_http_date(date).unwrap() > httpdate::parse_http_date("Wed, 25 Nov 2026 18:40:47 GMT").unwrap(), "a fresh Date: {date}");
-    let code = run(Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", &format!("http://127.0.0.1:{web}/admin/login.php")]));
+    let date = got
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("Date: "))
+        .unwrap();
+    assert!(
+        httpdate::parse_http_date(date).unwrap()
+            > httpdate::parse_http_date("Wed, 25 Nov 2026 18:40:47 GMT").unwrap(),
+        "a fresh Date: {date}"
+    );
+    let code = run(Command::new("curl").args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "3",
+        &format!("http://127.0.0.1:{web}/admin/login.php"),
+    ]));
     assert_eq!(code, "404");
 
     // The FTP banner decoy with nc: the greeting, then the captured replies.
-    let mut nc = Command::new("nc").args(["-q", "1", "-w", "3", "127.0.0.1", &ftp.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    nc.stdin.take().unwrap().write_all(b"SYST\r\nUSER anonymous\r\nQUIT\r\n").unwrap();
+    let mut nc = Command::new("nc")
+        .args(["-q", "1", "-w", "3", "127.0.0.1", &ftp.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    nc.stdin
+        .take()
+        .unwrap()
+        .write_all(b"SYST\r\nUSER anonymous\r\nQUIT\r\n")
+        .unwrap();
     let out = nc.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("nc to the FTP banner decoy:\n{text}");
-    assert_eq!(text, "220 (vsFTPd 3.0.3)\r\n215 UNIX Type: L8\r\n221 Goodbye.\r\n");
+    assert_eq!(
+        text,
+        "220 (vsFTPd 3.0.3)\r\n215 UNIX Type: L8\r\n221 Goodbye.\r\n"
+    );
 
     // The SSH banner decoy, as nmap's ssh2-enum-algos sees it: the captured lists.
-    let out = run(Command::new("nmap").args(["-Pn", "-n", "-sV", "--version-light", "-p", &ssh.to_string(), "--script", "ssh2-enum-algos", "127.0.0.1"]));
+    let out = run(Command::new("nmap").args([
+        "-Pn",
+        "-n",
+        "-sV",
+        "--version-light",
+        "-p",
+        &ssh.to_string(),
+        "--script",
+        "ssh2-enum-algos",
+        "127.0.0.1",
+    ]));
     let lists = parse_nmap_lists(&out);
-    eprintln!("nmap on the emulated SSH: {}", out.lines().find(|l| l.contains("/tcp")).unwrap_or(""));
+    eprintln!(
+        "nmap on the emulated SSH: {}",
+        out.lines().find(|l| l.contains("/tcp")).unwrap_or("")
+    );
     let d = ssh_details();
     assert_eq!(json!(lists["kex_algorithms"]), d["kex_algorithms"]);
-    assert_eq!(json!(lists["server_host_key_algorithms"]), d["server_host_key_algorithms"]);
-    assert_eq!(json!(lists["encryption_algorithms"]), d["encryption_algorithms_server_to_client"]);
-    assert_eq!(json!(lists["mac_algorithms"]), d["mac_algorithms_server_to_client"]);
+    assert_eq!(
+        json!(lists["server_host_key_algorithms"]),
+        d["server_host_key_algorithms"]
+    );
+    assert_eq!(
+        json!(lists["encryption_algorithms"]),
+        d["encryption_algorithms_server_to_client"]
+    );
+    assert_eq!(
+        json!(lists["mac_algorithms"]),
+        d["mac_algorithms_server_to_client"]
+    );
     assert!(out.contains("OpenSSH 8.4p1 Debian 5+deb11u3"), "{out}");
 
     // Junk never takes a decoy down: after it, every service still answers.
@@ -278,8 +457,20 @@ fn emulated_decoys_answer_like_the_capture() {
             }
         }
     }
-    assert_eq!(modbus_exchange(mb, "000200000006010300000001"), "00020000000501030200" .to_string() + "64");
-    assert_eq!(strip_date(&run(Command::new("curl").args(["-s", "-i", "--max-time", "3", &format!("http://127.0.0.1:{web}/")]))), strip_date(LIGHTTPD_CAPTURE));
+    assert_eq!(
+        modbus_exchange(mb, "000200000006010300000001"),
+        "00020000000501030200".to_string() + "64"
+    );
+    assert_eq!(
+        strip_date(&run(Command::new("curl").args([
+            "-s",
+            "-i",
+            "--max-time",
+            "3",
+            &format!("http://127.0.0.1:{web}/")
+        ]))),
+        strip_date(LIGHTTPD_CAPTURE)
+    );
 
     // Events.
     let ev = reader.take();
@@ -289,25 +480,53 @@ fn emulated_decoys_answer_like_the_capture() {
         assert_eq!(e["twin_host"], "plc1");
         assert!(e["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     }
-    let find = |proto: &str, action: &str| ev.iter().filter(|e| e["protocol"] == proto && e["action"] == action).cloned().collect::<Vec<_>>();
+    let find = |proto: &str, action: &str| {
+        ev.iter()
+            .filter(|e| e["protocol"] == proto && e["action"] == action)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     let writes = find("modbus", "write");
-    eprintln!("modbus write events: {}", serde_json::to_string(&writes.iter().map(|e| &e["data"]).collect::<Vec<_>>()).unwrap());
-    assert!(writes.iter().any(|e| e["data"]["function"] == 16 && e["data"]["address"] == 3 && e["data"]["values"] == json!([4660, 17])));
-    assert!(writes.iter().any(|e| e["data"]["function"] == 6 && e["data"]["address"] == 9 && e["data"]["values"] == json!([999])));
-    assert!(find("modbus", "read").iter().any(|e| e["data"] == json!({"function": 3, "unit": 1, "address": 100, "count": 4})));
+    eprintln!(
+        "modbus write events: {}",
+        serde_json::to_string(&writes.iter().map(|e| &e["data"]).collect::<Vec<_>>()).unwrap()
+    );
+    assert!(writes.iter().any(|e| e["data"]["function"] == 16
+        && e["data"]["address"] == 3
+        && e["data"]["values"] == json!([4660, 17])));
+    assert!(writes.iter().any(|e| e["data"]["function"] == 6
+        && e["data"]["address"] == 9
+        && e["data"]["values"] == json!([999])));
+    assert!(find("modbus", "read")
+        .iter()
+        .any(|e| e["data"] == json!({"function": 3, "unit": 1, "address": 100, "count": 4})));
     let reqs = find("http", "request");
     eprintln!("http request event: {}", reqs.last().unwrap());
-    assert!(reqs.iter().any(|e| e["data"]["path"] == "/admin/login.php" && e["data"]["method"] == "GET"));
-    let data: String = find("ftp", "data").iter().filter_map(|e| e["data"]["text"].as_str().map(str::to_string)).collect();
+    assert!(reqs
+        .iter()
+        .any(|e| e["data"]["path"] == "/admin/login.php" && e["data"]["method"] == "GET"));
+    let data: String = find("ftp", "data")
+        .iter()
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_string))
+        .collect();
     assert!(data.contains("USER anonymous\r\n"), "{data}");
-    assert_eq!(find("ftp", "connect").len(), 22, "wait_port's connect, nc's and 20 junk ones");
+    assert_eq!(
+        find("ftp", "connect").len(),
+        22,
+        "wait_port's connect, nc's and 20 junk ones"
+    );
 }
 
 fn is_root() -> bool {
     // The effective uid, from /proc (no libc needed).
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).map(|u| u == "0"))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .map(|u| u == "0")
+        })
         .unwrap_or(false)
 }
 
@@ -318,7 +537,10 @@ static NS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 struct Netns;
 impl Netns {
     fn new() -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", NS]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", NS])
+            .stderr(Stdio::null())
+            .status();
         run(Command::new("ip").args(["netns", "add", NS]));
         run(Command::new("ip").args(["-n", NS, "link", "set", "lo", "up"]));
         Netns
@@ -350,17 +572,31 @@ fn start(launch: &decoy::Launch, dir: &Path) -> Daemon {
     for (path, bytes, mode) in &launch.files {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(*mode)).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(*mode))
+            .unwrap();
     }
     std::fs::create_dir_all(dir.join("run")).unwrap();
     let log = std::fs::File::create(dir.join(format!("{}.log", launch.name))).unwrap();
     let mut cmd = in_ns(&["sh", "-c", "mount --rbind \"$0\" /run && exec \"$@\""]);
-    cmd.arg(dir.join("run")).args(&launch.argv).envs(launch.env.iter().cloned()).stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.arg(dir.join("run"))
+        .args(&launch.argv)
+        .envs(launch.env.iter().cloned())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
     Daemon(cmd.spawn().unwrap())
 }
 
 fn nmap_lists(port: u16) -> std::collections::BTreeMap<String, Vec<String>> {
-    parse_nmap_lists(&run(&mut in_ns(&["nmap", "-Pn", "-n", "-p", &port.to_string(), "--script", "ssh2-enum-algos", "127.0.0.1"])))
+    parse_nmap_lists(&run(&mut in_ns(&[
+        "nmap",
+        "-Pn",
+        "-n",
+        "-p",
+        &port.to_string(),
+        "--script",
+        "ssh2-enum-algos",
+        "127.0.0.1",
+    ])))
 }
 
 fn parse_nmap_lists(out: &str) -> std::collections::BTreeMap<String, Vec<String>> {
@@ -371,7 +607,10 @@ fn parse_nmap_lists(out: &str) -> std::collections::BTreeMap<String, Vec<String>
         if let Some((name, _)) = t.split_once(": (") {
             current = Some(name.to_string());
             lists.insert(name.to_string(), Vec::new());
-        } else if let (Some(c), true) = (&current, line.starts_with("|       ") || line.starts_with("|_      ")) {
+        } else if let (Some(c), true) = (
+            &current,
+            line.starts_with("|       ") || line.starts_with("|_      "),
+        ) {
             lists.get_mut(c).unwrap().push(t.to_string());
         }
     }
@@ -397,10 +636,29 @@ fn sshd_from_generated_config_matches_the_capture() {
     std::fs::set_permissions(&events, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     // Debian 12's capture, with a non-default order and another Debian revision
     // than this machine's, so equality proves the config (not the defaults).
-    let kex = ["curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256", "sntrup761x25519-sha512@openssh.com", "kex-strict-s-v00@openssh.com"];
-    let hostkeys = ["ecdsa-sha2-nistp256", "ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"];
-    let ciphers = ["aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr"];
-    let macs = ["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512", "umac-128@openssh.com"];
+    let kex = [
+        "curve25519-sha256",
+        "ecdh-sha2-nistp256",
+        "diffie-hellman-group14-sha256",
+        "sntrup761x25519-sha512@openssh.com",
+        "kex-strict-s-v00@openssh.com",
+    ];
+    let hostkeys = [
+        "ecdsa-sha2-nistp256",
+        "ssh-ed25519",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+    ];
+    let ciphers = [
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "aes128-ctr",
+    ];
+    let macs = [
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512",
+        "umac-128@openssh.com",
+    ];
     let details = json!({
         "proto_version": "2.0", "software": software, "comments": "Debian-2+deb12u3",
         "kex_algorithms": kex, "server_host_key_algorithms": hostkeys,
@@ -426,7 +684,9 @@ fn sshd_from_generated_config_matches_the_capture() {
             product: Some("OpenSSH".into()),
             version: None,
             banner: Some(format!("SSH-2.0-{software} Debian-2+deb12u3")),
-            mode: DecoyMode::Daemon { product: "OpenSSH".into() },
+            mode: DecoyMode::Daemon {
+                product: "OpenSSH".into(),
+            },
             details,
         }],
         honeytoken: false,
@@ -437,15 +697,26 @@ fn sshd_from_generated_config_matches_the_capture() {
     assert_eq!(launches[0].name, "sshd");
     let _sshd = start(&launches[0], &dir.0);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !in_ns(&["nc", "-z", "127.0.0.1", &port.to_string()]).status().unwrap().success() {
+    while !in_ns(&["nc", "-z", "127.0.0.1", &port.to_string()])
+        .status()
+        .unwrap()
+        .success()
+    {
         let log = std::fs::read_to_string(dir.0.join("sshd.log")).unwrap_or_default();
         assert!(Instant::now() < deadline, "sshd did not listen:\n{log}");
         std::thread::sleep(Duration::from_millis(100));
     }
     // The identification line.
-    let id = run(&mut in_ns(&["sh", "-c", &format!("printf 'SSH-2.0-x\\r\\n' | nc -w 2 127.0.0.1 {port} | head -c 100 | head -n 1")]));
+    let id = run(&mut in_ns(&[
+        "sh",
+        "-c",
+        &format!("printf 'SSH-2.0-x\\r\\n' | nc -w 2 127.0.0.1 {port} | head -c 100 | head -n 1"),
+    ]));
     eprintln!("id line: {:?}", id.trim_end());
-    assert_eq!(id.trim_end(), format!("SSH-2.0-{software} Debian-2+deb12u3"));
+    assert_eq!(
+        id.trim_end(),
+        format!("SSH-2.0-{software} Debian-2+deb12u3")
+    );
     // The algorithm lists, as nmap sees them.
     let lists = nmap_lists(port);
     eprintln!("nmap ssh2-enum-algos: {lists:#?}");
@@ -453,25 +724,59 @@ fn sshd_from_generated_config_matches_the_capture() {
     assert_eq!(lists["server_host_key_algorithms"], hostkeys);
     assert_eq!(lists["encryption_algorithms"], ciphers);
     assert_eq!(lists["mac_algorithms"], macs);
-    assert_eq!(lists["compression_algorithms"], ["none", "zlib@openssh.com"]);
+    assert_eq!(
+        lists["compression_algorithms"],
+        ["none", "zlib@openssh.com"]
+    );
     // Fresh host keys, never anyone else's.
-    let fp = run(Command::new("ssh-keygen").args(["-l", "-f"]).arg(dir.0.join("ssh/ssh_host_ed25519_key.pub")));
+    let fp = run(Command::new("ssh-keygen")
+        .args(["-l", "-f"])
+        .arg(dir.0.join("ssh/ssh_host_ed25519_key.pub")));
     let machine = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub").unwrap_or_default();
     assert!(!machine.is_empty() || !fp.is_empty());
-    assert_ne!(std::fs::read_to_string(dir.0.join("ssh/ssh_host_ed25519_key.pub")).unwrap(), machine);
+    assert_ne!(
+        std::fs::read_to_string(dir.0.join("ssh/ssh_host_ed25519_key.pub")).unwrap(),
+        machine
+    );
 
     // The persona: log in with the bait password, run commands, see events.
     if !exe.exists() {
-        eprintln!("persona login skipped: build the gemelo binary first ({})", exe.display());
+        eprintln!(
+            "persona login skipped: build the gemelo binary first ({})",
+            exe.display()
+        );
         return;
     }
     let askpass = dir.0.join("askpass.sh");
-    std::fs::write(&askpass, format!("#!/bin/sh\necho {}\n", decoy::persona::PASSWORD)).unwrap();
-    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\necho {}\n", decoy::persona::PASSWORD),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let out = in_ns(&[
-        "setsid", "-w", "ssh", "-T", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no",
-        "-o", "PreferredAuthentications=password", "-o", "ConnectTimeout=5", "-p", &port.to_string(),
-        &format!("{}@127.0.0.1", decoy::persona::USER), "whoami; pwd; ls",
+        "setsid",
+        "-w",
+        "ssh",
+        "-T",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "ConnectTimeout=5",
+        "-p",
+        &port.to_string(),
+        &format!("{}@127.0.0.1", decoy::persona::USER),
+        "whoami; pwd; ls",
     ])
     .env("SSH_ASKPASS", &askpass)
     .env("SSH_ASKPASS_REQUIRE", "force")
@@ -480,22 +785,33 @@ fn sshd_from_generated_config_matches_the_capture() {
     .output()
     .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("ssh admin@twin 'whoami; pwd; ls' → {text:?} (stderr {:?})", String::from_utf8_lossy(&out.stderr).lines().last());
+    eprintln!(
+        "ssh admin@twin 'whoami; pwd; ls' → {text:?} (stderr {:?})",
+        String::from_utf8_lossy(&out.stderr).lines().last()
+    );
     assert_eq!(text, "admin\n/home/admin\nnotes.txt\n");
     let ev = reader.take();
     eprintln!("persona events: {ev:?}");
-    assert!(ev.iter().any(|e| e["protocol"] == "shell" && e["action"] == "command" && e["data"]["command"] == "whoami; pwd; ls" && e["peer"].as_str().unwrap().starts_with("127.0.0.1:")));
+    assert!(ev.iter().any(|e| e["protocol"] == "shell"
+        && e["action"] == "command"
+        && e["data"]["command"] == "whoami; pwd; ls"
+        && e["peer"].as_str().unwrap().starts_with("127.0.0.1:")));
 }
 
 fn wait_listen(proto: &str, port: u16, dir: &Path, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = in_ns(&["ss", "-Hln", if proto == "udp" { "-u" } else { "-t" }]).output().unwrap();
+        let out = in_ns(&["ss", "-Hln", if proto == "udp" { "-u" } else { "-t" }])
+            .output()
+            .unwrap();
         if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
             return;
         }
         let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-        assert!(Instant::now() < deadline, "{name} did not listen on {proto} {port}:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not listen on {proto} {port}:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -507,7 +823,12 @@ fn other_daemons_from_generated_configs() {
         return;
     }
     let installed = Installed::detect();
-    if !(installed.lighttpd && installed.vsftpd && installed.snmpd && installed.mosquitto && installed.telnetd) {
+    if !(installed.lighttpd
+        && installed.vsftpd
+        && installed.snmpd
+        && installed.mosquitto
+        && installed.telnetd)
+    {
         eprintln!("skipped: not every Debian daemon is installed ({installed:?})");
         return;
     }
@@ -515,14 +836,21 @@ fn other_daemons_from_generated_configs() {
     let dir = TmpDir::new("daemons");
     let _ns = Netns::new();
     let events = dir.0.join("events.sock");
-    let svc = |port: u16, proto: &str, name: &str, product: &str, banner: Option<&str>, details: Value| DecoySpec {
+    let svc = |port: u16,
+               proto: &str,
+               name: &str,
+               product: &str,
+               banner: Option<&str>,
+               details: Value| DecoySpec {
         port,
         proto: proto.into(),
         name: name.into(),
         product: Some(product.into()),
         version: None,
         banner: banner.map(str::to_string),
-        mode: DecoyMode::Daemon { product: product.into() },
+        mode: DecoyMode::Daemon {
+            product: product.into(),
+        },
         details,
     };
     let snmp = json!({"community": "public", "version": "2c",
@@ -542,8 +870,22 @@ fn other_daemons_from_generated_configs() {
         backend: gemelo_hypervisor::Backend::Netns,
         services: vec![
             svc(8080, "tcp", "http", "lighttpd", None, lighttpd_details()),
-            svc(2121, "tcp", "ftp", "vsftpd", Some("220 Plant file server ready\r\n"), json!({})),
-            svc(2323, "tcp", "telnet", "inetutils telnetd", None, json!({"negotiation_hex": "fffb25fffb26fffd18fffd20fffd23fffd27fffd24"})),
+            svc(
+                2121,
+                "tcp",
+                "ftp",
+                "vsftpd",
+                Some("220 Plant file server ready\r\n"),
+                json!({}),
+            ),
+            svc(
+                2323,
+                "tcp",
+                "telnet",
+                "inetutils telnetd",
+                None,
+                json!({"negotiation_hex": "fffb25fffb26fffd18fffd20fffd23fffd27fffd24"}),
+            ),
             svc(1161, "udp", "snmp", "net-snmp", None, snmp),
             svc(1883, "tcp", "mqtt", "Mosquitto", None, mqtt),
         ],
@@ -552,7 +894,17 @@ fn other_daemons_from_generated_configs() {
     let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gemelo");
     let launches = decoy::launches(&host, &dir.0, &exe, &events).unwrap();
     let names: Vec<&str> = launches.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["lighttpd", "vsftpd", "inetd", "snmpd", "mosquitto", "mqtt-retain"]);
+    assert_eq!(
+        names,
+        [
+            "lighttpd",
+            "vsftpd",
+            "inetd",
+            "snmpd",
+            "mosquitto",
+            "mqtt-retain"
+        ]
+    );
     let mut running = Vec::new();
     for l in &launches {
         running.push(start(l, &dir.0));
@@ -563,25 +915,66 @@ fn other_daemons_from_generated_configs() {
 
     // lighttpd: the captured body, type, server, last-modified (its own ETag and Date).
     // The same request as discovery's probe (it asks for Connection: close).
-    let got = run(&mut in_ns(&["curl", "-s", "-i", "--max-time", "3", "-H", "Connection: close", "http://127.0.0.1:8080/"]));
+    let got = run(&mut in_ns(&[
+        "curl",
+        "-s",
+        "-i",
+        "--max-time",
+        "3",
+        "-H",
+        "Connection: close",
+        "http://127.0.0.1:8080/",
+    ]));
     eprintln!("lighttpd:\n{got}");
-    let keep = |s: &str| s.split("\r\n").filter(|l| !l.starts_with("Date: ") && !l.starts_with("ETag: ")).map(str::to_string).collect::<Vec<_>>();
+    let keep = |s: &str| {
+        s.split("\r\n")
+            .filter(|l| !l.starts_with("Date: ") && !l.starts_with("ETag: "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(keep(&got), keep(LIGHTTPD_CAPTURE));
 
     // vsftpd: the captured greeting.
-    let greeting = run(&mut in_ns(&["sh", "-c", "printf 'QUIT\\r\\n' | nc -q 1 -w 3 127.0.0.1 2121"]));
+    let greeting = run(&mut in_ns(&[
+        "sh",
+        "-c",
+        "printf 'QUIT\\r\\n' | nc -q 1 -w 3 127.0.0.1 2121",
+    ]));
     eprintln!("vsftpd: {greeting:?}");
-    assert!(greeting.starts_with("220 Plant file server ready\r\n"), "{greeting:?}");
+    assert!(
+        greeting.starts_with("220 Plant file server ready\r\n"),
+        "{greeting:?}"
+    );
 
     // telnetd under inetd: the captured opening negotiation.
-    let first = in_ns(&["sh", "-c", "sleep 1 | nc -w 2 127.0.0.1 2323 | head -c 21 | od -An -tx1 | tr -d ' \\n'"]).output().unwrap();
+    let first = in_ns(&[
+        "sh",
+        "-c",
+        "sleep 1 | nc -w 2 127.0.0.1 2323 | head -c 21 | od -An -tx1 | tr -d ' \\n'",
+    ])
+    .output()
+    .unwrap();
     let first = String::from_utf8_lossy(&first.stdout);
     eprintln!("telnetd first bytes: {first}");
     assert_eq!(first, "fffb25fffb26fffd18fffd20fffd23fffd27fffd24");
 
     // snmpd: the captured system group.
-    let sys = run(&mut in_ns(&["snmpget", "-v2c", "-c", "public", "-On", "-Oq", "-t", "2", "127.0.0.1:1161",
-        "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.4.0", "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.6.0"]));
+    let sys = run(&mut in_ns(&[
+        "snmpget",
+        "-v2c",
+        "-c",
+        "public",
+        "-On",
+        "-Oq",
+        "-t",
+        "2",
+        "127.0.0.1:1161",
+        "1.3.6.1.2.1.1.1.0",
+        "1.3.6.1.2.1.1.2.0",
+        "1.3.6.1.2.1.1.4.0",
+        "1.3.6.1.2.1.1.5.0",
+        "1.3.6.1.2.1.1.6.0",
+    ]));
     eprintln!("snmpget:\n{sys}");
     assert_eq!(
         sys,
@@ -593,7 +986,20 @@ fn other_daemons_from_generated_configs() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let topics = loop {
         // -W ends it (status 27) once the retained messages are in.
-        let out = in_ns(&["mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-t", "#", "-v", "-W", "1"]).output().unwrap();
+        let out = in_ns(&[
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "1883",
+            "-t",
+            "#",
+            "-v",
+            "-W",
+            "1",
+        ])
+        .output()
+        .unwrap();
         let out = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.lines().count() >= 2 || Instant::now() > deadline {
             break out;
@@ -602,6 +1008,12 @@ fn other_daemons_from_generated_configs() {
     eprintln!("mosquitto_sub -t '#':\n{topics}");
     let mut lines: Vec<&str> = topics.lines().collect();
     lines.sort();
-    assert_eq!(lines, ["plant/line1/state RUN", "plant/line1/temp {\"host\":\"plc1\",\"seq\":4,\"value\":204}"]);
+    assert_eq!(
+        lines,
+        [
+            "plant/line1/state RUN",
+            "plant/line1/temp {\"host\":\"plc1\",\"seq\":4,\"value\":204}"
+        ]
+    );
     drop(running);
 }

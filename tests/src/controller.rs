@@ -27,7 +27,10 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub struct ControllerProc {
@@ -42,7 +45,10 @@ impl ControllerProc {
     pub fn start(data: &Path, args: &[&str]) -> Result<ControllerProc> {
         let bin = gemelo_bin();
         if !bin.exists() {
-            bail!("{} is missing: build it first (cargo build -p gemelo) or set GEMELO_BIN", bin.display());
+            bail!(
+                "{} is missing: build it first (cargo build -p gemelo) or set GEMELO_BIN",
+                bin.display()
+            );
         }
         let port = free_port();
         let api = format!("127.0.0.1:{port}");
@@ -58,7 +64,12 @@ impl ControllerProc {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("spawn {}", bin.display()))?;
-        let c = ControllerProc { child: Some(child), api: format!("http://{api}"), data: data.to_path_buf(), log };
+        let c = ControllerProc {
+            child: Some(child),
+            api: format!("http://{api}"),
+            data: data.to_path_buf(),
+            log,
+        };
         c.wait_healthy(Duration::from_secs(10))?;
         Ok(c)
     }
@@ -75,7 +86,10 @@ impl ControllerProc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("controller not healthy in {limit:?}; log:\n{}", self.log_text())
+        bail!(
+            "controller not healthy in {limit:?}; log:\n{}",
+            self.log_text()
+        )
     }
 
     pub fn log_text(&self) -> String {
@@ -84,7 +98,10 @@ impl ControllerProc {
 
     /// GET a path; Ok((status, body)) for any HTTP answer.
     pub fn get_status(&self, path: &str) -> Result<(u16, String)> {
-        match ureq::get(&format!("{}{path}", self.api)).timeout(Duration::from_secs(10)).call() {
+        match ureq::get(&format!("{}{path}", self.api))
+            .timeout(Duration::from_secs(10))
+            .call()
+        {
             Ok(r) => Ok((r.status(), r.into_string()?)),
             Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string()?)),
             Err(e) => Err(anyhow!("GET {path}: {e}")),
@@ -108,7 +125,11 @@ impl ControllerProc {
             if let Ok(v) = self.get("/api/v1/switches") {
                 let ready = v
                     .as_array()
-                    .map(|a| a.iter().filter(|s| s["connected"] == true && !s["reconciled"].is_null()).count())
+                    .map(|a| {
+                        a.iter()
+                            .filter(|s| s["connected"] == true && !s["reconciled"].is_null())
+                            .count()
+                    })
                     .unwrap_or(0);
                 if ready >= n {
                     return Ok(v.as_array().cloned().unwrap_or_default());
@@ -117,7 +138,10 @@ impl ControllerProc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("{n} switches not ready in {limit:?}: {last}\nlog:\n{}", self.log_text())
+        bail!(
+            "{n} switches not ready in {limit:?}: {last}\nlog:\n{}",
+            self.log_text()
+        )
     }
 
     /// Kills the controller with SIGKILL (a crash), without cleanup.

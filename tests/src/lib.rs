@@ -19,11 +19,25 @@ pub const TEST_LOCK: &str = "/run/gemelo/test.lock";
 pub fn lab_skip_reason() -> Option<String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(str::to_owned)));
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        });
     if uid.as_deref() != Some("0") {
         return Some("lab tests need root (network namespaces, mounts, Open vSwitch)".into());
     }
-    for tool in ["ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "ip", "nsenter", "unshare", "setsid", "ss"] {
+    for tool in [
+        "ovs-vswitchd",
+        "ovsdb-server",
+        "ovs-vsctl",
+        "ovs-ofctl",
+        "ip",
+        "nsenter",
+        "unshare",
+        "setsid",
+        "ss",
+    ] {
         if !in_path(tool) {
             return Some(format!("{tool} is not installed"));
         }
@@ -33,7 +47,11 @@ pub fn lab_skip_reason() -> Option<String> {
 
 fn in_path(tool: &str) -> bool {
     std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]).any(|d| d.join(tool).is_file()))
+        .map(|p| {
+            std::env::split_paths(&p)
+                .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+                .any(|d| d.join(tool).is_file())
+        })
         .unwrap_or(false)
 }
 
@@ -81,7 +99,9 @@ impl Drop for LabSession {
 
 /// A topology shipped in `topologies/`.
 pub fn topology(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies").join(format!("{name}.toml"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../topologies")
+        .join(format!("{name}.toml"))
 }
 
 /// Runs `argv` inside a lab host; its stdout, or an error with its stderr.
@@ -98,7 +118,12 @@ pub fn in_prod(status: &LabStatus, argv: &[&str]) -> Result<String> {
 fn output(mut cmd: Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        bail!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -107,7 +132,17 @@ fn output(mut cmd: Command) -> Result<String> {
 /// each one a plain learning switch so hosts can talk.
 pub fn install_normal_flows(status: &LabStatus) -> Result<()> {
     for sw in &status.switches {
-        in_prod(status, &["ovs-ofctl", "-O", "OpenFlow13", "add-flow", &sw.mgmt, "priority=0,actions=NORMAL"])?;
+        in_prod(
+            status,
+            &[
+                "ovs-ofctl",
+                "-O",
+                "OpenFlow13",
+                "add-flow",
+                &sw.mgmt,
+                "priority=0,actions=NORMAL",
+            ],
+        )?;
     }
     Ok(())
 }
@@ -132,7 +167,13 @@ pub fn assert_services_listen(status: &LabStatus) -> Result<()> {
         for s in &h.services {
             let want = (s.proto.to_string(), s.port);
             if !open.contains(&want) {
-                bail!("host {}: {} ({}/{}) does not listen; open: {open:?}", h.name, s.name, s.proto, s.port);
+                bail!(
+                    "host {}: {} ({}/{}) does not listen; open: {open:?}",
+                    h.name,
+                    s.name,
+                    s.proto,
+                    s.port
+                );
             }
         }
     }
@@ -151,14 +192,20 @@ pub fn ovs_pids(status: &LabStatus) -> Vec<u32> {
 /// Alive and not a zombie (PID 1 here does not reap orphans).
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()).is_some_and(|s| s != 'Z' && s != 'X'),
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].chars().next())
+            .is_some_and(|s| s != 'Z' && s != 'X'),
         Err(_) => false,
     }
 }
 
 /// Namespaces on the machine whose names start with `prefix`.
 pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())

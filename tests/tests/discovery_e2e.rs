@@ -9,14 +9,18 @@
 
 use anyhow::Result;
 use gemelo::lab::{self, LabStatus};
-use gemelo_tests::truth::{host_identity, ofports, upstream};
 use gemelo_tests::controller::{temp_dir, ControllerProc};
+use gemelo_tests::truth::{host_identity, ofports, upstream};
 use gemelo_tests::{in_host, lab_session_or_skip, topology};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const LISTEN: [&str; 3] = ["--no-default-listeners", "--listen", lab::DEFAULT_CONTROLLER];
+const LISTEN: [&str; 3] = [
+    "--no-default-listeners",
+    "--listen",
+    lab::DEFAULT_CONTROLLER,
+];
 
 #[derive(Debug)]
 struct Truth {
@@ -41,13 +45,23 @@ fn ground_truth(status: &LabStatus) -> Result<Vec<Truth>> {
             .collect();
         tcp_ports.sort();
         tcp_ports.dedup();
-        out.push(Truth { host: h.name.clone(), hostname, interfaces, tcp_ports });
+        out.push(Truth {
+            host: h.name.clone(),
+            hostname,
+            interfaces,
+            tcp_ports,
+        });
     }
     Ok(out)
 }
 
 fn mismatches(inv: &Value, truth: &[Truth]) -> Vec<String> {
-    let hosts: BTreeMap<String, &Value> = inv["hosts"].as_array().into_iter().flatten().map(|h| (h["id"].as_str().unwrap_or("").to_string(), h)).collect();
+    let hosts: BTreeMap<String, &Value> = inv["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| (h["id"].as_str().unwrap_or("").to_string(), h))
+        .collect();
     let mut bad = Vec::new();
     for t in truth {
         for (mac, ip, dpid, ofport) in &t.interfaces {
@@ -55,16 +69,33 @@ fn mismatches(inv: &Value, truth: &[Truth]) -> Vec<String> {
                 bad.push(format!("{}: MAC {mac} not in the inventory", t.host));
                 continue;
             };
-            if !h["ips"].as_array().into_iter().flatten().any(|i| i == ip.as_str()) {
+            if !h["ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i == ip.as_str())
+            {
                 bad.push(format!("{}: {mac} lacks IP {ip}: {}", t.host, h["ips"]));
             }
             if h["hostname"] != t.hostname.as_str() {
-                bad.push(format!("{}: {mac} hostname {} != {}", t.host, h["hostname"], t.hostname));
+                bad.push(format!(
+                    "{}: {mac} hostname {} != {}",
+                    t.host, h["hostname"], t.hostname
+                ));
             }
             if h["switch"] != dpid.as_str() || h["port"] != *ofport {
-                bad.push(format!("{}: {mac} attached at {}:{} != {dpid}:{ofport}", t.host, h["switch"], h["port"]));
+                bad.push(format!(
+                    "{}: {mac} attached at {}:{} != {dpid}:{ofport}",
+                    t.host, h["switch"], h["port"]
+                ));
             }
-            let found: Vec<u64> = h["services"].as_array().into_iter().flatten().filter(|s| s["proto"] == "tcp").filter_map(|s| s["port"].as_u64()).collect();
+            let found: Vec<u64> = h["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["proto"] == "tcp")
+                .filter_map(|s| s["port"].as_u64())
+                .collect();
             for p in &t.tcp_ports {
                 if !found.contains(&(*p as u64)) {
                     bad.push(format!("{}: {mac} misses tcp/{p} (has {found:?})", t.host));
@@ -84,8 +115,14 @@ fn office_inventory_matches_the_ground_truth() {
     let started = Instant::now();
     let ctl = ControllerProc::start(&dir, &LISTEN).expect("controller");
     let health = ctl.get("/api/v1/health").unwrap();
-    assert_eq!(health["discovery"]["probe_netns"], "gm-probe", "the lab's probe port is used: {health}");
-    assert!(!health["discovery"]["scope"].as_array().unwrap().is_empty(), "the lab's scope is used: {health}");
+    assert_eq!(
+        health["discovery"]["probe_netns"], "gm-probe",
+        "the lab's probe port is used: {health}"
+    );
+    assert!(
+        !health["discovery"]["scope"].as_array().unwrap().is_empty(),
+        "the lab's scope is used: {health}"
+    );
 
     // A workstation talks to the router's far address: the router then ARPs out of
     // its workstation interface with that address (ARP flux), which must not move it.
@@ -99,20 +136,57 @@ fn office_inventory_matches_the_ground_truth() {
         if last.is_empty() {
             break inv;
         }
-        assert!(Instant::now() < deadline, "inventory incomplete after 90 s:\n{}\n{}", last.join("\n"), serde_json::to_string_pretty(&inv).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "inventory incomplete after 90 s:\n{}\n{}",
+            last.join("\n"),
+            serde_json::to_string_pretty(&inv).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
-    eprintln!("complete inventory after {:.1} s ({} hosts)", started.elapsed().as_secs_f64(), inv["hosts"].as_array().unwrap().len());
+    eprintln!(
+        "complete inventory after {:.1} s ({} hosts)",
+        started.elapsed().as_secs_f64(),
+        inv["hosts"].as_array().unwrap().len()
+    );
     assert!(last.is_empty());
 
     // Products and versions are the real ones.
-    let web_mac = status.hosts.iter().find(|h| h.name == "web01").unwrap().mac.clone();
+    let web_mac = status
+        .hosts
+        .iter()
+        .find(|h| h.name == "web01")
+        .unwrap()
+        .mac
+        .clone();
     let web = ctl.get(&format!("/api/v1/hosts/{web_mac}")).unwrap();
-    let svc = |port: u64| web["services"].as_array().unwrap().iter().find(|s| s["port"] == port).cloned().unwrap_or(Value::Null);
+    let svc = |port: u64| {
+        web["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["port"] == port)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     assert_eq!(svc(22)["name"], "ssh");
     assert_eq!(svc(22)["product"], "OpenSSH");
-    assert!(svc(22)["version"].as_str().unwrap_or("").starts_with(&upstream("openssh-server")), "{}", svc(22));
-    assert!(svc(22)["banner"].as_str().unwrap_or("").starts_with("SSH-2.0-OpenSSH_"), "{}", svc(22));
+    assert!(
+        svc(22)["version"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&upstream("openssh-server")),
+        "{}",
+        svc(22)
+    );
+    assert!(
+        svc(22)["banner"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("SSH-2.0-OpenSSH_"),
+        "{}",
+        svc(22)
+    );
     assert_eq!(svc(80)["name"], "http");
     assert_eq!(svc(80)["product"], "lighttpd");
     assert_eq!(svc(80)["version"], upstream("lighttpd").as_str());
@@ -121,24 +195,54 @@ fn office_inventory_matches_the_ground_truth() {
 
     // The link between the two switches and both segments with their gateways.
     let links = inv["links"].as_array().unwrap();
-    let sw1 = &status.switches.iter().find(|s| s.name == "sw1").unwrap().dpid;
-    let sw2 = &status.switches.iter().find(|s| s.name == "sw2").unwrap().dpid;
+    let sw1 = &status
+        .switches
+        .iter()
+        .find(|s| s.name == "sw1")
+        .unwrap()
+        .dpid;
+    let sw2 = &status
+        .switches
+        .iter()
+        .find(|s| s.name == "sw2")
+        .unwrap()
+        .dpid;
     assert!(
-        links.iter().any(|l| (l["a"]["dpid"] == sw1.as_str() && l["a"]["port"] == 5 && l["b"]["dpid"] == sw2.as_str() && l["b"]["port"] == 1)
-            || (l["b"]["dpid"] == sw1.as_str() && l["b"]["port"] == 5 && l["a"]["dpid"] == sw2.as_str() && l["a"]["port"] == 1)),
+        links.iter().any(|l| (l["a"]["dpid"] == sw1.as_str()
+            && l["a"]["port"] == 5
+            && l["b"]["dpid"] == sw2.as_str()
+            && l["b"]["port"] == 1)
+            || (l["b"]["dpid"] == sw1.as_str()
+                && l["b"]["port"] == 5
+                && l["a"]["dpid"] == sw2.as_str()
+                && l["a"]["port"] == 1)),
         "sw1:5 <-> sw2:1 not found: {links:?}"
     );
-    let segs: BTreeMap<String, Value> = inv["segments"].as_array().unwrap().iter().map(|s| (s["cidr"].as_str().unwrap().to_string(), s.clone())).collect();
+    let segs: BTreeMap<String, Value> = inv["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["cidr"].as_str().unwrap().to_string(), s.clone()))
+        .collect();
     for seg in &status.segments {
-        let s = segs.get(&seg.cidr).unwrap_or_else(|| panic!("segment {} not found: {segs:?}", seg.cidr));
+        let s = segs
+            .get(&seg.cidr)
+            .unwrap_or_else(|| panic!("segment {} not found: {segs:?}", seg.cidr));
         assert_eq!(s["gateway"], seg.gateway.as_str(), "{s}");
     }
     let topo = ctl.get("/api/v1/topology").unwrap();
-    assert!(topo["edges"].as_array().unwrap().iter().any(|e| e["kind"] == "link"));
+    assert!(topo["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "link"));
 
     // Scan requests: bad input gets a clear 4xx; a good one runs to completion.
     let post = |body: &str| -> (u16, String) {
-        match ureq::post(&format!("{}/api/v1/discovery/scan", ctl.api)).set("content-type", "application/json").send_string(body) {
+        match ureq::post(&format!("{}/api/v1/discovery/scan", ctl.api))
+            .set("content-type", "application/json")
+            .send_string(body)
+        {
             Ok(r) => (r.status(), r.into_string().unwrap()),
             Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
             Err(e) => panic!("{e}"),
@@ -175,7 +279,17 @@ fn office_inventory_matches_the_ground_truth() {
     drop(ctl);
     let ctl = ControllerProc::start(&dir, &LISTEN).expect("controller again");
     let inv2 = ctl.get("/api/v1/inventory").unwrap();
-    assert!(inv2["hosts"].as_array().unwrap().len() >= truth.len(), "stored inventory lost: {inv2}");
+    assert!(
+        inv2["hosts"].as_array().unwrap().len() >= truth.len(),
+        "stored inventory lost: {inv2}"
+    );
     let history = ctl.get("/api/v1/inventory/history").unwrap();
-    assert!(history.as_array().unwrap().iter().any(|e| e["change"] == "appeared"), "no history: {history}");
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["change"] == "appeared"),
+        "no history: {history}"
+    );
 }

@@ -18,7 +18,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const LISTEN: [&str; 3] = ["--no-default-listeners", "--listen", lab::DEFAULT_CONTROLLER];
+const LISTEN: [&str; 3] = [
+    "--no-default-listeners",
+    "--listen",
+    lab::DEFAULT_CONTROLLER,
+];
 const FLOOD_PPS: u32 = 8000;
 const FLOOD_SECS: u32 = 8;
 
@@ -34,30 +38,66 @@ fn arp_flood_spares_tcp_stream_and_api() {
     let dir = temp_dir("flood");
     let ctl = ControllerProc::start(&dir, &LISTEN).expect("controller");
     let status = lab::up(&topology("office"), lab::DEFAULT_CONTROLLER).expect("lab up");
-    ctl.wait_switches(2, Duration::from_secs(30)).expect("switches");
+    ctl.wait_switches(2, Duration::from_secs(30))
+        .expect("switches");
     let host = |n: &str| status.hosts.iter().find(|h| h.name == n).unwrap().clone();
     let web = host("web01");
     let ws02 = host("ws02");
-    assert_ne!(host("files01").switch, web.switch, "the stream must cross both switches");
+    assert_ne!(
+        host("files01").switch,
+        web.switch,
+        "the stream must cross both switches"
+    );
     eprintln!("lab up, switches ready");
-    let before = ctl.get("/api/v1/inventory").unwrap()["hosts"].as_array().map(|a| a.len()).unwrap_or(0);
+    let before = ctl.get("/api/v1/inventory").unwrap()["hosts"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
 
-    let mut server = lab::host_command(&status, "web01", &["iperf3", "-s", "-1", "-p", "5201"]).unwrap()
-        .stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("iperf3 server");
+    let mut server = lab::host_command(&status, "web01", &["iperf3", "-s", "-1", "-p", "5201"])
+        .unwrap()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(300));
     let web_ip = web.ips[0].split('/').next().unwrap().to_string();
-    let client = lab::host_command(&status, "files01", &["iperf3", "-c", &web_ip, "-p", "5201", "-t", "15", "-b", "20M", "-J"]).unwrap()
-        .stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("iperf3 client");
+    let client = lab::host_command(
+        &status,
+        "files01",
+        &[
+            "iperf3", "-c", &web_ip, "-p", "5201", "-t", "15", "-b", "20M", "-J",
+        ],
+    )
+    .unwrap()
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("iperf3 client");
     std::thread::sleep(Duration::from_secs(3));
 
     let count = (FLOOD_PPS * FLOOD_SECS).to_string();
     let rate = FLOOD_PPS.to_string();
-    let flooder = lab::host_command(&status, "ws02", &["python3", flood.to_str().unwrap(), "-i", &ws02.interfaces[0].name, "--rate", &rate, "-n", &count, "--json"])
-        .unwrap()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("arpflood");
+    let flooder = lab::host_command(
+        &status,
+        "ws02",
+        &[
+            "python3",
+            flood.to_str().unwrap(),
+            "-i",
+            &ws02.interfaces[0].name,
+            "--rate",
+            &rate,
+            "-n",
+            &count,
+            "--json",
+        ],
+    )
+    .unwrap()
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("arpflood");
     eprintln!("stream and flood started");
     // The API answers during the whole flood.
     let flood_start = Instant::now();
@@ -65,7 +105,9 @@ fn arp_flood_spares_tcp_stream_and_api() {
     let mut polls = 0;
     while flood_start.elapsed() < Duration::from_secs(FLOOD_SECS as u64) {
         let t = Instant::now();
-        let (code, body) = ctl.get_status("/api/v1/health").expect("health answers during the flood");
+        let (code, body) = ctl
+            .get_status("/api/v1/health")
+            .expect("health answers during the flood");
         assert_eq!(code, 200, "{body}");
         worst = worst.max(t.elapsed());
         polls += 1;
@@ -74,8 +116,12 @@ fn arp_flood_spares_tcp_stream_and_api() {
     eprintln!("flood window over ({polls} health polls, worst {worst:?})");
     let f = flooder.wait_with_output().unwrap();
     eprintln!("flooder done");
-    let fr: serde_json::Value = serde_json::from_slice(&f.stdout).unwrap_or_else(|_| panic!("arpflood: {}", String::from_utf8_lossy(&f.stderr)));
-    let after = ctl.get("/api/v1/inventory").unwrap()["hosts"].as_array().map(|a| a.len()).unwrap_or(0);
+    let fr: serde_json::Value = serde_json::from_slice(&f.stdout)
+        .unwrap_or_else(|_| panic!("arpflood: {}", String::from_utf8_lossy(&f.stderr)));
+    let after = ctl.get("/api/v1/inventory").unwrap()["hosts"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
     let out = client.wait_with_output().unwrap();
     if !out.status.success() {
         let _ = server.kill(); // the one-shot server still waits when the client failed
@@ -85,16 +131,38 @@ fn arp_flood_spares_tcp_stream_and_api() {
         "flood: {} frames at {:.0} pps; inventory {before} -> {after} hosts; health {polls} polls, worst {:.0} ms",
         fr["sent"], fr["pps"].as_f64().unwrap_or(0.0), worst.as_secs_f64() * 1000.0
     );
-    assert!(out.status.success(), "iperf3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "iperf3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
     assert!(report.get("error").is_none(), "iperf3: {}", report["error"]);
     let sent = report["end"]["sum_sent"]["bytes"].as_u64().unwrap();
     let received = report["end"]["sum_received"]["bytes"].as_u64().unwrap();
-    eprintln!("iperf3: sent {sent} received {received} bytes, retransmits {}", report["end"]["sum_sent"]["retransmits"]);
-    assert!(received > 30_000_000, "stream carried only {received} bytes (20 Mbit/s for 15 s is 37.5 MB)");
-    assert!(received * 100 >= sent * 99, "stream lost data: sent {sent}, received {received}");
-    assert!(worst < Duration::from_secs(2), "health took {worst:?} during the flood");
-    assert!(fr["sent"].as_u64().unwrap_or(0) >= (FLOOD_PPS * FLOOD_SECS) as u64 * 9 / 10, "the flood did not run: {fr}");
+    eprintln!(
+        "iperf3: sent {sent} received {received} bytes, retransmits {}",
+        report["end"]["sum_sent"]["retransmits"]
+    );
+    assert!(
+        received > 30_000_000,
+        "stream carried only {received} bytes (20 Mbit/s for 15 s is 37.5 MB)"
+    );
+    assert!(
+        received * 100 >= sent * 99,
+        "stream lost data: sent {sent}, received {received}"
+    );
+    assert!(
+        worst < Duration::from_secs(2),
+        "health took {worst:?} during the flood"
+    );
+    assert!(
+        fr["sent"].as_u64().unwrap_or(0) >= (FLOOD_PPS * FLOOD_SECS) as u64 * 9 / 10,
+        "the flood did not run: {fr}"
+    );
     // The flood reached gemelo (through the meter): many new MACs were inventoried.
-    assert!(after >= before + 1000, "the ARP flood did not reach the controller: {before} -> {after} hosts");
+    assert!(
+        after >= before + 1000,
+        "the ARP flood did not reach the controller: {before} -> {after} hosts"
+    );
 }

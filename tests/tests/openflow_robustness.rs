@@ -44,7 +44,8 @@ fn bad_switches_get_errors_and_the_controller_survives() {
     let dir = temp_dir("robust");
     let sock = dir.join("of.sock").display().to_string();
     let listen = format!("unix:{sock}");
-    let ctl = ControllerProc::start(&dir, &["--no-default-listeners", "--listen", &listen]).expect("controller");
+    let ctl = ControllerProc::start(&dir, &["--no-default-listeners", "--listen", &listen])
+        .expect("controller");
 
     // 1. An OpenFlow 1.0-only switch: gemelo says HELLO (1.3 bitmap), then HELLO_FAILED.
     let mut s = connect(&sock);
@@ -53,7 +54,11 @@ fn bad_switches_get_errors_and_the_controller_survives() {
     s.write_all(&[0x01, 0x00, 0x00, 0x08, 0, 0, 0, 1]).unwrap();
     let (_, kind, body) = read_msg(&mut s).expect("an error for the old version");
     assert_eq!(kind, 1, "OFPT_ERROR");
-    assert_eq!(&body[..4], &[0, 0, 0, 0], "OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE");
+    assert_eq!(
+        &body[..4],
+        &[0, 0, 0, 0],
+        "OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE"
+    );
     assert!(closed(&mut s));
 
     // 2. Garbage instead of a HELLO.
@@ -76,12 +81,21 @@ fn bad_switches_get_errors_and_the_controller_survives() {
     read_msg(&mut s).expect("gemelo's HELLO");
     s.write_all(&[0x04, 0x00, 0x00, 0x08, 0, 0, 0, 2]).unwrap();
     read_msg(&mut s).expect("FEATURES_REQUEST");
-    s.write_all(&[0x04, 0x06, 0x00, 0x0c, 0, 0, 0, 1, 0, 0, 0, 1]).unwrap();
-    assert!(closed(&mut s), "an undecodable FEATURES_REPLY must end the handshake");
+    s.write_all(&[0x04, 0x06, 0x00, 0x0c, 0, 0, 0, 1, 0, 0, 0, 1])
+        .unwrap();
+    assert!(
+        closed(&mut s),
+        "an undecodable FEATURES_REPLY must end the handshake"
+    );
 
     // The controller is still alive and serving.
-    let health = ctl.get("/api/v1/health").expect("health after bad switches");
+    let health = ctl
+        .get("/api/v1/health")
+        .expect("health after bad switches");
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["switches"], 0, "no bad peer may register as a switch");
+    assert_eq!(
+        health["switches"], 0,
+        "no bad peer may register as a switch"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,7 +34,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LISTEN: [&str; 3] = ["--no-default-listeners", "--listen", lab::DEFAULT_CONTROLLER];
+const LISTEN: [&str; 3] = [
+    "--no-default-listeners",
+    "--listen",
+    lab::DEFAULT_CONTROLLER,
+];
 
 /// What twin hosts send (see the module doc). The probe namespace's own ARP
 /// sweep (gemelo's active discovery) also asks for the unused addresses: its
@@ -44,7 +48,10 @@ const TWIN_MARK: &str = "src portrange 31000-31999 or dst portrange 31000-31999 
 
 /// `TWIN_MARK` minus ARP sent by the production MACs in `exclude`.
 fn twin_mark(exclude: &[String]) -> String {
-    let not: String = exclude.iter().map(|m| format!(" and not ether src {m}")).collect();
+    let not: String = exclude
+        .iter()
+        .map(|m| format!(" and not ether src {m}"))
+        .collect();
     format!(
         "src portrange 31000-31999 or dst portrange 31000-31999 or (icmp and ip[2:2] = 1139) \
          or (icmp6 and ip6[4:2] = 1119) or (arp and (arp host 10.10.1.250 or arp host 10.10.2.250){not})"
@@ -52,7 +59,10 @@ fn twin_mark(exclude: &[String]) -> String {
 }
 
 fn macs(ns: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "exec", ns, "ip", "-j", "link"]).output().expect("ip link");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ip", "-j", "link"])
+        .output()
+        .expect("ip link");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let mut m: Vec<String> = v
         .as_array()
@@ -66,12 +76,15 @@ fn macs(ns: &str) -> Vec<String> {
     m
 }
 /// What the production control run sends.
-const CONTROL_MARK: &str = "src portrange 30000-30099 or dst portrange 30000-30099 or (icmp and ip[2:2] = 1140)";
+const CONTROL_MARK: &str =
+    "src portrange 30000-30099 or dst portrange 30000-30099 or (icmp and ip[2:2] = 1140)";
 
 struct TwinGuard<'a>(&'a ControllerProc);
 impl Drop for TwinGuard<'_> {
     fn drop(&mut self) {
-        let _ = ureq::delete(&format!("{}/api/v1/twin", self.0.api)).timeout(Duration::from_secs(60)).call();
+        let _ = ureq::delete(&format!("{}/api/v1/twin", self.0.api))
+            .timeout(Duration::from_secs(60))
+            .call();
     }
 }
 
@@ -94,7 +107,11 @@ impl Capture {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn tcpdump");
-        Capture { name: name.into(), file, child: Some(child) }
+        Capture {
+            name: name.into(),
+            file,
+            child: Some(child),
+        }
     }
 
     fn stop(&mut self) {
@@ -105,8 +122,17 @@ impl Capture {
 
     /// Packets in the capture matching `filter`, as tcpdump prints them.
     fn read(&self, filter: &str) -> Vec<String> {
-        let out = Command::new("tcpdump").args(["-nn", "-e", "-r"]).arg(&self.file).arg(filter).stderr(Stdio::null()).output().expect("tcpdump -r");
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+        let out = Command::new("tcpdump")
+            .args(["-nn", "-e", "-r"])
+            .arg(&self.file)
+            .arg(filter)
+            .stderr(Stdio::null())
+            .output()
+            .expect("tcpdump -r");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -123,14 +149,25 @@ fn wait_listening(cmd: &mut Command) {
 }
 
 fn ips_of(status: &lab::LabStatus) -> Vec<String> {
-    let mut v: Vec<String> = status.hosts.iter().flat_map(|h| h.ips.iter().map(|ip| ip.split('/').next().unwrap().to_string())).collect();
+    let mut v: Vec<String> = status
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.ips
+                .iter()
+                .map(|ip| ip.split('/').next().unwrap().to_string())
+        })
+        .collect();
     v.sort();
     v.dedup();
     v
 }
 
 fn link_locals(ns: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "exec", ns, "ip", "-j", "addr"]).output().expect("ip addr");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ip", "-j", "addr"])
+        .output()
+        .expect("ip addr");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     v.as_array()
         .into_iter()
@@ -143,7 +180,10 @@ fn link_locals(ns: &str) -> Vec<String> {
 
 /// Global or host-scope addresses other than loopback's in a namespace.
 fn non_loopback_addresses(ns: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "exec", ns, "ip", "-j", "addr"]).output().expect("ip addr");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ip", "-j", "addr"])
+        .output()
+        .expect("ip addr");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     v.as_array()
         .into_iter()
@@ -151,7 +191,12 @@ fn non_loopback_addresses(ns: &str) -> Vec<String> {
         .filter(|l| l["ifname"] != "lo")
         .flat_map(|l| {
             let name = l["ifname"].as_str().unwrap_or("").to_string();
-            l["addr_info"].as_array().cloned().unwrap_or_default().into_iter().map(move |a| format!("{name}: {}", a["local"]))
+            l["addr_info"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |a| format!("{name}: {}", a["local"]))
         })
         .collect()
 }
@@ -159,22 +204,35 @@ fn non_loopback_addresses(ns: &str) -> Vec<String> {
 /// The shell script a twin host runs: every probe, each target in parallel
 /// with its own block of 20 marked source ports.
 fn probe_script(targets: &[String], v6: &[String]) -> String {
-    let tcp = [21u16, 22, 23, 80, 443, 502, 1883, 6633, 6640, 6653, 8080, 31999];
+    let tcp = [
+        21u16, 22, 23, 80, 443, 502, 1883, 6633, 6640, 6653, 8080, 31999,
+    ];
     let udp = [53u16, 67, 161, 5353, 31999];
     let mut s = String::from("IF=$(ls /sys/class/net | grep -v '^lo$' | head -1)\n");
     for (i, t) in targets.iter().enumerate() {
         let base = 31000 + 20 * i as u16;
         s.push_str(&format!("( ping -c1 -W1 -s1111 {t} >/dev/null 2>&1\n"));
         for (j, p) in tcp.iter().enumerate() {
-            s.push_str(&format!("nc -z -n -w1 -p {} {t} {p} >/dev/null 2>&1\n", base + j as u16));
+            s.push_str(&format!(
+                "nc -z -n -w1 -p {} {t} {p} >/dev/null 2>&1\n",
+                base + j as u16
+            ));
         }
         for (j, p) in udp.iter().enumerate() {
-            s.push_str(&format!("echo gm-twin-mark | nc -u -n -w1 -p {} {t} {p} >/dev/null 2>&1\n", base + 12 + j as u16));
+            s.push_str(&format!(
+                "echo gm-twin-mark | nc -u -n -w1 -p {} {t} {p} >/dev/null 2>&1\n",
+                base + 12 + j as u16
+            ));
         }
-        s.push_str(&format!("curl -s -m1 --local-port {} http://{t}/ >/dev/null 2>&1 ) &\n", base + 17));
+        s.push_str(&format!(
+            "curl -s -m1 --local-port {} http://{t}/ >/dev/null 2>&1 ) &\n",
+            base + 17
+        ));
     }
     for a in v6 {
-        s.push_str(&format!("ping -6 -c1 -W1 -s1111 {a}%$IF >/dev/null 2>&1 &\n"));
+        s.push_str(&format!(
+            "ping -6 -c1 -W1 -s1111 {a}%$IF >/dev/null 2>&1 &\n"
+        ));
     }
     s.push_str("wait\n");
     s
@@ -190,16 +248,29 @@ fn twin_sends_nothing_to_production() {
     let _twin = TwinGuard(&ctl);
 
     // Wait until discovery knows every lab host (by its first MAC).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let known = status
             .hosts
             .iter()
             .filter(|h| {
-                let wants_services = h.services.iter().any(|s| s.name != "lldp");
+                // Every service the lab runs must be identified (port and
+                // product) before the twin is built, or its decoy is missing.
+                let wanted: Vec<u16> = h
+                    .services
+                    .iter()
+                    .filter(|s| s.name != "lldp")
+                    .map(|s| s.port)
+                    .collect();
                 h.interfaces.iter().all(|i| {
                     ctl.get(&format!("/api/v1/hosts/{}", i.mac)).is_ok_and(|v| {
-                        !v["hostname"].is_null() && (!wants_services || v["services"].as_array().is_some_and(|s| !s.is_empty()))
+                        let identified = |port: u16| {
+                            v["services"].as_array().is_some_and(|s| {
+                                s.iter()
+                                    .any(|s| s["port"] == port && !s["product"].is_null())
+                            })
+                        };
+                        !v["hostname"].is_null() && wanted.iter().all(|p| identified(*p))
                     })
                 })
             })
@@ -207,12 +278,18 @@ fn twin_sends_nothing_to_production() {
         if known == status.hosts.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "discovery found {known}/{} hosts with hostname and services", status.hosts.len());
+        assert!(
+            Instant::now() < deadline,
+            "discovery identified {known}/{} hosts with hostname and every service",
+            status.hosts.len()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!("discovery done at {:.1} s", t0.elapsed().as_secs_f64());
 
-    let r = ureq::post(&format!("{}/api/v1/twin", ctl.api)).send_string("").expect("POST /api/v1/twin");
+    let r = ureq::post(&format!("{}/api/v1/twin", ctl.api))
+        .send_string("")
+        .expect("POST /api/v1/twin");
     assert_eq!(r.status(), 202);
     let t = Instant::now();
     let twin = loop {
@@ -224,34 +301,72 @@ fn twin_sends_nothing_to_production() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(twin["state"], "ready", "{twin}");
-    let tstatus = netns::status(Path::new(TWIN_RUN_DIR)).expect("twin status").expect("a twin");
-    let twin_hosts: Vec<String> = tstatus.hosts.iter().filter(|h| h.namespace.is_some()).map(|h| h.name.clone()).collect();
-    eprintln!("twin built at {:.1} s: {twin_hosts:?}", t0.elapsed().as_secs_f64());
-    assert!(twin_hosts.len() >= status.hosts.len() - 1, "twin hosts {twin_hosts:?} vs lab {}", status.hosts.len());
+    let tstatus = netns::status(Path::new(TWIN_RUN_DIR))
+        .expect("twin status")
+        .expect("a twin");
+    let twin_hosts: Vec<String> = tstatus
+        .hosts
+        .iter()
+        .filter(|h| h.namespace.is_some())
+        .map(|h| h.name.clone())
+        .collect();
+    eprintln!(
+        "twin built at {:.1} s: {twin_hosts:?}",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        twin_hosts.len() >= status.hosts.len() - 1,
+        "twin hosts {twin_hosts:?} vs lab {}",
+        status.hosts.len()
+    );
 
     // The twin switch's namespace has no address at all (only its ports).
     let sw_addrs = non_loopback_addresses(&tstatus.switch.namespace);
     let sw_addrs: Vec<&String> = sw_addrs.iter().filter(|a| !a.contains("fe80:")).collect();
-    assert!(sw_addrs.is_empty(), "twin switch namespace has addresses: {sw_addrs:?}");
+    assert!(
+        sw_addrs.is_empty(),
+        "twin switch namespace has addresses: {sw_addrs:?}"
+    );
     let ll_twin_sw = link_locals(&tstatus.switch.namespace);
 
     // Captures on the production side.
     let mut caps = Vec::new();
     for h in &status.hosts {
         let cmd = lab::host_command(&status, &h.name, &[]).expect("host command");
-        caps.push(Capture::start(&h.name, cmd, dir.join(format!("{}.pcap", h.name))));
+        caps.push(Capture::start(
+            &h.name,
+            cmd,
+            dir.join(format!("{}.pcap", h.name)),
+        ));
     }
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &status.namespace]);
-    caps.push(Capture::start(&status.namespace, cmd, dir.join("prod.pcap")));
+    caps.push(Capture::start(
+        &status.namespace,
+        cmd,
+        dir.join("prod.pcap"),
+    ));
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &status.probe.namespace]);
-    caps.push(Capture::start(&status.probe.namespace, cmd, dir.join("probe.pcap")));
+    caps.push(Capture::start(
+        &status.probe.namespace,
+        cmd,
+        dir.join("probe.pcap"),
+    ));
     wait_listening(&mut Command::new("true"));
 
     // Every twin host tries to reach production.
     let mut targets = ips_of(&status);
-    targets.extend(["10.10.1.250", "10.10.2.250", "10.10.1.254", "10.10.2.254", "127.0.0.1"].map(str::to_owned));
+    targets.extend(
+        [
+            "10.10.1.250",
+            "10.10.2.250",
+            "10.10.1.254",
+            "10.10.2.254",
+            "127.0.0.1",
+        ]
+        .map(str::to_owned),
+    );
     let mut v6 = link_locals(&status.namespace);
     v6.extend(link_locals(&status.probe.namespace));
     v6.extend(ll_twin_sw);
@@ -260,14 +375,28 @@ fn twin_sends_nothing_to_production() {
     let children: Vec<(String, Child)> = twin_hosts
         .iter()
         .map(|h| {
-            let mut c = netns::host_command(&tstatus, h, &["sh", "-c", &script]).expect("twin host command");
-            (h.clone(), c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn probes"))
+            let mut c = netns::host_command(&tstatus, h, &["sh", "-c", &script])
+                .expect("twin host command");
+            (
+                h.clone(),
+                c.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn probes"),
+            )
         })
         .collect();
     for (_, mut c) in children {
         let _ = c.wait();
     }
-    eprintln!("{} twin hosts probed {} targets + {} link-locals in {:.1} s", twin_hosts.len(), targets.len(), v6.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} twin hosts probed {} targets + {} link-locals in {:.1} s",
+        twin_hosts.len(),
+        targets.len(),
+        v6.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     // Unix-socket management paths: recorded, not asserted (shared filesystem).
     let socks = [
@@ -278,8 +407,19 @@ fn twin_sends_nothing_to_production() {
     ];
     for s in &socks {
         let p = s.display().to_string();
-        let ok = netns::host_command(&tstatus, &twin_hosts[0], &["nc", "-U", "-z", "-w1", &p]).unwrap().status().is_ok_and(|s| s.success());
-        eprintln!("unix socket {p} from twin host {}: {}", twin_hosts[0], if ok { "OPENABLE (shared filesystem)" } else { "not openable" });
+        let ok = netns::host_command(&tstatus, &twin_hosts[0], &["nc", "-U", "-z", "-w1", &p])
+            .unwrap()
+            .status()
+            .is_ok_and(|s| s.success());
+        eprintln!(
+            "unix socket {p} from twin host {}: {}",
+            twin_hosts[0],
+            if ok {
+                "OPENABLE (shared filesystem)"
+            } else {
+                "not openable"
+            }
+        );
     }
 
     // Control: production traffic with the control mark is seen.
@@ -295,20 +435,74 @@ fn twin_sends_nothing_to_production() {
     for c in &caps {
         let twin_pkts = c.read(&mark);
         let control = c.read(CONTROL_MARK);
-        eprintln!("capture {}: {} twin-marked packets, {} control packets", c.name, twin_pkts.len(), control.len());
+        eprintln!(
+            "capture {}: {} twin-marked packets, {} control packets",
+            c.name,
+            twin_pkts.len(),
+            control.len()
+        );
         leaks.extend(twin_pkts.into_iter().map(|l| format!("{}: {l}", c.name)));
         if c.name == status.namespace || c.name == "web01" {
-            assert!(!control.is_empty(), "capture in {} saw no control packet: captures do not work", c.name);
+            assert!(
+                !control.is_empty(),
+                "capture in {} saw no control packet: captures do not work",
+                c.name
+            );
         }
     }
-    assert!(leaks.is_empty(), "twin traffic reached production:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "twin traffic reached production:\n{}",
+        leaks.join("\n")
+    );
 
     // And the twin answers its own hosts (the probes ran where they should):
     // twin web01 answers on 80 from twin bastion01's namespace.
     let b_mac = &status.host("bastion01").expect("bastion01").mac;
-    let b = tstatus.hosts.iter().find(|h| h.mirrors.contains(b_mac)).expect("bastion01's twin").name.clone();
-    if let Some(mut c) = netns::host_command(&tstatus, &b, &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3", "http://10.10.1.10/"]) {
+    let b = tstatus
+        .hosts
+        .iter()
+        .find(|h| h.mirrors.contains(b_mac))
+        .expect("bastion01's twin")
+        .name
+        .clone();
+    if let Some(mut c) = netns::host_command(
+        &tstatus,
+        &b,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "3",
+            "http://10.10.1.10/",
+        ],
+    ) {
         let code = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
+        if code != "200" {
+            let w = tstatus
+                .hosts
+                .iter()
+                .find(|h| h.ips.iter().any(|a| a.starts_with("10.10.1.10/")))
+                .map(|h| h.name.clone());
+            let ss = w
+                .as_ref()
+                .and_then(|w| netns::host_command(&tstatus, w, &["ss", "-ltnp"]))
+                .and_then(|mut c| c.output().ok());
+            let neigh = netns::host_command(&tstatus, &b, &["ip", "neigh"])
+                .and_then(|mut c| c.output().ok());
+            eprintln!(
+                "twin web01 = {w:?}\nlisteners: {}\nbastion01 neighbours: {}",
+                ss.map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default(),
+                neigh
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default()
+            );
+        }
         assert_eq!(code, "200", "twin bastion01 -> twin web01");
     }
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());

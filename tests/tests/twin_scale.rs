@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use gemelo_hypervisor::netns::{self, BuildOptions};
-use gemelo_hypervisor::plan::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
+use gemelo_hypervisor::plan::{
+    Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch,
+};
 use gemelo_hypervisor::{Launch, TwinState, TwinStatus};
 use gemelo_tests::{twin_session_or_skip, TWIN_RUN_DIR};
 
@@ -57,7 +59,11 @@ fn plan(n: usize) -> TwinPlan {
             dpid: 0x0000_7477_696e_0078,
         },
         observer_namespace: "gm-twin-observer".into(),
-        segments: vec![TwinSegment { cidr: "10.78.0.0/16".into(), vlan: None, gateway: None }],
+        segments: vec![TwinSegment {
+            cidr: "10.78.0.0/16".into(),
+            vlan: None,
+            gateway: None,
+        }],
         hosts,
     }
 }
@@ -65,20 +71,44 @@ fn plan(n: usize) -> TwinPlan {
 fn launches(host: &TwinHost, dir: &Path) -> Result<Vec<Launch>, String> {
     Ok(vec![Launch {
         name: "httpd".into(),
-        argv: ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", &dir.join("www").display().to_string()].map(str::to_owned).to_vec(),
+        argv: [
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            &dir.join("www").display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         env: vec![],
-        files: vec![(PathBuf::from("www/index.html"), format!("{}\n", host.hostname).into_bytes(), 0o644)],
+        files: vec![(
+            PathBuf::from("www/index.html"),
+            format!("{}\n", host.hostname).into_bytes(),
+            0o644,
+        )],
         listens: vec![("tcp".into(), 80)],
     }])
 }
 
 fn all_answer(status: &TwinStatus, n: usize) -> usize {
     let script: String = (0..n)
-        .map(|i| format!("curl -s -o /dev/null -w '%{{http_code}}\\n' -m 2 http://{}/ &\n", ip_of(i)))
+        .map(|i| {
+            format!(
+                "curl -s -o /dev/null -w '%{{http_code}}\\n' -m 2 http://{}/ &\n",
+                ip_of(i)
+            )
+        })
         .chain(["wait\n".to_string()])
         .collect();
-    let out = netns::observer_command(status, &["sh", "-c", &script]).output().expect("observer curl");
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l == "200").count()
+    let out = netns::observer_command(status, &["sh", "-c", &script])
+        .output()
+        .expect("observer curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| *l == "200")
+        .count()
 }
 
 #[test]
@@ -90,19 +120,43 @@ fn twin_build_time_by_size() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let reps: usize = std::env::var("GEMELO_TWIN_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let reps: usize = std::env::var("GEMELO_TWIN_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     for &n in &sizes {
         for _ in 0..reps {
             netns::destroy(Path::new(TWIN_RUN_DIR)).expect("clear");
             let p = plan(n);
-            let opts = BuildOptions { controller: NO_CONTROLLER.into(), run_dir: TWIN_RUN_DIR.into(), launches: Box::new(launches) };
+            let opts = BuildOptions {
+                controller: NO_CONTROLLER.into(),
+                run_dir: TWIN_RUN_DIR.into(),
+                launches: Box::new(launches),
+            };
             let t = Instant::now();
             let status = netns::build(&p, &opts, &mut |_, _| {}).expect("build");
             let built = t.elapsed().as_secs_f64();
-            assert_eq!(status.state, TwinState::Ready, "{:?}", status.hosts.iter().find(|h| h.error.is_some()));
+            assert_eq!(
+                status.state,
+                TwinState::Ready,
+                "{:?}",
+                status.hosts.iter().find(|h| h.error.is_some())
+            );
             // No controller: a plain learning switch (gemelo would program it).
-            let mgmt = format!("unix:{}/{}.mgmt", status.switch.rundir, status.switch.bridge);
-            let ok = Command::new("ovs-ofctl").args(["-O", "OpenFlow13", "add-flow", &mgmt, "priority=0,actions=NORMAL"]).status().unwrap();
+            let mgmt = format!(
+                "unix:{}/{}.mgmt",
+                status.switch.rundir, status.switch.bridge
+            );
+            let ok = Command::new("ovs-ofctl")
+                .args([
+                    "-O",
+                    "OpenFlow13",
+                    "add-flow",
+                    &mgmt,
+                    "priority=0,actions=NORMAL",
+                ])
+                .status()
+                .unwrap();
             assert!(ok.success());
             let mut answering = 0;
             while t.elapsed().as_secs_f64() < built + 60.0 {

@@ -35,20 +35,35 @@ pub enum ScanError {
 }
 
 /// Checks targets against the scope and returns them as networks.
-pub fn validate_targets(targets: &[String], scope: &[Ipv4Network]) -> Result<Vec<Ipv4Network>, ScanError> {
+pub fn validate_targets(
+    targets: &[String],
+    scope: &[Ipv4Network],
+) -> Result<Vec<Ipv4Network>, ScanError> {
     if scope.is_empty() {
         return Err(ScanError::NoScope);
     }
     if targets.is_empty() {
-        return Err(ScanError::BadTarget("no targets given: name at least one CIDR, e.g. \"10.10.1.0/24\"".into()));
+        return Err(ScanError::BadTarget(
+            "no targets given: name at least one CIDR, e.g. \"10.10.1.0/24\"".into(),
+        ));
     }
-    let scope_text = scope.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    let scope_text = scope
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut nets = Vec::new();
     let mut total = 0u64;
     for t in targets {
         let net = parse_cidr(t).map_err(ScanError::BadTarget)?;
-        if !scope.iter().any(|s| s.contains(net.network()) && s.contains(net.broadcast())) {
-            return Err(ScanError::OutOfScope { target: t.clone(), scope: scope_text });
+        if !scope
+            .iter()
+            .any(|s| s.contains(net.network()) && s.contains(net.broadcast()))
+        {
+            return Err(ScanError::OutOfScope {
+                target: t.clone(),
+                scope: scope_text,
+            });
         }
         total += net.size() as u64;
         nets.push(net);
@@ -80,10 +95,22 @@ impl Discovery {
     }
 
     /// Starts a scan job; returns it at once (state "running").
-    pub fn start_scan(self: &Arc<Self>, targets: Vec<String>, ports: Option<Vec<u32>>) -> Result<Job, ScanError> {
+    pub fn start_scan(
+        self: &Arc<Self>,
+        targets: Vec<String>,
+        ports: Option<Vec<u32>>,
+    ) -> Result<Job, ScanError> {
         let nets = validate_targets(&targets, &self.config.scope)?;
         let ports: Vec<u16> = match ports {
-            Some(p) => p.into_iter().map(|p| u16::try_from(p).ok().filter(|p| *p > 0).ok_or(ScanError::BadPort(p))).collect::<Result<_, _>>()?,
+            Some(p) => p
+                .into_iter()
+                .map(|p| {
+                    u16::try_from(p)
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or(ScanError::BadPort(p))
+                })
+                .collect::<Result<_, _>>()?,
             None if !self.config.ports.is_empty() => self.config.ports.clone(),
             None => probe::DEFAULT_PORTS.to_vec(),
         };
@@ -122,7 +149,12 @@ impl Discovery {
     }
 
     /// ARP sweep + identify; returns how many hosts answered.
-    async fn sweep(self: Arc<Self>, ns: String, nets: Vec<Ipv4Network>, ports: Vec<u16>) -> Result<usize, String> {
+    async fn sweep(
+        self: Arc<Self>,
+        ns: String,
+        nets: Vec<Ipv4Network>,
+        ports: Vec<u16>,
+    ) -> Result<usize, String> {
         let addrs: Vec<Ipv4Addr> = nets.iter().flat_map(addresses).collect();
         // 1. Make every address ARP-visible: the kernel of the probe resolves each one.
         let to_touch = addrs.clone();
@@ -131,7 +163,11 @@ impl Discovery {
         // 2. Who answered is what the passive path learned.
         let alive: Vec<Ipv4Addr> = {
             let inv = self.inventory();
-            addrs.iter().copied().filter(|ip| inv.host_by_ip(*ip).is_some()).collect()
+            addrs
+                .iter()
+                .copied()
+                .filter(|ip| inv.host_by_ip(*ip).is_some())
+                .collect()
         };
         // 3. Identify the services of each (the new-host prober can skip them).
         self.forget_new_ips(&alive);
@@ -140,7 +176,12 @@ impl Discovery {
     }
 
     /// Scans and identifies the services of `ips` (from the probe namespace) and records them.
-    pub(crate) async fn identify(self: &Arc<Self>, ns: &str, ips: Vec<Ipv4Addr>, ports: Vec<u16>) -> Result<(), String> {
+    pub(crate) async fn identify(
+        self: &Arc<Self>,
+        ns: &str,
+        ips: Vec<Ipv4Addr>,
+        ports: Vec<u16>,
+    ) -> Result<(), String> {
         let cfg = self.probe_config();
         let results = run_in(ns, move || async move {
             let probes = ips.into_iter().map(|ip| {
@@ -152,8 +193,11 @@ impl Discovery {
         })
         .await?;
         for (ip, services) in results {
-            let os = probe::guess_os(&services, self.inventory().host_by_ip(ip).and_then(|h| h.ttl))
-                .map(|(family, guess)| super::inventory::Os { family, guess });
+            let os = probe::guess_os(
+                &services,
+                self.inventory().host_by_ip(ip).and_then(|h| h.ttl),
+            )
+            .map(|(family, guess)| super::inventory::Os { family, guess });
             let role = probe::classify_role(&services);
             let sys_name: Option<String> = services
                 .iter()
@@ -173,8 +217,14 @@ impl Discovery {
 
     /// Probes hosts as they appear (new IPs in scope), in small batches.
     pub async fn run_new_host_probes(self: Arc<Self>) {
-        let Some(ns) = self.config.probe_netns.clone() else { return };
-        let ports = if self.config.ports.is_empty() { probe::DEFAULT_PORTS.to_vec() } else { self.config.ports.clone() };
+        let Some(ns) = self.config.probe_netns.clone() else {
+            return;
+        };
+        let ports = if self.config.ports.is_empty() {
+            probe::DEFAULT_PORTS.to_vec()
+        } else {
+            self.config.ports.clone()
+        };
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let batch = self.take_new_ips();
@@ -182,7 +232,10 @@ impl Discovery {
             // (ARP) so the passive path learns MAC and attachment.
             let unowned: Vec<Ipv4Addr> = {
                 let inv = self.inventory();
-                inv.unowned_addresses().into_iter().filter(|ip| self.config.scope.iter().any(|n| n.contains(*ip))).collect()
+                inv.unowned_addresses()
+                    .into_iter()
+                    .filter(|ip| self.config.scope.iter().any(|n| n.contains(*ip)))
+                    .collect()
             };
             if !unowned.is_empty() {
                 let _ = run_in(&ns, move || async move { touch(&unowned).await }).await;
@@ -240,9 +293,11 @@ where
     T: Send + 'static,
 {
     let ns = ns.to_string();
-    tokio::task::spawn_blocking(move || probe::in_netns(&ns, f).map_err(|e| format!("probe namespace {ns}: {e}")))
-        .await
-        .map_err(|e| format!("probe task: {e}"))?
+    tokio::task::spawn_blocking(move || {
+        probe::in_netns(&ns, f).map_err(|e| format!("probe namespace {ns}: {e}"))
+    })
+    .await
+    .map_err(|e| format!("probe task: {e}"))?
 }
 
 #[cfg(test)]
@@ -250,27 +305,61 @@ mod tests {
     use super::*;
 
     fn scope() -> Vec<Ipv4Network> {
-        vec!["10.10.1.0/24".parse().unwrap(), "10.10.2.0/24".parse().unwrap()]
+        vec![
+            "10.10.1.0/24".parse().unwrap(),
+            "10.10.2.0/24".parse().unwrap(),
+        ]
     }
 
     #[test]
     fn targets_must_be_in_scope() {
-        assert_eq!(validate_targets(&["10.10.1.0/24".into()], &scope()).unwrap().len(), 1);
-        assert_eq!(validate_targets(&["10.10.2.7".into()], &scope()).unwrap()[0].prefix(), 32);
-        assert!(matches!(validate_targets(&["10.10.0.0/16".into()], &scope()), Err(ScanError::OutOfScope { .. })));
-        assert!(matches!(validate_targets(&["192.168.1.0/24".into()], &scope()), Err(ScanError::OutOfScope { .. })));
-        let bad = validate_targets(&["10.10.1.0/33".into()], &scope()).unwrap_err().to_string();
+        assert_eq!(
+            validate_targets(&["10.10.1.0/24".into()], &scope())
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            validate_targets(&["10.10.2.7".into()], &scope()).unwrap()[0].prefix(),
+            32
+        );
+        assert!(matches!(
+            validate_targets(&["10.10.0.0/16".into()], &scope()),
+            Err(ScanError::OutOfScope { .. })
+        ));
+        assert!(matches!(
+            validate_targets(&["192.168.1.0/24".into()], &scope()),
+            Err(ScanError::OutOfScope { .. })
+        ));
+        let bad = validate_targets(&["10.10.1.0/33".into()], &scope())
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("10.10.1.0/33"), "{bad}");
-        assert_eq!(validate_targets(&["10.10.1.0/24".into()], &[]), Err(ScanError::NoScope));
-        assert!(matches!(validate_targets(&[], &scope()), Err(ScanError::BadTarget(_))));
+        assert_eq!(
+            validate_targets(&["10.10.1.0/24".into()], &[]),
+            Err(ScanError::NoScope)
+        );
+        assert!(matches!(
+            validate_targets(&[], &scope()),
+            Err(ScanError::BadTarget(_))
+        ));
         let wide: Vec<Ipv4Network> = vec!["10.0.0.0/8".parse().unwrap()];
-        assert!(matches!(validate_targets(&["10.0.0.0/16".into()], &wide), Err(ScanError::TooLarge(65536))));
+        assert!(matches!(
+            validate_targets(&["10.0.0.0/16".into()], &wide),
+            Err(ScanError::TooLarge(65536))
+        ));
     }
 
     #[test]
     fn sweeps_skip_network_and_broadcast() {
         let a = addresses(&"10.10.1.0/30".parse().unwrap());
-        assert_eq!(a, vec![Ipv4Addr::new(10, 10, 1, 1), Ipv4Addr::new(10, 10, 1, 2)]);
-        assert_eq!(addresses(&"10.10.1.7/32".parse().unwrap()), vec![Ipv4Addr::new(10, 10, 1, 7)]);
+        assert_eq!(
+            a,
+            vec![Ipv4Addr::new(10, 10, 1, 1), Ipv4Addr::new(10, 10, 1, 2)]
+        );
+        assert_eq!(
+            addresses(&"10.10.1.7/32".parse().unwrap()),
+            vec![Ipv4Addr::new(10, 10, 1, 7)]
+        );
     }
 }

@@ -21,7 +21,10 @@ pub fn cookie() -> Cookie {
 
 fn copy_then_forward(max_len: u16) -> Vec<Instruction> {
     vec![
-        Instruction::ApplyActions(vec![Action::Output { port: port::CONTROLLER, max_len }]),
+        Instruction::ApplyActions(vec![Action::Output {
+            port: port::CONTROLLER,
+            max_len,
+        }]),
         Instruction::GotoTable(REDIRECT.id),
     ]
 }
@@ -34,11 +37,26 @@ pub fn classifier() -> FlowSet {
         CLASSIFIER.id,
         priority::LINK_PROBE,
         Match::new().eth_type(ETH_LLDP).eth_src(PROBE_SRC),
-        vec![Instruction::ApplyActions(vec![Action::Output { port: port::CONTROLLER, max_len: CML_NO_BUFFER }])],
+        vec![Instruction::ApplyActions(vec![Action::Output {
+            port: port::CONTROLLER,
+            max_len: CML_NO_BUFFER,
+        }])],
         c,
     ));
-    set.insert(FlowSpec::new(CLASSIFIER.id, priority::DISCOVERY, Match::new().eth_type(ETH_LLDP), copy_then_forward(CML_NO_BUFFER), c));
-    set.insert(FlowSpec::new(CLASSIFIER.id, priority::DISCOVERY, Match::new().eth_type(0x0806), copy_then_forward(CML_NO_BUFFER), c));
+    set.insert(FlowSpec::new(
+        CLASSIFIER.id,
+        priority::DISCOVERY,
+        Match::new().eth_type(ETH_LLDP),
+        copy_then_forward(CML_NO_BUFFER),
+        c,
+    ));
+    set.insert(FlowSpec::new(
+        CLASSIFIER.id,
+        priority::DISCOVERY,
+        Match::new().eth_type(0x0806),
+        copy_then_forward(CML_NO_BUFFER),
+        c,
+    ));
     for udp_dst in [67, 68] {
         set.insert(FlowSpec::new(
             CLASSIFIER.id,
@@ -52,7 +70,10 @@ pub fn classifier() -> FlowSet {
     set.insert(FlowSpec::new(
         CLASSIFIER.id,
         priority::DISCOVERY,
-        Match::new().eth_type(0x0800).ip_proto(6).tcp_flags(0x012, Some(0x012)),
+        Match::new()
+            .eth_type(0x0800)
+            .ip_proto(6)
+            .tcp_flags(0x012, Some(0x012)),
         copy_then_forward(128),
         c,
     ));
@@ -73,7 +94,10 @@ pub fn controller_meter(command: u16, pktps: u32) -> Message {
     // A second's worth of burst: legitimate bursts (a sweep's answers) pass, a sustained flood does not.
     body.extend_from_slice(&pktps.max(1).to_be_bytes());
     body.extend_from_slice(&[0; 4]);
-    Message::Unknown { msg_type: OFPT_METER_MOD, body }
+    Message::Unknown {
+        msg_type: OFPT_METER_MOD,
+        body,
+    }
 }
 
 pub const METER_ADD: u16 = 0;
@@ -90,8 +114,14 @@ mod tests {
         for f in set.iter() {
             assert_eq!(f.table, CLASSIFIER.id);
             assert_eq!(f.cookie.kind(), Some(CookieKind::Discovery));
-            let goes_on = f.instructions.contains(&Instruction::GotoTable(REDIRECT.id));
-            assert_eq!(goes_on, f.priority != priority::LINK_PROBE, "only gemelo's own probes stop here: {f:?}");
+            let goes_on = f
+                .instructions
+                .contains(&Instruction::GotoTable(REDIRECT.id));
+            assert_eq!(
+                goes_on,
+                f.priority != priority::LINK_PROBE,
+                "only gemelo's own probes stop here: {f:?}"
+            );
         }
     }
 
@@ -100,9 +130,19 @@ mod tests {
         let bytes = controller_meter(METER_ADD, 1000).encode(7);
         assert_eq!(bytes.len(), 8 + 24);
         assert_eq!(bytes[1], OFPT_METER_MOD);
-        if let Ok(out) = std::process::Command::new("ovs-ofctl").arg("ofp-print").arg(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()).output() {
+        if let Ok(out) = std::process::Command::new("ovs-ofctl")
+            .arg("ofp-print")
+            .arg(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            .output()
+        {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("meter=controller") && text.contains("pktps") && text.contains("rate=1000") && text.contains("burst_size=1000"), "{text}");
+            assert!(
+                text.contains("meter=controller")
+                    && text.contains("pktps")
+                    && text.contains("rate=1000")
+                    && text.contains("burst_size=1000"),
+                "{text}"
+            );
         }
     }
 }

@@ -22,12 +22,25 @@ pub struct Frame {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    Arp { op: u16, sender_mac: Mac, sender_ip: Ipv4Addr, target_ip: Ipv4Addr },
+    Arp {
+        op: u16,
+        sender_mac: Mac,
+        sender_ip: Ipv4Addr,
+        target_ip: Ipv4Addr,
+    },
     Dhcp(Dhcp),
     Lldp(Lldp),
     /// A TCP SYN-ACK: `src_ip:src_port` accepts connections.
-    SynAck { src_ip: Ipv4Addr, dst_ip: Ipv4Addr, src_port: u16, ttl: u8 },
-    Ipv4 { src_ip: Ipv4Addr, ttl: u8 },
+    SynAck {
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+        src_port: u16,
+        ttl: u8,
+    },
+    Ipv4 {
+        src_ip: Ipv4Addr,
+        ttl: u8,
+    },
     Other,
 }
 
@@ -99,43 +112,74 @@ pub fn parse(data: &[u8]) -> Option<Frame> {
         let t = u16::from_be_bytes([*data.get(12)?, *data.get(13)?]);
         if t == 0x8100 {
             let tci = u16::from_be_bytes([*data.get(14)?, *data.get(15)?]);
-            (u16::from_be_bytes([*data.get(16)?, *data.get(17)?]), 18, Some(tci & 0x0fff))
+            (
+                u16::from_be_bytes([*data.get(16)?, *data.get(17)?]),
+                18,
+                Some(tci & 0x0fff),
+            )
         } else {
             (t, 14, None)
         }
     };
     if ethertype == ETH_LLDP {
-        let kind = parse_lldp(data.get(payload_off..)?).map(Kind::Lldp).unwrap_or(Kind::Other);
-        return Some(Frame { src, dst, vlan, kind });
+        let kind = parse_lldp(data.get(payload_off..)?)
+            .map(Kind::Lldp)
+            .unwrap_or(Kind::Other);
+        return Some(Frame {
+            src,
+            dst,
+            vlan,
+            kind,
+        });
     }
     let kind = match SlicedPacket::from_ethernet(data) {
         Ok(p) => classify(&p),
         Err(_) => Kind::Other,
     };
-    Some(Frame { src, dst, vlan, kind })
+    Some(Frame {
+        src,
+        dst,
+        vlan,
+        kind,
+    })
 }
 
 fn classify(p: &SlicedPacket<'_>) -> Kind {
     match &p.net {
         Some(NetSlice::Arp(arp)) => {
-            let (Some(sender_mac), Some(sender_ip), Some(target_ip)) =
-                (mac(arp.sender_hw_addr()), ipv4(arp.sender_protocol_addr()), ipv4(arp.target_protocol_addr()))
-            else {
+            let (Some(sender_mac), Some(sender_ip), Some(target_ip)) = (
+                mac(arp.sender_hw_addr()),
+                ipv4(arp.sender_protocol_addr()),
+                ipv4(arp.target_protocol_addr()),
+            ) else {
                 return Kind::Other;
             };
-            Kind::Arp { op: arp.operation().0, sender_mac, sender_ip, target_ip }
+            Kind::Arp {
+                op: arp.operation().0,
+                sender_mac,
+                sender_ip,
+                target_ip,
+            }
         }
         Some(NetSlice::Ipv4(ip)) => {
             let h = ip.header();
             let (src_ip, dst_ip, ttl) = (h.source_addr(), h.destination_addr(), h.ttl());
             match &p.transport {
-                Some(TransportSlice::Tcp(tcp)) if tcp.syn() && tcp.ack() => {
-                    Kind::SynAck { src_ip, dst_ip, src_port: tcp.source_port(), ttl }
-                }
+                Some(TransportSlice::Tcp(tcp)) if tcp.syn() && tcp.ack() => Kind::SynAck {
+                    src_ip,
+                    dst_ip,
+                    src_port: tcp.source_port(),
+                    ttl,
+                },
                 Some(TransportSlice::Udp(udp))
-                    if matches!((udp.source_port(), udp.destination_port()), (68, 67) | (67, 68)) =>
+                    if matches!(
+                        (udp.source_port(), udp.destination_port()),
+                        (68, 67) | (67, 68)
+                    ) =>
                 {
-                    parse_dhcp(udp.payload()).map(Kind::Dhcp).unwrap_or(Kind::Ipv4 { src_ip, ttl })
+                    parse_dhcp(udp.payload())
+                        .map(Kind::Dhcp)
+                        .unwrap_or(Kind::Ipv4 { src_ip, ttl })
                 }
                 _ => Kind::Ipv4 { src_ip, ttl },
             }
@@ -170,7 +214,14 @@ pub fn parse_dhcp(b: &[u8]) -> Option<Dhcp> {
         let v = b.get(i + 2..i + 2 + len)?;
         match code {
             53 => d.msg_type = v.first().copied(),
-            12 => d.hostname = Some(String::from_utf8_lossy(v).trim_end_matches('\0').to_string()).filter(|s| !s.is_empty()),
+            12 => {
+                d.hostname = Some(
+                    String::from_utf8_lossy(v)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                )
+                .filter(|s| !s.is_empty())
+            }
             50 => d.requested_ip = ipv4(v),
             1 => d.subnet_mask = ipv4(v),
             3 => d.router = ipv4(v),
@@ -249,7 +300,9 @@ pub fn probe_origin(l: &Lldp) -> Option<(u64, u32)> {
     if l.chassis_subtype != 7 || l.port_subtype != 7 {
         return None;
     }
-    let chassis = std::str::from_utf8(&l.chassis_id).ok()?.strip_prefix(PROBE_CHASSIS_PREFIX)?;
+    let chassis = std::str::from_utf8(&l.chassis_id)
+        .ok()?
+        .strip_prefix(PROBE_CHASSIS_PREFIX)?;
     let dpid = u64::from_str_radix(chassis, 16).ok()?;
     let port = std::str::from_utf8(&l.port_id).ok()?.parse().ok()?;
     Some((dpid, port))
@@ -261,7 +314,10 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -293,7 +349,28 @@ mod tests {
         let udp_len = 8 + bootp.len();
         let mut f = hex("ffffffffffff 02000a0a0215 0800");
         let total = 20 + udp_len;
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            255,
+            255,
+            255,
+            255,
+        ]);
         let (sp, dp) = if op == 1 { (68u16, 67u16) } else { (67, 68) };
         f.extend_from_slice(&sp.to_be_bytes());
         f.extend_from_slice(&dp.to_be_bytes());
@@ -305,7 +382,13 @@ mod tests {
 
     #[test]
     fn dhcp_request_carries_hostname() {
-        let f = dhcp_frame(1, &[53, 1, 3, 12, 10, b'w', b's', b'-', b'a', b'c', b'c', b't', b'-', b'0', b'1', 50, 4, 10, 10, 2, 21]);
+        let f = dhcp_frame(
+            1,
+            &[
+                53, 1, 3, 12, 10, b'w', b's', b'-', b'a', b'c', b'c', b't', b'-', b'0', b'1', 50,
+                4, 10, 10, 2, 21,
+            ],
+        );
         match parse(&f).unwrap().kind {
             Kind::Dhcp(d) => {
                 assert_eq!(d.op, 1);
@@ -320,7 +403,12 @@ mod tests {
 
     #[test]
     fn dhcp_ack_carries_segment() {
-        let f = dhcp_frame(2, &[53, 1, 5, 1, 4, 255, 255, 255, 0, 3, 4, 10, 10, 2, 1, 54, 4, 10, 10, 2, 1]);
+        let f = dhcp_frame(
+            2,
+            &[
+                53, 1, 5, 1, 4, 255, 255, 255, 0, 3, 4, 10, 10, 2, 1, 54, 4, 10, 10, 2, 1,
+            ],
+        );
         match parse(&f).unwrap().kind {
             Kind::Dhcp(d) => {
                 assert_eq!(d.subnet_mask, Some(Ipv4Addr::new(255, 255, 255, 0)));
@@ -376,7 +464,12 @@ mod tests {
         assert_eq!(fr.vlan, Some(10));
         assert_eq!(
             fr.kind,
-            Kind::SynAck { src_ip: Ipv4Addr::new(10, 10, 1, 10), dst_ip: Ipv4Addr::new(10, 10, 2, 21), src_port: 22, ttl: 64 }
+            Kind::SynAck {
+                src_ip: Ipv4Addr::new(10, 10, 1, 10),
+                dst_ip: Ipv4Addr::new(10, 10, 2, 21),
+                src_port: 22,
+                ttl: 64
+            }
         );
     }
 

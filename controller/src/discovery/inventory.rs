@@ -18,11 +18,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 pub fn mac_str(m: &Mac) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn parse_mac(s: &str) -> Option<Mac> {
-    let parts: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
     parts.try_into().ok()
 }
 
@@ -101,12 +108,29 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
-    Appeared { host: String },
-    Changed { host: String, field: String, from: Option<String>, to: Option<String> },
-    Vanished { host: String },
-    LinkUp { a: LinkEnd, b: LinkEnd },
-    LinkDown { a: LinkEnd, b: LinkEnd },
-    SegmentFound { cidr: String },
+    Appeared {
+        host: String,
+    },
+    Changed {
+        host: String,
+        field: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    Vanished {
+        host: String,
+    },
+    LinkUp {
+        a: LinkEnd,
+        b: LinkEnd,
+    },
+    LinkDown {
+        a: LinkEnd,
+        b: LinkEnd,
+    },
+    SegmentFound {
+        cidr: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -169,11 +193,22 @@ impl Inventory {
         h
     }
 
-    fn set<T: PartialEq + Clone + ToString>(h: &mut Host, field: &str, slot: impl FnOnce(&mut Host) -> &mut Option<T>, v: T, changes: &mut Vec<Change>) {
+    fn set<T: PartialEq + Clone + ToString>(
+        h: &mut Host,
+        field: &str,
+        slot: impl FnOnce(&mut Host) -> &mut Option<T>,
+        v: T,
+        changes: &mut Vec<Change>,
+    ) {
         let id = h.id.clone();
         let s = slot(h);
         if s.as_ref() != Some(&v) {
-            changes.push(Change::Changed { host: id, field: field.into(), from: s.as_ref().map(T::to_string), to: Some(v.to_string()) });
+            changes.push(Change::Changed {
+                host: id,
+                field: field.into(),
+                from: s.as_ref().map(T::to_string),
+                to: Some(v.to_string()),
+            });
             *s = Some(v);
         }
     }
@@ -188,25 +223,45 @@ impl Inventory {
         // ARP flux: a multi-homed host (a router) sends ARP out of one interface with
         // the address of another. An address owned elsewhere does not move to a MAC
         // whose own addresses all lie in other segments.
-        let owned_elsewhere = self.hosts.values().any(|h| h.id != id && h.ips.contains(&s));
+        let owned_elsewhere = self
+            .hosts
+            .values()
+            .any(|h| h.id != id && h.ips.contains(&s));
         if owned_elsewhere {
             if let Some(h) = self.hosts.get(&id) {
                 let mine: Vec<Ipv4Addr> = h.ips.iter().filter_map(|i| i.parse().ok()).collect();
                 let same_segment = |a: Ipv4Addr| self.segment_of(a).is_some_and(|n| n.contains(ip));
-                if !mine.is_empty() && self.segment_of(ip).is_some() && !mine.iter().any(|a| same_segment(*a)) {
+                if !mine.is_empty()
+                    && self.segment_of(ip).is_some()
+                    && !mine.iter().any(|a| same_segment(*a))
+                {
                     return;
                 }
             }
         }
-        for h in self.hosts.values_mut().filter(|h| h.id != id && h.ips.contains(&s)) {
+        for h in self
+            .hosts
+            .values_mut()
+            .filter(|h| h.id != id && h.ips.contains(&s))
+        {
             h.ips.retain(|i| i != &s);
-            changes.push(Change::Changed { host: h.id.clone(), field: "ips".into(), from: Some(s.clone()), to: None });
+            changes.push(Change::Changed {
+                host: h.id.clone(),
+                field: "ips".into(),
+                from: Some(s.clone()),
+                to: None,
+            });
         }
         let h = self.host_mut(mac, now, changes);
         if !h.ips.contains(&s) {
             h.ips.push(s.clone());
             h.ips.sort();
-            changes.push(Change::Changed { host: h.id.clone(), field: "ips".into(), from: None, to: Some(s) });
+            changes.push(Change::Changed {
+                host: h.id.clone(),
+                field: "ips".into(),
+                from: None,
+                to: Some(s),
+            });
         }
         if let Some(ports) = self.pending.remove(&ip) {
             let h = self.hosts.get_mut(&id).expect("just inserted");
@@ -226,13 +281,23 @@ impl Inventory {
             .find(|n| n.contains(ip))
     }
 
-    fn note_segment(&mut self, ip: Ipv4Addr, net: Option<Ipv4Network>, gateway: Option<Ipv4Addr>, changes: &mut Vec<Change>) {
+    fn note_segment(
+        &mut self,
+        ip: Ipv4Addr,
+        net: Option<Ipv4Network>,
+        gateway: Option<Ipv4Addr>,
+        changes: &mut Vec<Change>,
+    ) {
         let net = net.or_else(|| self.scope.iter().find(|n| n.contains(ip)).copied());
         let Some(net) = net else { return };
         let cidr = format!("{}/{}", net.network(), net.prefix());
         let seg = self.segments.entry(cidr.clone()).or_insert_with(|| {
             changes.push(Change::SegmentFound { cidr: cidr.clone() });
-            Segment { cidr: cidr.clone(), vlan: None, gateway: None }
+            Segment {
+                cidr: cidr.clone(),
+                vlan: None,
+                gateway: None,
+            }
         });
         // A router outside the segment is another segment's (two DHCP servers answering
         // on one shared broadcast domain): it cannot be this segment's gateway.
@@ -242,7 +307,11 @@ impl Inventory {
     }
 
     fn note_vlan(&mut self, ip: Ipv4Addr, vlan: u16) {
-        if let Some(seg) = self.segments.values_mut().find(|s| s.cidr.parse::<Ipv4Network>().is_ok_and(|n| n.contains(ip))) {
+        if let Some(seg) = self
+            .segments
+            .values_mut()
+            .find(|s| s.cidr.parse::<Ipv4Network>().is_ok_and(|n| n.contains(ip)))
+        {
             seg.vlan = Some(vlan);
         }
     }
@@ -263,8 +332,14 @@ impl Inventory {
         match &frame.kind {
             // With a scope configured, only in-scope addresses make hosts: a flood of
             // invented ARP senders cannot fill the inventory.
-            Kind::Arp { sender_ip, .. } if !self.scope.is_empty() && !self.scope.iter().any(|n| n.contains(*sender_ip)) => {}
-            Kind::Arp { sender_mac, sender_ip, .. } if *sender_mac == src => {
+            Kind::Arp { sender_ip, .. }
+                if !self.scope.is_empty() && !self.scope.iter().any(|n| n.contains(*sender_ip)) => {
+            }
+            Kind::Arp {
+                sender_mac,
+                sender_ip,
+                ..
+            } if *sender_mac == src => {
                 self.bind_ip(&src, *sender_ip, now, &mut changes);
                 if let Some(v) = frame.vlan {
                     self.note_vlan(*sender_ip, v);
@@ -273,10 +348,20 @@ impl Inventory {
             Kind::Dhcp(d) if d.op == 1 && d.chaddr == src => {
                 let h = self.host_mut(&src, now, &mut changes);
                 if let Some(name) = &d.hostname {
-                    Self::set(h, "hostname", |h| &mut h.hostname, name.clone(), &mut changes);
+                    Self::set(
+                        h,
+                        "hostname",
+                        |h| &mut h.hostname,
+                        name.clone(),
+                        &mut changes,
+                    );
                     h.hostname_source = Some("dhcp".into());
                 }
-                if let Some(ip) = d.requested_ip.or(Some(d.ciaddr)).filter(|i| !i.is_unspecified()) {
+                if let Some(ip) = d
+                    .requested_ip
+                    .or(Some(d.ciaddr))
+                    .filter(|i| !i.is_unspecified())
+                {
                     self.bind_ip(&src, ip, now, &mut changes);
                 }
             }
@@ -304,7 +389,12 @@ impl Inventory {
                                 banner: None,
                                 details: serde_json::json!({"seen": "DHCP server reply"}),
                             });
-                            changes.push(Change::Changed { host: h.id.clone(), field: "service udp/67".into(), from: None, to: Some("dhcp".into()) });
+                            changes.push(Change::Changed {
+                                host: h.id.clone(),
+                                field: "service udp/67".into(),
+                                from: None,
+                                to: Some("dhcp".into()),
+                            });
                         }
                     }
                 }
@@ -313,7 +403,13 @@ impl Inventory {
                 let h = self.host_mut(&src, now, &mut changes);
                 if let Some(name) = l.system_name.as_ref().filter(|n| !n.is_empty()) {
                     if h.hostname_source.as_deref() != Some("dhcp") {
-                        Self::set(h, "hostname", |h| &mut h.hostname, name.clone(), &mut changes);
+                        Self::set(
+                            h,
+                            "hostname",
+                            |h| &mut h.hostname,
+                            name.clone(),
+                            &mut changes,
+                        );
                         h.hostname_source = Some("lldp".into());
                     }
                 }
@@ -321,15 +417,22 @@ impl Inventory {
                     self.bind_ip(&src, ip, now, &mut changes);
                 }
             }
-            Kind::SynAck { src_ip, src_port, ttl, .. } => {
-                match self.host_by_ip(*src_ip).map(|h| h.id.clone()) {
-                    Some(id) => {
-                        let h = self.hosts.get_mut(&id).expect("found above");
-                        add_seen_service(h, *src_port, *ttl, &mut changes);
-                    }
-                    None => self.pending.entry(*src_ip).or_default().push((*src_port, *ttl)),
+            Kind::SynAck {
+                src_ip,
+                src_port,
+                ttl,
+                ..
+            } => match self.host_by_ip(*src_ip).map(|h| h.id.clone()) {
+                Some(id) => {
+                    let h = self.hosts.get_mut(&id).expect("found above");
+                    add_seen_service(h, *src_port, *ttl, &mut changes);
                 }
-            }
+                None => self
+                    .pending
+                    .entry(*src_ip)
+                    .or_default()
+                    .push((*src_port, *ttl)),
+            },
             _ => {}
         }
         if learns_attachment && self.hosts.contains_key(&mac_str(&src)) {
@@ -339,7 +442,10 @@ impl Inventory {
                 changes.push(Change::Changed {
                     host: h.id.clone(),
                     field: "attachment".into(),
-                    from: h.switch.as_ref().map(|s| format!("{s}:{}", h.port.unwrap_or(0))),
+                    from: h
+                        .switch
+                        .as_ref()
+                        .map(|s| format!("{s}:{}", h.port.unwrap_or(0))),
                     to: Some(format!("{dpid_s}:{in_port}")),
                 });
                 h.switch = Some(dpid_s);
@@ -351,45 +457,83 @@ impl Inventory {
 
     /// A link probe that left (from_dpid, from_port) arrived at (dpid, port).
     pub fn observe_link(&mut self, from: (u64, u32), to: (u64, u32), now: &str) -> Vec<Change> {
-        let a = LinkEnd { dpid: format!("{:016x}", from.0), port: from.1 };
-        let b = LinkEnd { dpid: format!("{:016x}", to.0), port: to.1 };
+        let a = LinkEnd {
+            dpid: format!("{:016x}", from.0),
+            port: from.1,
+        };
+        let b = LinkEnd {
+            dpid: format!("{:016x}", to.0),
+            port: to.1,
+        };
         let key = if a <= b { (a, b) } else { (b, a) };
         let mut changes = Vec::new();
         if !self.links.contains_key(&key) {
-            changes.push(Change::LinkUp { a: key.0.clone(), b: key.1.clone() });
+            changes.push(Change::LinkUp {
+                a: key.0.clone(),
+                b: key.1.clone(),
+            });
             // Hosts provisionally attached to what turned out to be a link port lose that attachment.
             for h in self.hosts.values_mut() {
-                let here = |e: &LinkEnd| h.switch.as_deref() == Some(e.dpid.as_str()) && h.port == Some(e.port);
+                let here = |e: &LinkEnd| {
+                    h.switch.as_deref() == Some(e.dpid.as_str()) && h.port == Some(e.port)
+                };
                 if here(&key.0) || here(&key.1) {
                     h.switch = None;
                     h.port = None;
                 }
             }
         }
-        let entry = self.links.entry(key.clone()).or_insert_with(|| Link { a: key.0.clone(), b: key.1.clone(), last_seen: now.into() });
+        let entry = self.links.entry(key.clone()).or_insert_with(|| Link {
+            a: key.0.clone(),
+            b: key.1.clone(),
+            last_seen: now.into(),
+        });
         entry.last_seen = now.into();
         changes
     }
 
     /// Records what active probing identified on `ip`.
-    pub fn set_services(&mut self, ip: Ipv4Addr, services: Vec<ServiceInfo>, os: Option<Os>, role: &str) -> Vec<Change> {
+    pub fn set_services(
+        &mut self,
+        ip: Ipv4Addr,
+        services: Vec<ServiceInfo>,
+        os: Option<Os>,
+        role: &str,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
-        let Some(id) = self.host_by_ip(ip).map(|h| h.id.clone()) else { return changes };
+        let Some(id) = self.host_by_ip(ip).map(|h| h.id.clone()) else {
+            return changes;
+        };
         let h = self.hosts.get_mut(&id).expect("found");
         for s in services {
-            match h.services.iter_mut().find(|x| x.port == s.port && x.proto == s.proto) {
+            match h
+                .services
+                .iter_mut()
+                .find(|x| x.port == s.port && x.proto == s.proto)
+            {
                 Some(x) if *x == s => {}
                 Some(x) => {
-                    changes.push(Change::Changed { host: id.clone(), field: format!("service {}/{}", s.proto, s.port), from: Some(x.name.clone()), to: Some(s.name.clone()) });
+                    changes.push(Change::Changed {
+                        host: id.clone(),
+                        field: format!("service {}/{}", s.proto, s.port),
+                        from: Some(x.name.clone()),
+                        to: Some(s.name.clone()),
+                    });
                     *x = s;
                 }
                 None => {
-                    changes.push(Change::Changed { host: id.clone(), field: format!("service {}/{}", s.proto, s.port), from: None, to: Some(s.name.clone()) });
+                    changes.push(Change::Changed {
+                        host: id.clone(),
+                        field: format!("service {}/{}", s.proto, s.port),
+                        from: None,
+                        to: Some(s.name.clone()),
+                    });
                     h.services.push(s);
                 }
             }
         }
-        h.services.sort_by(|a, b| (a.proto.as_str(), a.port).cmp(&(b.proto.as_str(), b.port)));
+        h.services
+            .sort_by(|a, b| (a.proto.as_str(), a.port).cmp(&(b.proto.as_str(), b.port)));
         if let Some(os) = os {
             h.os = Some(os);
         }
@@ -400,10 +544,18 @@ impl Inventory {
     /// Hostname learned from SNMP sysName, unless DHCP or LLDP already named the host.
     pub fn set_snmp_name(&mut self, ip: Ipv4Addr, name: &str) -> Vec<Change> {
         let mut changes = Vec::new();
-        let Some(id) = self.host_by_ip(ip).map(|h| h.id.clone()) else { return changes };
+        let Some(id) = self.host_by_ip(ip).map(|h| h.id.clone()) else {
+            return changes;
+        };
         let h = self.hosts.get_mut(&id).expect("found");
         if h.hostname.is_none() {
-            Self::set(h, "hostname", |h| &mut h.hostname, name.to_string(), &mut changes);
+            Self::set(
+                h,
+                "hostname",
+                |h| &mut h.hostname,
+                name.to_string(),
+                &mut changes,
+            );
             h.hostname_source = Some("snmp".into());
         }
         changes
@@ -423,7 +575,12 @@ impl Inventory {
 
     /// Removes links not refreshed since `cutoff`.
     pub fn expire_links(&mut self, cutoff: &str) -> Vec<Change> {
-        let gone: Vec<_> = self.links.iter().filter(|(_, l)| l.last_seen.as_str() < cutoff).map(|(k, _)| k.clone()).collect();
+        let gone: Vec<_> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.last_seen.as_str() < cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
         gone.into_iter()
             .map(|k| {
                 self.links.remove(&k);
@@ -435,7 +592,11 @@ impl Inventory {
 
 fn add_seen_service(h: &mut Host, port: u16, ttl: u8, changes: &mut Vec<Change>) {
     h.ttl = Some(ttl);
-    if !h.services.iter().any(|s| s.port == port && s.proto == "tcp") {
+    if !h
+        .services
+        .iter()
+        .any(|s| s.port == port && s.proto == "tcp")
+    {
         h.services.push(ServiceInfo {
             port,
             proto: "tcp".into(),
@@ -445,8 +606,14 @@ fn add_seen_service(h: &mut Host, port: u16, ttl: u8, changes: &mut Vec<Change>)
             banner: None,
             details: serde_json::Value::Null,
         });
-        h.services.sort_by(|a, b| (a.proto.as_str(), a.port).cmp(&(b.proto.as_str(), b.port)));
-        changes.push(Change::Changed { host: h.id.clone(), field: format!("service tcp/{port}"), from: None, to: Some(port_name(port).into()) });
+        h.services
+            .sort_by(|a, b| (a.proto.as_str(), a.port).cmp(&(b.proto.as_str(), b.port)));
+        changes.push(Change::Changed {
+            host: h.id.clone(),
+            field: format!("service tcp/{port}"),
+            from: None,
+            to: Some(port_name(port).into()),
+        });
     }
 }
 
@@ -460,16 +627,32 @@ mod tests {
     const NOW: &str = "2026-11-25T10:00:00Z";
 
     fn frame(src: Mac, kind: Kind) -> Frame {
-        Frame { src, dst: [0xff; 6], vlan: None, kind }
+        Frame {
+            src,
+            dst: [0xff; 6],
+            vlan: None,
+            kind,
+        }
     }
 
     fn arp(mac: Mac, ip: [u8; 4]) -> Frame {
-        frame(mac, Kind::Arp { op: 1, sender_mac: mac, sender_ip: Ipv4Addr::from(ip), target_ip: Ipv4Addr::new(10, 10, 1, 1) })
+        frame(
+            mac,
+            Kind::Arp {
+                op: 1,
+                sender_mac: mac,
+                sender_ip: Ipv4Addr::from(ip),
+                target_ip: Ipv4Addr::new(10, 10, 1, 1),
+            },
+        )
     }
 
     fn scoped() -> Inventory {
         let mut inv = Inventory::default();
-        inv.scope = vec!["10.10.1.0/24".parse().unwrap(), "10.10.2.0/24".parse().unwrap()];
+        inv.scope = vec![
+            "10.10.1.0/24".parse().unwrap(),
+            "10.10.2.0/24".parse().unwrap(),
+        ];
         inv
     }
 
@@ -480,7 +663,10 @@ mod tests {
         assert!(matches!(ch[0], Change::Appeared { .. }));
         let h = &inv.hosts["02:00:0a:0a:01:0a"];
         assert_eq!(h.ips, vec!["10.10.1.10"]);
-        assert_eq!((h.switch.as_deref(), h.port), (Some("0000000000000001"), Some(3)));
+        assert_eq!(
+            (h.switch.as_deref(), h.port),
+            (Some("0000000000000001"), Some(3))
+        );
         assert!(inv.segments.contains_key("10.10.1.0/24"));
     }
 
@@ -489,11 +675,22 @@ mod tests {
         let mut inv = scoped();
         inv.observe(1, 1, &arp(GW_SERVERS, [10, 10, 1, 1]), NOW);
         // A SYN-ACK from a remote server arrives with the gateway's MAC.
-        let synack = frame(GW_SERVERS, Kind::SynAck { src_ip: Ipv4Addr::new(10, 10, 2, 99), dst_ip: Ipv4Addr::new(10, 10, 1, 10), src_port: 80, ttl: 63 });
+        let synack = frame(
+            GW_SERVERS,
+            Kind::SynAck {
+                src_ip: Ipv4Addr::new(10, 10, 2, 99),
+                dst_ip: Ipv4Addr::new(10, 10, 1, 10),
+                src_port: 80,
+                ttl: 63,
+            },
+        );
         inv.observe(1, 1, &synack, NOW);
         let gw = &inv.hosts["02:00:0a:0a:01:01"];
         assert_eq!(gw.ips, vec!["10.10.1.1"]);
-        assert!(gw.services.is_empty(), "a routed SYN-ACK is not the gateway's service");
+        assert!(
+            gw.services.is_empty(),
+            "a routed SYN-ACK is not the gateway's service"
+        );
         // When the real owner shows up, the pending service lands on it.
         let owner = [2, 0, 10, 10, 2, 99];
         inv.observe(2, 4, &arp(owner, [10, 10, 2, 99]), NOW);
@@ -522,15 +719,25 @@ mod tests {
     fn link_ports_never_attach_hosts() {
         let mut inv = scoped();
         inv.observe(2, 1, &arp(WEB, [10, 10, 1, 10]), NOW);
-        assert_eq!(inv.hosts["02:00:0a:0a:01:0a"].port, Some(1), "provisional before the link is known");
+        assert_eq!(
+            inv.hosts["02:00:0a:0a:01:0a"].port,
+            Some(1),
+            "provisional before the link is known"
+        );
         let ch = inv.observe_link((1, 5), (2, 1), NOW);
         assert!(matches!(ch[0], Change::LinkUp { .. }));
-        assert_eq!(inv.hosts["02:00:0a:0a:01:0a"].port, None, "link port attachment dropped");
+        assert_eq!(
+            inv.hosts["02:00:0a:0a:01:0a"].port, None,
+            "link port attachment dropped"
+        );
         inv.observe(2, 1, &arp(WEB, [10, 10, 1, 10]), NOW);
         assert_eq!(inv.hosts["02:00:0a:0a:01:0a"].port, None);
         inv.observe(1, 3, &arp(WEB, [10, 10, 1, 10]), NOW);
         assert_eq!(inv.hosts["02:00:0a:0a:01:0a"].port, Some(3));
-        assert!(inv.observe_link((2, 1), (1, 5), NOW).is_empty(), "same link seen from the other side");
+        assert!(
+            inv.observe_link((2, 1), (1, 5), NOW).is_empty(),
+            "same link seen from the other side"
+        );
         assert_eq!(inv.links.len(), 1);
     }
 
@@ -538,7 +745,14 @@ mod tests {
     fn dhcp_names_hosts_and_segments() {
         let mut inv = Inventory::default();
         let ws: Mac = [2, 0, 10, 10, 2, 21];
-        let req = Dhcp { op: 1, msg_type: Some(3), chaddr: ws, hostname: Some("ws-acct-01".into()), requested_ip: Some(Ipv4Addr::new(10, 10, 2, 21)), ..Dhcp::default() };
+        let req = Dhcp {
+            op: 1,
+            msg_type: Some(3),
+            chaddr: ws,
+            hostname: Some("ws-acct-01".into()),
+            requested_ip: Some(Ipv4Addr::new(10, 10, 2, 21)),
+            ..Dhcp::default()
+        };
         inv.observe(2, 3, &frame(ws, Kind::Dhcp(req)), NOW);
         let ack = Dhcp {
             op: 2,
@@ -556,7 +770,10 @@ mod tests {
         assert_eq!(h.hostname.as_deref(), Some("ws-acct-01"));
         assert_eq!(h.hostname_source.as_deref(), Some("dhcp"));
         assert_eq!(h.ips, vec!["10.10.2.21"]);
-        assert_eq!(inv.segments["10.10.2.0/24"].gateway.as_deref(), Some("10.10.2.1"));
+        assert_eq!(
+            inv.segments["10.10.2.0/24"].gateway.as_deref(),
+            Some("10.10.2.1")
+        );
         assert_eq!(inv.hosts["02:00:0a:0a:02:01"].ips, vec!["10.10.2.1"]);
     }
 
@@ -580,16 +797,28 @@ mod tests {
     #[test]
     fn lldp_names_but_dhcp_wins() {
         let mut inv = Inventory::default();
-        let l = Lldp { system_name: Some("web01".into()), mgmt_ipv4: Some(Ipv4Addr::new(10, 10, 1, 10)), ..Lldp::default() };
+        let l = Lldp {
+            system_name: Some("web01".into()),
+            mgmt_ipv4: Some(Ipv4Addr::new(10, 10, 1, 10)),
+            ..Lldp::default()
+        };
         inv.observe(1, 3, &frame(WEB, Kind::Lldp(l)), NOW);
-        assert_eq!(inv.hosts["02:00:0a:0a:01:0a"].hostname.as_deref(), Some("web01"));
-        assert_eq!(inv.set_snmp_name(Ipv4Addr::new(10, 10, 1, 10), "other"), vec![]);
+        assert_eq!(
+            inv.hosts["02:00:0a:0a:01:0a"].hostname.as_deref(),
+            Some("web01")
+        );
+        assert_eq!(
+            inv.set_snmp_name(Ipv4Addr::new(10, 10, 1, 10), "other"),
+            vec![]
+        );
     }
 
     #[test]
     fn out_of_scope_arp_senders_make_no_hosts() {
         let mut inv = scoped();
-        assert!(inv.observe(2, 4, &arp([2, 9, 9, 9, 9, 9], [192, 0, 2, 7]), NOW).is_empty());
+        assert!(inv
+            .observe(2, 4, &arp([2, 9, 9, 9, 9, 9], [192, 0, 2, 7]), NOW)
+            .is_empty());
         assert!(inv.hosts.is_empty());
         inv.observe(2, 4, &arp([2, 9, 9, 9, 9, 9], [10, 10, 2, 7]), NOW);
         assert_eq!(inv.hosts.len(), 1);
@@ -599,7 +828,9 @@ mod tests {
     fn own_macs_and_probes_are_ignored() {
         let mut inv = Inventory::default();
         inv.own_macs.insert(WEB);
-        assert!(inv.observe(1, 3, &arp(WEB, [10, 10, 1, 10]), NOW).is_empty());
+        assert!(inv
+            .observe(1, 3, &arp(WEB, [10, 10, 1, 10]), NOW)
+            .is_empty());
         assert!(inv.hosts.is_empty());
     }
 

@@ -77,7 +77,9 @@ pub fn read_scope_file(path: &std::path::Path) -> Result<Vec<Ipv4Network>, Strin
 
 /// A CIDR or a single address, with the error a user should see.
 pub fn parse_cidr(s: &str) -> Result<Ipv4Network, String> {
-    let net: Ipv4Network = s.parse().map_err(|e| format!("{s:?} is not an IPv4 CIDR ({e}); write e.g. 10.10.1.0/24"))?;
+    let net: Ipv4Network = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an IPv4 CIDR ({e}); write e.g. 10.10.1.0/24"))?;
     Ipv4Network::new(net.network(), net.prefix()).map_err(|e| format!("{s:?}: {e}"))
 }
 
@@ -144,7 +146,12 @@ fn now() -> String {
 }
 
 fn port_info(p: &Port) -> PortInfo {
-    PortInfo { no: p.port_no, name: p.name.clone(), mac: inventory::mac_str(&p.hw_addr), up: p.is_up() }
+    PortInfo {
+        no: p.port_no,
+        name: p.name.clone(),
+        mac: inventory::mac_str(&p.hw_addr),
+        up: p.is_up(),
+    }
 }
 
 impl Discovery {
@@ -160,7 +167,9 @@ impl Discovery {
                             Ok(h) => {
                                 inv.hosts.insert(h.id.clone(), h);
                             }
-                            Err(e) => warn!(key = %k, error = %e, "stored host unreadable; skipped"),
+                            Err(e) => {
+                                warn!(key = %k, error = %e, "stored host unreadable; skipped")
+                            }
                         }
                     } else if k.starts_with("segment/") {
                         if let Ok(s) = serde_json::from_value::<inventory::Segment>(v) {
@@ -185,7 +194,11 @@ impl Discovery {
     }
 
     pub fn set_own_macs(&self, macs: impl IntoIterator<Item = frames::Mac>) {
-        self.inv.lock().expect("inventory lock").own_macs.extend(macs);
+        self.inv
+            .lock()
+            .expect("inventory lock")
+            .own_macs
+            .extend(macs);
     }
 
     fn record(&self, changes: Vec<Change>) {
@@ -196,7 +209,13 @@ impl Discovery {
         {
             let mut new_ips = self.new_ips.lock().expect("new ips lock");
             for c in &changes {
-                if let Change::Changed { field, from: None, to: Some(ip), .. } = c {
+                if let Change::Changed {
+                    field,
+                    from: None,
+                    to: Some(ip),
+                    ..
+                } = c
+                {
                     if field == "ips" {
                         if let Ok(ip) = ip.parse::<std::net::Ipv4Addr>() {
                             if self.config.scope.iter().any(|n| n.contains(ip)) {
@@ -210,12 +229,17 @@ impl Discovery {
         let mut d = self.dirty.lock().expect("dirty lock");
         for c in changes {
             match &c {
-                Change::Appeared { host } | Change::Changed { host, .. } | Change::Vanished { host } => {
+                Change::Appeared { host }
+                | Change::Changed { host, .. }
+                | Change::Vanished { host } => {
                     d.0.insert(host.clone());
                 }
                 _ => {}
             }
-            d.1.push(HistoryEntry { time: t.clone(), change: c });
+            d.1.push(HistoryEntry {
+                time: t.clone(),
+                change: c,
+            });
         }
     }
 
@@ -234,30 +258,67 @@ impl Discovery {
             }
         }
         for s in inv.segments.values() {
-            let _ = self.store.put(Kind::Inventory, &format!("segment/{}", s.cidr), s);
+            let _ = self
+                .store
+                .put(Kind::Inventory, &format!("segment/{}", s.cidr), s);
         }
-        let base = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let base = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         for (i, e) in history.iter().enumerate() {
-            let _ = self.store.put(Kind::Inventory, &format!("history/{base:024}-{i:06}"), e);
+            let _ = self
+                .store
+                .put(Kind::Inventory, &format!("history/{base:024}-{i:06}"), e);
         }
     }
 
     /// A switch connected: classifier flows, the packet-in meter, link probes.
-    pub async fn switch_connected(&self, handle: SwitchHandle, name: String, ports: &[Port]) -> Result<ReconcileReport, SwitchError> {
+    pub async fn switch_connected(
+        &self,
+        handle: SwitchHandle,
+        name: String,
+        ports: &[Port],
+    ) -> Result<ReconcileReport, SwitchError> {
         let dpid = handle.dpid();
-        let view = SwitchPorts { dpid: dpid_str(dpid), name, ports: ports.iter().map(port_info).collect() };
-        self.switches.lock().expect("switches lock").insert(dpid, (handle.clone(), view));
-        match handle.transact(vec![flows::controller_meter(flows::METER_ADD, self.config.packet_in_rate)]).await {
+        let view = SwitchPorts {
+            dpid: dpid_str(dpid),
+            name,
+            ports: ports.iter().map(port_info).collect(),
+        };
+        self.switches
+            .lock()
+            .expect("switches lock")
+            .insert(dpid, (handle.clone(), view));
+        match handle
+            .transact(vec![flows::controller_meter(
+                flows::METER_ADD,
+                self.config.packet_in_rate,
+            )])
+            .await
+        {
             Ok(()) => {}
             Err(SwitchError::Rejected { .. }) => {
                 // Already there (a restart): modify it to the configured rate.
-                if let Err(e) = handle.transact(vec![flows::controller_meter(flows::METER_MODIFY, self.config.packet_in_rate)]).await {
+                if let Err(e) = handle
+                    .transact(vec![flows::controller_meter(
+                        flows::METER_MODIFY,
+                        self.config.packet_in_rate,
+                    )])
+                    .await
+                {
                     warn!(dpid = %dpid_str(dpid), error = %e, "switch refused the packet-in meter; discovery runs without it");
                 }
             }
             Err(e) => return Err(e),
         }
-        let report = reconcile(&handle, &flows::classifier(), Cookie::of_kind(CookieKind::Discovery), Cookie::KIND_MASK).await?;
+        let report = reconcile(
+            &handle,
+            &flows::classifier(),
+            Cookie::of_kind(CookieKind::Discovery),
+            Cookie::KIND_MASK,
+        )
+        .await?;
         self.send_link_probes(&handle, ports).await;
         Ok(report)
     }
@@ -281,7 +342,10 @@ impl Discovery {
             let out = PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: port::CONTROLLER,
-                actions: vec![Action::Output { port: p.port_no, max_len: 0 }],
+                actions: vec![Action::Output {
+                    port: p.port_no,
+                    max_len: 0,
+                }],
                 data: frames::link_probe(handle.dpid(), p.port_no),
             };
             if handle.send(Message::PacketOut(out)).await.is_err() {
@@ -293,7 +357,9 @@ impl Discovery {
     /// One copied frame from a switch.
     pub fn packet_in(&self, dpid: u64, pi: &PacketIn) {
         let Some(in_port) = pi.in_port() else { return };
-        let Some(frame) = frames::parse(&pi.data) else { return };
+        let Some(frame) = frames::parse(&pi.data) else {
+            return;
+        };
         let t = now();
         let changes = {
             let mut inv = self.inv.lock().expect("inventory lock");
@@ -318,14 +384,26 @@ impl Discovery {
                 .lock()
                 .expect("switches lock")
                 .values()
-                .map(|(h, v)| (h.clone(), v.ports.iter().filter(|p| p.up && p.no < port::MAX).map(|p| p.no).collect()))
+                .map(|(h, v)| {
+                    (
+                        h.clone(),
+                        v.ports
+                            .iter()
+                            .filter(|p| p.up && p.no < port::MAX)
+                            .map(|p| p.no)
+                            .collect(),
+                    )
+                })
                 .collect();
             for (h, ports) in switches {
                 for p in ports {
                     let out = PacketOut {
                         buffer_id: NO_BUFFER,
                         in_port: port::CONTROLLER,
-                        actions: vec![Action::Output { port: p, max_len: 0 }],
+                        actions: vec![Action::Output {
+                            port: p,
+                            max_len: 0,
+                        }],
                         data: frames::link_probe(h.dpid(), p),
                     };
                     let _ = h.send(Message::PacketOut(out)).await;
@@ -349,13 +427,24 @@ impl Discovery {
         InventoryView {
             hosts: inv.hosts.values().cloned().collect(),
             segments: inv.segments.values().cloned().collect(),
-            switches: self.switches.lock().expect("switches lock").values().map(|(_, v)| v.clone()).collect(),
+            switches: self
+                .switches
+                .lock()
+                .expect("switches lock")
+                .values()
+                .map(|(_, v)| v.clone())
+                .collect(),
             links: inv.links.values().cloned().collect(),
         }
     }
 
     pub fn host(&self, id: &str) -> Option<Host> {
-        self.inv.lock().expect("inventory lock").hosts.get(&id.to_ascii_lowercase()).cloned()
+        self.inv
+            .lock()
+            .expect("inventory lock")
+            .hosts
+            .get(&id.to_ascii_lowercase())
+            .cloned()
     }
 
     pub fn history(&self, limit: usize) -> Vec<HistoryEntry> {
@@ -379,11 +468,16 @@ impl Discovery {
     }
 
     fn put_job(&self, job: Job) {
-        self.jobs.lock().expect("jobs lock").insert(job.id.clone(), job);
+        self.jobs
+            .lock()
+            .expect("jobs lock")
+            .insert(job.id.clone(), job);
     }
 
     fn take_new_ips(&self) -> Vec<std::net::Ipv4Addr> {
-        std::mem::take(&mut *self.new_ips.lock().expect("new ips lock")).into_iter().collect()
+        std::mem::take(&mut *self.new_ips.lock().expect("new ips lock"))
+            .into_iter()
+            .collect()
     }
 
     fn forget_new_ips(&self, ips: &[std::net::Ipv4Addr]) {

@@ -12,11 +12,15 @@ use std::time::{Duration, Instant};
 use super::daemons::{self, Daemon};
 use super::status::{DaemonRecord, DaemonStatus, LabStatus, RunState};
 use super::system::{
-    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl, private_mount_dir, proc_id,
-    run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl,
+    private_mount_dir, proc_id, run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH,
+    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use super::topology::Topology;
-use super::{LabError, DEFAULT_SCOPE_FILE, HOSTS_DIR, LAB_DIR, PROBE_IFNAME, PROBE_NAMESPACE, PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR};
+use super::{
+    LabError, DEFAULT_SCOPE_FILE, HOSTS_DIR, LAB_DIR, PROBE_IFNAME, PROBE_NAMESPACE,
+    PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR,
+};
 
 const STATE_FILE: &str = "/run/gemelo/lab/state.json";
 const STATUS_FILE: &str = "/run/gemelo/lab/status.json";
@@ -43,9 +47,15 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<Option<T>, La
     match fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| LabError::State { path: path.into(), message: e.to_string() }),
+            .map_err(|e| LabError::State {
+                path: path.into(),
+                message: e.to_string(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LabError::Io { path: path.into(), source: e }),
+        Err(e) => Err(LabError::Io {
+            path: path.into(),
+            source: e,
+        }),
     }
 }
 
@@ -88,7 +98,10 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
         down_including(&state.namespaces)?;
     }
     if Path::new(LAB_DIR).exists() {
-        return Err(LabError::State { path: LAB_DIR.into(), message: "still exists after removing the previous lab".into() });
+        return Err(LabError::State {
+            path: LAB_DIR.into(),
+            message: "still exists after removing the previous lab".into(),
+        });
     }
     state.etc_netns_created = !Path::new(ETC_NETNS).exists();
     create_dir(Path::new(LAB_DIR))?;
@@ -122,7 +135,11 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     // One DHCP exchange now that every server runs (the clients' first
     // DISCOVER may have gone out before their server started, or before a
     // controller let anything across the bridges).
-    for r in state.daemons.iter().filter(|r| r.name.starts_with(daemons::DHCP_CLIENT)) {
+    for r in state
+        .daemons
+        .iter()
+        .filter(|r| r.name.starts_with(daemons::DHCP_CLIENT))
+    {
         if alive(r) {
             // SAFETY: kill(2) with a pid we started and just checked against /proc.
             unsafe { libc::kill(r.pid as i32, libc::SIGUSR1) };
@@ -132,7 +149,11 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     // The default discovery scope: this lab's segments.
     state.scope_file = true;
     write_json(STATE_FILE, &state)?;
-    let scope: String = topology.segments.iter().map(|s| format!("{}\n", s.cidr)).collect();
+    let scope: String = topology
+        .segments
+        .iter()
+        .map(|s| format!("{}\n", s.cidr))
+        .collect();
     write_file(Path::new(DEFAULT_SCOPE_FILE), &scope)?;
 
     for hs in &mut status.hosts {
@@ -140,7 +161,11 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
             .daemons
             .iter()
             .filter(|d| d.host == hs.name)
-            .map(|d| DaemonStatus { name: d.name.clone(), pid: d.pid, log: d.log.clone() })
+            .map(|d| DaemonStatus {
+                name: d.name.clone(),
+                pid: d.pid,
+                log: d.log.clone(),
+            })
             .collect();
     }
     write_json(STATUS_FILE, &status)?;
@@ -149,7 +174,11 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
 
 /// The OVS instance, its bridges and their controller.
 fn start_switches(topology: &Topology, status: &LabStatus) -> Result<(), LabError> {
-    run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["start", PROD_NAMESPACE, PROD_RUNDIR])?;
+    run_script(
+        "ovs-instance.sh",
+        OVS_INSTANCE_SH,
+        &["start", PROD_NAMESPACE, PROD_RUNDIR],
+    )?;
     let rundir = Path::new(PROD_RUNDIR);
     let mut args: Vec<String> = Vec::new();
     for sw in &topology.switches {
@@ -173,7 +202,11 @@ fn start_switches(topology: &Topology, status: &LabStatus) -> Result<(), LabErro
     }
     ovs_vsctl(rundir, &args[1..])?;
     for sw in &status.switches {
-        run_script("attach-controller.sh", ATTACH_CONTROLLER_SH, &[PROD_RUNDIR, &sw.bridge, &sw.controller])?;
+        run_script(
+            "attach-controller.sh",
+            ATTACH_CONTROLLER_SH,
+            &[PROD_RUNDIR, &sw.bridge, &sw.controller],
+        )?;
     }
     Ok(())
 }
@@ -212,14 +245,27 @@ fn build_hosts(topology: &Topology, status: &LabStatus) -> Result<(), LabError> 
         }
         ip_batch(Some(&hs.namespace), &lines)?;
         if host.ip_forward {
-            run_args("ip", &["netns", "exec", &hs.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+            run_args(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &hs.namespace,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                ],
+            )?;
         }
 
         // Its own /etc/hosts and resolv.conf (ip netns exec binds them over /etc):
         // with the machine's resolver, daemons stall on reverse lookups.
         let etc = Path::new(ETC_NETNS).join(&hs.namespace);
         create_dir(&etc)?;
-        write_file(&etc.join("hosts"), &hosts_file.replace("@SELF@", &host.hostname))?;
+        write_file(
+            &etc.join("hosts"),
+            &hosts_file.replace("@SELF@", &host.hostname),
+        )?;
         write_file(&etc.join("resolv.conf"), "# gemelo lab: no DNS server; names come from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n")?;
         write_file(&etc.join("hostname"), &format!("{}\n", host.hostname))?;
 
@@ -237,13 +283,26 @@ fn build_probe(topology: &Topology, status: &mut LabStatus) -> Result<(), LabErr
     for vid in topology.segments.iter().filter_map(|s| s.vlan) {
         args.extend(["-v".to_owned(), vid.to_string()]);
     }
-    args.extend([PROD_RUNDIR.to_owned(), probe.bridge.clone(), probe.namespace.clone()]);
+    args.extend([
+        PROD_RUNDIR.to_owned(),
+        probe.bridge.clone(),
+        probe.namespace.clone(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_script("add-probe-port.sh", ADD_PROBE_PORT_SH, &args)?;
     // "NAME OFPORT" per interface made.
     let ofport_of = |name: &str| -> Result<u16, LabError> {
-        let got = out.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' '))).unwrap_or("none").trim();
-        got.parse().map_err(|_| LabError::Ofport { switch: probe.switch.clone(), port: name.to_owned(), wanted: 0, got: got.to_owned() })
+        let got = out
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or("none")
+            .trim();
+        got.parse().map_err(|_| LabError::Ofport {
+            switch: probe.switch.clone(),
+            port: name.to_owned(),
+            wanted: 0,
+            got: got.to_owned(),
+        })
     };
     probe.ofport = ofport_of(PROBE_IFNAME)?;
     let mut lines = Vec::new();
@@ -253,20 +312,41 @@ fn build_probe(topology: &Topology, status: &mut LabStatus) -> Result<(), LabErr
         lines.push(format!("addr add {} dev {}", i.address, i.name));
     }
     ip_batch(Some(&probe.namespace), &lines)?;
-    let link = run_args("ip", &["-n", &probe.namespace, "-o", "link", "show", "dev", PROBE_IFNAME])?;
-    probe.mac = link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_default().to_owned();
+    let link = run_args(
+        "ip",
+        &[
+            "-n",
+            &probe.namespace,
+            "-o",
+            "link",
+            "show",
+            "dev",
+            PROBE_IFNAME,
+        ],
+    )?;
+    probe.mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
 
     // Its own resolver files, like the hosts': no DNS, and no names of the
     // lab's hosts either (discovery learns those from the wire).
     let etc = Path::new(ETC_NETNS).join(&probe.namespace);
     create_dir(&etc)?;
-    write_file(&etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")?;
+    write_file(
+        &etc.join("hosts"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    )?;
     write_file(&etc.join("resolv.conf"), "")?;
     Ok(())
 }
 
 fn hosts_file(topology: &Topology) -> String {
-    let mut s = String::from("127.0.0.1\tlocalhost\n127.0.1.1\t@SELF@\n::1\tlocalhost ip6-localhost ip6-loopback\n\n");
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n127.0.1.1\t@SELF@\n::1\tlocalhost ip6-localhost ip6-loopback\n\n",
+    );
     for h in &topology.hosts {
         for i in &h.interfaces {
             if h.name == h.hostname {
@@ -293,7 +373,15 @@ fn plug_ports(topology: &Topology) -> Result<(), LabError> {
             let name = i.attach.port_name();
             let br = format!("gm-{}", i.attach.switch);
             push(&mut args, &["add-port", &br, &name]);
-            push(&mut args, &["set", "interface", &name, &format!("ofport_request={}", i.attach.port)]);
+            push(
+                &mut args,
+                &[
+                    "set",
+                    "interface",
+                    &name,
+                    &format!("ofport_request={}", i.attach.port),
+                ],
+            );
             if let Some(vlan) = i.vlan {
                 push(&mut args, &["set", "port", &name, &format!("tag={vlan}")]);
             }
@@ -326,7 +414,18 @@ fn plug_ports(topology: &Topology) -> Result<(), LabError> {
     }
     let rundir = Path::new(PROD_RUNDIR);
     ovs_vsctl(rundir, &args[1..])?;
-    let listing = ovs_vsctl(rundir, &["-f", "csv", "--no-headings", "--columns=name,ofport", "list", "Interface"].map(str::to_owned))?;
+    let listing = ovs_vsctl(
+        rundir,
+        &[
+            "-f",
+            "csv",
+            "--no-headings",
+            "--columns=name,ofport",
+            "list",
+            "Interface",
+        ]
+        .map(str::to_owned),
+    )?;
     for (switch, name, port) in wanted {
         let got = listing
             .lines()
@@ -335,7 +434,12 @@ fn plug_ports(topology: &Topology) -> Result<(), LabError> {
             .map(|(_, p)| p.trim().to_owned())
             .unwrap_or_else(|| "none".into());
         if got != port.to_string() {
-            return Err(LabError::Ofport { switch, port: name, wanted: port, got });
+            return Err(LabError::Ofport {
+                switch,
+                port: name,
+                wanted: port,
+                got,
+            });
         }
     }
     Ok(())
@@ -346,9 +450,18 @@ fn alive(record: &DaemonRecord) -> bool {
 }
 
 /// Waits until every service listens and every other daemon still runs.
-fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[DaemonRecord]) -> Result<(), LabError> {
+fn wait_ready(
+    status: &LabStatus,
+    planned: &[(usize, Vec<Daemon>)],
+    records: &[DaemonRecord],
+) -> Result<(), LabError> {
     let started = Instant::now();
-    let record = |host: &str, daemon: &str| records.iter().find(|r| r.host == host && r.name == daemon).expect("launched");
+    let record = |host: &str, daemon: &str| {
+        records
+            .iter()
+            .find(|r| r.host == host && r.name == daemon)
+            .expect("launched")
+    };
     for (i, list) in planned {
         let hs = &status.hosts[*i];
         loop {
@@ -357,7 +470,9 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
                 .iter()
                 .filter_map(|d| d.listens.map(|l| (d, l)))
                 .find(|(_, (proto, port, _))| !listening.contains(&(*proto, *port)));
-            let Some((d, (proto, port, service))) = missing else { break };
+            let Some((d, (proto, port, service))) = missing else {
+                break;
+            };
             let r = record(&hs.name, &d.name);
             if !alive(r) {
                 return Err(LabError::DaemonDied {
@@ -380,7 +495,12 @@ fn wait_ready(status: &LabStatus, planned: &[(usize, Vec<Daemon>)], records: &[D
     }
     for r in records {
         if !alive(r) {
-            return Err(LabError::DaemonDied { host: r.host.clone(), daemon: r.name.clone(), log: r.log.clone(), detail: gemelo_hypervisor::host::daemon::log_tail(&r.log) });
+            return Err(LabError::DaemonDied {
+                host: r.host.clone(),
+                daemon: r.name.clone(),
+                log: r.log.clone(),
+                detail: gemelo_hypervisor::host::daemon::log_tail(&r.log),
+            });
         }
     }
     Ok(())
@@ -391,7 +511,9 @@ pub fn status() -> Result<Option<LabStatus>, LabError> {
         return Ok(Some(status));
     }
     if Path::new(LAB_DIR).exists() {
-        return Err(LabError::Incomplete { dir: LAB_DIR.into() });
+        return Err(LabError::Incomplete {
+            dir: LAB_DIR.into(),
+        });
     }
     Ok(None)
 }
@@ -415,7 +537,9 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
         }
     }
     for ns in &existing {
-        let is_lab = ns == PROD_NAMESPACE || ns == PROBE_NAMESPACE || (!state.lab.is_empty() && ns.starts_with(&format!("gm-{}-", state.lab)));
+        let is_lab = ns == PROD_NAMESPACE
+            || ns == PROBE_NAMESPACE
+            || (!state.lab.is_empty() && ns.starts_with(&format!("gm-{}-", state.lab)));
         if is_lab && !ours.contains(ns) {
             ours.push(ns.clone());
         }
@@ -438,14 +562,21 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
 
     // 2. The OVS instance, by its pid files.
     if Path::new(PROD_RUNDIR).exists() {
-        run_script("ovs-instance.sh", OVS_INSTANCE_SH, &["stop", PROD_NAMESPACE, PROD_RUNDIR])?;
+        run_script(
+            "ovs-instance.sh",
+            OVS_INSTANCE_SH,
+            &["stop", PROD_NAMESPACE, PROD_RUNDIR],
+        )?;
     }
 
     // 3. Anything still inside a lab namespace was started there by the lab
     //    (a daemon's children, a launch interrupted before its pid was recorded).
     //    Not the probe namespace: the lab starts nothing there, whatever runs
     //    there is gemelo's or an operator's (removing the namespace is enough).
-    for ns in ours.iter().filter(|ns| existing.contains(ns) && *ns != PROBE_NAMESPACE) {
+    for ns in ours
+        .iter()
+        .filter(|ns| existing.contains(ns) && *ns != PROBE_NAMESPACE)
+    {
         let out = run_args("ip", &["netns", "pids", ns]).unwrap_or_default();
         let pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
         stop_all(&pids, |pid| in_namespace(pid, ns), Duration::from_secs(2));
@@ -470,7 +601,12 @@ fn down_including(extra: &[String]) -> Result<(), LabError> {
     // 5. The default discovery scope the lab wrote.
     if state.scope_file {
         match fs::remove_file(DEFAULT_SCOPE_FILE) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(LabError::Io { path: DEFAULT_SCOPE_FILE.into(), source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LabError::Io {
+                    path: DEFAULT_SCOPE_FILE.into(),
+                    source: e,
+                })
+            }
             _ => {}
         }
     }

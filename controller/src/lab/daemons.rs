@@ -59,7 +59,11 @@ fn p(path: &Path) -> String {
 pub(crate) use host_daemon::{start_ssh_keygen, wait_children};
 
 /// Writes every config a host's daemons need into its dir and says what to start.
-pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Result<Vec<Daemon>, LabError> {
+pub(crate) fn prepare(
+    topology: &Topology,
+    host: &Host,
+    hs: &HostStatus,
+) -> Result<Vec<Daemon>, LabError> {
     let dir = &hs.dir;
     let name = &host.hostname;
     let mut daemons = Vec::new();
@@ -84,7 +88,13 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                 )?;
                 daemons.push(Daemon {
                     name: "sshd".into(),
-                    argv: vec!["/usr/sbin/sshd".into(), "-D".into(), "-e".into(), "-f".into(), p(&dir.join("sshd_config"))],
+                    argv: vec![
+                        "/usr/sbin/sshd".into(),
+                        "-D".into(),
+                        "-e".into(),
+                        "-f".into(),
+                        p(&dir.join("sshd_config")),
+                    ],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "ssh")),
                 });
@@ -119,7 +129,12 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                 )?;
                 daemons.push(Daemon {
                     name: "lighttpd".into(),
-                    argv: vec!["/usr/sbin/lighttpd".into(), "-D".into(), "-f".into(), p(&dir.join("lighttpd.conf"))],
+                    argv: vec![
+                        "/usr/sbin/lighttpd".into(),
+                        "-D".into(),
+                        "-f".into(),
+                        p(&dir.join("lighttpd.conf")),
+                    ],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "http")),
                 });
@@ -151,10 +166,17 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
             }
             ServiceKind::Telnet => {
                 // inetd's pid file is fixed at /run/inetd.pid: the private /run keeps it per host.
-                write_file(&dir.join("inetd.conf"), &format!("{port} stream tcp nowait root /usr/sbin/telnetd telnetd\n"))?;
+                write_file(
+                    &dir.join("inetd.conf"),
+                    &format!("{port} stream tcp nowait root /usr/sbin/telnetd telnetd\n"),
+                )?;
                 daemons.push(Daemon {
                     name: "inetd".into(),
-                    argv: vec!["/usr/sbin/inetd".into(), "-i".into(), p(&dir.join("inetd.conf"))],
+                    argv: vec![
+                        "/usr/sbin/inetd".into(),
+                        "-i".into(),
+                        p(&dir.join("inetd.conf")),
+                    ],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "telnet")),
                 });
@@ -162,7 +184,10 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
             ServiceKind::Snmp => {
                 create_dir(&dir.join("snmp"))?;
                 let descr = match (&device.vendor, &device.product) {
-                    (Some(v), Some(p)) => format!("sysDescr {v} {p} {}\n", device.version.as_deref().unwrap_or("")),
+                    (Some(v), Some(p)) => format!(
+                        "sysDescr {v} {p} {}\n",
+                        device.version.as_deref().unwrap_or("")
+                    ),
                     _ => String::new(),
                 };
                 write_file(
@@ -186,7 +211,10 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                         "-p".into(),
                         p(&dir.join("snmpd.pid")),
                     ],
-                    env: vec![("SNMP_PERSISTENT_DIR", p(&dir.join("snmp"))), ("MIBS", String::new())],
+                    env: vec![
+                        ("SNMP_PERSISTENT_DIR", p(&dir.join("snmp"))),
+                        ("MIBS", String::new()),
+                    ],
                     listens: Some((Proto::Udp, port, "snmp")),
                 });
             }
@@ -197,7 +225,11 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
                 )?;
                 daemons.push(Daemon {
                     name: "mosquitto".into(),
-                    argv: vec!["/usr/sbin/mosquitto".into(), "-c".into(), p(&dir.join("mosquitto.conf"))],
+                    argv: vec![
+                        "/usr/sbin/mosquitto".into(),
+                        "-c".into(),
+                        p(&dir.join("mosquitto.conf")),
+                    ],
                     env: vec![],
                     listens: Some((Proto::Tcp, port, "mqtt")),
                 });
@@ -233,7 +265,12 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
         create_dir(&dir.join("run/lldpd"))?;
         daemons.push(Daemon {
             name: "lldpd".into(),
-            argv: vec!["/usr/sbin/lldpd".into(), "-d".into(), "-u".into(), p(&dir.join("lldpd.socket"))],
+            argv: vec![
+                "/usr/sbin/lldpd".into(),
+                "-d".into(),
+                "-u".into(),
+                p(&dir.join("lldpd.socket")),
+            ],
             env: vec![],
             listens: None,
         });
@@ -280,7 +317,11 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
             DhcpRole::Client => {
                 let script = dir.join("udhcpc.script");
                 write_file(&script, UDHCPC_SCRIPT)?;
-                std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(io_err(&script))?;
+                std::fs::set_permissions(
+                    &script,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )
+                .map_err(io_err(&script))?;
                 daemons.push(Daemon {
                     name: format!("{DHCP_CLIENT}-{}", iface.name),
                     argv: [
@@ -331,17 +372,30 @@ pub(crate) fn prepare(topology: &Topology, host: &Host, hs: &HostStatus) -> Resu
 
 /// Starts one daemon on a host and returns its record once its pid is known.
 pub(crate) fn launch(hs: &HostStatus, daemon: &Daemon) -> Result<DaemonRecord, LabError> {
-    let place = HostPlace { namespace: &hs.namespace, uts: &hs.uts, dir: &hs.dir };
-    let env: Vec<(String, String)> = daemon.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    let started = host_daemon::launch(place, &daemon.name, &daemon.argv, &env).map_err(|e| match e {
-        HostError::NoPid { daemon, pidfile, log } => LabError::DaemonDied {
-            host: hs.name.clone(),
-            daemon,
-            log,
-            detail: format!("its launcher never wrote {}", pidfile.display()),
-        },
-        e => e.into(),
-    })?;
+    let place = HostPlace {
+        namespace: &hs.namespace,
+        uts: &hs.uts,
+        dir: &hs.dir,
+    };
+    let env: Vec<(String, String)> = daemon
+        .env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let started =
+        host_daemon::launch(place, &daemon.name, &daemon.argv, &env).map_err(|e| match e {
+            HostError::NoPid {
+                daemon,
+                pidfile,
+                log,
+            } => LabError::DaemonDied {
+                host: hs.name.clone(),
+                daemon,
+                log,
+                detail: format!("its launcher never wrote {}", pidfile.display()),
+            },
+            e => e.into(),
+        })?;
     Ok(DaemonRecord {
         host: hs.name.clone(),
         name: daemon.name.to_owned(),
@@ -356,6 +410,15 @@ pub(crate) fn launch(hs: &HostStatus, daemon: &Daemon) -> Result<DaemonRecord, L
 pub(crate) fn listening(namespace: &str) -> Result<Vec<(Proto, u16)>, LabError> {
     Ok(host_daemon::listening(namespace)?
         .into_iter()
-        .map(|(proto, port)| (if proto == "udp" { Proto::Udp } else { Proto::Tcp }, port))
+        .map(|(proto, port)| {
+            (
+                if proto == "udp" {
+                    Proto::Udp
+                } else {
+                    Proto::Tcp
+                },
+                port,
+            )
+        })
         .collect())
 }

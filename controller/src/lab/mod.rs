@@ -26,7 +26,8 @@ use gemelo_hypervisor::host::system;
 use gemelo_hypervisor::host::HostError;
 
 pub use status::{
-    DaemonStatus, HostStatus, InterfaceStatus, LabStatus, LinkStatus, ProbeStatus, SegmentStatus, ServiceStatus, SwitchStatus,
+    DaemonStatus, HostStatus, InterfaceStatus, LabStatus, LinkStatus, ProbeStatus, SegmentStatus,
+    ServiceStatus, SwitchStatus,
 };
 pub use topology::{Topology, TopologyError};
 
@@ -59,20 +60,44 @@ pub enum LabError {
     #[error(transparent)]
     Host(#[from] HostError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     State { path: PathBuf, message: String },
     #[error("host {host}: {daemon} is not running ({detail}); see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
-    DaemonDied { host: String, daemon: String, log: PathBuf, detail: String },
+    DaemonDied {
+        host: String,
+        daemon: String,
+        log: PathBuf,
+        detail: String,
+    },
     /// `service` reads like "ssh (tcp/22, daemon sshd)".
     #[error("host {host}: service {service} did not listen within {secs} s; see {log}. The half-built lab is left for inspection: `gemelo lab down` removes it")]
-    ServiceTimeout { host: String, service: String, secs: u64, log: PathBuf },
+    ServiceTimeout {
+        host: String,
+        service: String,
+        secs: u64,
+        log: PathBuf,
+    },
     #[error("switch {switch}: port {port} got ofport {got} instead of {wanted}")]
-    Ofport { switch: String, port: String, wanted: u16, got: String },
-    #[error("a lab was partly built ({dir} has no status.json): run `gemelo lab down` to remove it")]
+    Ofport {
+        switch: String,
+        port: String,
+        wanted: u16,
+        got: String,
+    },
+    #[error(
+        "a lab was partly built ({dir} has no status.json): run `gemelo lab down` to remove it"
+    )]
     Incomplete { dir: PathBuf },
     #[error("lab {lab} has no host '{host}' (hosts: {known})")]
-    UnknownHost { lab: String, host: String, known: String },
+    UnknownHost {
+        lab: String,
+        host: String,
+        known: String,
+    },
     #[error("the lab needs root (network namespaces, mounts, Open vSwitch)")]
     NotRoot,
 }
@@ -102,7 +127,12 @@ pub fn host_command(status: &LabStatus, host: &str, argv: &[&str]) -> Result<Com
     let h = status.host(host).ok_or_else(|| LabError::UnknownHost {
         lab: status.lab.clone(),
         host: host.to_owned(),
-        known: status.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", "),
+        known: status
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &h.namespace, "nsenter"])
@@ -116,7 +146,8 @@ pub fn host_command(status: &LabStatus, host: &str, argv: &[&str]) -> Result<Com
 /// the fabric), e.g. `["curl", "http://10.10.1.10/"]`.
 pub fn probe_command(status: &LabStatus, argv: &[&str]) -> Command {
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &status.probe.namespace]).args(argv);
+    cmd.args(["netns", "exec", &status.probe.namespace])
+        .args(argv);
     cmd
 }
 
@@ -124,6 +155,8 @@ pub fn probe_command(status: &LabStatus, argv: &[&str]) -> Command {
 /// `OVS_RUNDIR` set, e.g. `["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "unix:.../gm-sw1.mgmt"]`.
 pub fn prod_command(status: &LabStatus, argv: &[&str]) -> Command {
     let mut cmd = Command::new("ip");
-    cmd.env("OVS_RUNDIR", &status.rundir).args(["netns", "exec", &status.namespace]).args(argv);
+    cmd.env("OVS_RUNDIR", &status.rundir)
+        .args(["netns", "exec", &status.namespace])
+        .args(argv);
     cmd
 }

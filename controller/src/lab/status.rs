@@ -154,7 +154,12 @@ impl LabStatus {
     }
 
     /// The status of a topology about to be built (no daemons yet).
-    pub(crate) fn planned(topology: &Topology, source: PathBuf, controller: &str, hosts_dir: &std::path::Path) -> LabStatus {
+    pub(crate) fn planned(
+        topology: &Topology,
+        source: PathBuf,
+        controller: &str,
+        hosts_dir: &std::path::Path,
+    ) -> LabStatus {
         let rundir = PathBuf::from(PROD_RUNDIR);
         LabStatus {
             lab: topology.name.clone(),
@@ -178,7 +183,11 @@ impl LabStatus {
             links: topology
                 .links
                 .iter()
-                .map(|l| LinkStatus { a: l.a.to_string(), b: l.b.to_string(), ports: [l.a.port_name(), l.b.port_name()] })
+                .map(|l| LinkStatus {
+                    a: l.a.to_string(),
+                    b: l.b.to_string(),
+                    ports: [l.a.port_name(), l.b.port_name()],
+                })
                 .collect(),
             segments: topology
                 .segments
@@ -205,7 +214,11 @@ impl LabStatus {
                         switch: first.attach.switch.clone(),
                         ofport: first.attach.port,
                         mac: first.mac.clone(),
-                        ips: h.interfaces.iter().map(|i| format!("{}/{}", i.ip, i.prefix)).collect(),
+                        ips: h
+                            .interfaces
+                            .iter()
+                            .map(|i| format!("{}/{}", i.ip, i.prefix))
+                            .collect(),
                         gateway: h.default_gateway.map(|g| g.to_string()),
                         ip_forward: h.ip_forward,
                         interfaces: h
@@ -225,7 +238,11 @@ impl LabStatus {
                         services: h
                             .services
                             .iter()
-                            .map(|s| ServiceStatus { port: s.port, proto: s.proto, name: s.kind.name().to_owned() })
+                            .map(|s| ServiceStatus {
+                                port: s.port,
+                                proto: s.proto,
+                                name: s.kind.name().to_owned(),
+                            })
                             .collect(),
                         lldp: h.lldp,
                         dhcp: !topology.dhcp_roles(h).is_empty(),
@@ -254,7 +271,10 @@ fn planned_probe(topology: &Topology) -> ProbeStatus {
             ofport: 0,
         })
         .collect();
-    let port: String = format!("gmpr-{}", first.name).chars().take(super::topology::MAX_IFNAME).collect();
+    let port: String = format!("gmpr-{}", first.name)
+        .chars()
+        .take(super::topology::MAX_IFNAME)
+        .collect();
     ProbeStatus {
         namespace: PROBE_NAMESPACE.to_owned(),
         switch: first.name.clone(),

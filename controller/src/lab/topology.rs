@@ -23,11 +23,18 @@ pub const HOST_IFNAME_PREFIX: &str = "gm-eth";
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error("cannot read topology {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("topology {path} is not a valid topology file: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("topology {path}: {field}: {reason}")]
-    Invalid { path: PathBuf, field: String, reason: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
 }
 
 /// A validated topology with every default filled in.
@@ -134,10 +141,12 @@ impl Topology {
     /// owning the gateway address, unless it opted out with `dhcp = false`.
     pub fn dhcp_server(&self, segment: &str) -> Option<(&Host, &Interface)> {
         let seg = self.segment(segment)?;
-        self.hosts
-            .iter()
-            .filter(|h| h.dhcp)
-            .find_map(|h| h.interfaces.iter().find(|i| i.segment == seg.name && i.ip == seg.gateway).map(|i| (h, i)))
+        self.hosts.iter().filter(|h| h.dhcp).find_map(|h| {
+            h.interfaces
+                .iter()
+                .find(|i| i.segment == seg.name && i.ip == seg.gateway)
+                .map(|i| (h, i))
+        })
     }
 
     /// The DHCP role of every interface of `host` that has one.
@@ -148,7 +157,9 @@ impl Topology {
         host.interfaces
             .iter()
             .filter_map(|i| match self.dhcp_server(&i.segment) {
-                Some((server, si)) if server.name == host.name && si.name == i.name => Some((i, DhcpRole::Server)),
+                Some((server, si)) if server.name == host.name && si.name == i.name => {
+                    Some((i, DhcpRole::Server))
+                }
                 Some(_) => Some((i, DhcpRole::Client)),
                 None => None,
             })
@@ -162,7 +173,9 @@ impl Topology {
     /// too): it leases them their own topology address rather than one of its
     /// pool, so no DHCP answer ever binds a host to a wrong address.
     pub fn dhcp_static_leases(&self, segment: &str) -> Vec<(&str, Ipv4Addr, &str)> {
-        let Some(seg) = self.segment(segment) else { return Vec::new() };
+        let Some(seg) = self.segment(segment) else {
+            return Vec::new();
+        };
         let domain: Vec<&str> = self
             .segments
             .iter()
@@ -399,8 +412,10 @@ struct RawPublish {
 impl Topology {
     /// Reads, parses and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, TopologyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TopologyError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Topology::parse(&text, path)
     }
 
@@ -458,9 +473,18 @@ fn parse_mac(s: &str) -> Option<String> {
     if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
         return None;
     }
-    let bytes: Option<Vec<u8>> = parts.iter().map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    let bytes: Option<Vec<u8>> = parts
+        .iter()
+        .map(|p| u8::from_str_radix(p, 16).ok())
+        .collect();
     let bytes = bytes?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+    Some(
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 impl Validator<'_> {
@@ -476,7 +500,10 @@ impl Validator<'_> {
         if (1..=i64::from(MAX_OFPORT)).contains(&port) {
             Ok(port as u16)
         } else {
-            self.err(field, format!("ofport {port} is out of range 1..={MAX_OFPORT}"))
+            self.err(
+                field,
+                format!("ofport {port} is out of range 1..={MAX_OFPORT}"),
+            )
         }
     }
 
@@ -496,7 +523,10 @@ impl Validator<'_> {
             );
         }
         if lab == "prod" || lab == "twin" {
-            return self.err("lab.name", format!("'{lab}' is reserved (gm-{lab} namespaces belong to gemelo itself)"));
+            return self.err(
+                "lab.name",
+                format!("'{lab}' is reserved (gm-{lab} namespaces belong to gemelo itself)"),
+            );
         }
 
         // Switches.
@@ -505,43 +535,83 @@ impl Validator<'_> {
         for (i, s) in raw.switch.iter().enumerate() {
             let field = format!("switch[{i}]");
             if !is_name(&s.name, false) {
-                return self.err(format!("{field}.name"), format!("'{}' must be lowercase letters/digits starting with a letter", s.name));
+                return self.err(
+                    format!("{field}.name"),
+                    format!(
+                        "'{}' must be lowercase letters/digits starting with a letter",
+                        s.name
+                    ),
+                );
             }
             if format!("gm-{}", s.name).len() > MAX_IFNAME {
-                return self.err(format!("switch[{}].name", s.name), format!("bridge name gm-{} is longer than {MAX_IFNAME} characters", s.name));
+                return self.err(
+                    format!("switch[{}].name", s.name),
+                    format!(
+                        "bridge name gm-{} is longer than {MAX_IFNAME} characters",
+                        s.name
+                    ),
+                );
             }
             if switches.iter().any(|o: &Switch| o.name == s.name) {
                 return self.err(format!("switch[{}].name", s.name), "duplicate switch name");
             }
             let dpid = match &s.dpid {
                 RawDpid::Number(n) if *n > 0 => *n as u64,
-                RawDpid::Number(n) => return self.err(format!("switch[{}].dpid", s.name), format!("{n} must be positive")),
+                RawDpid::Number(n) => {
+                    return self.err(
+                        format!("switch[{}].dpid", s.name),
+                        format!("{n} must be positive"),
+                    )
+                }
                 RawDpid::Text(t) => {
-                    let hex: String = t.trim_start_matches("0x").chars().filter(|c| *c != ':').collect();
+                    let hex: String = t
+                        .trim_start_matches("0x")
+                        .chars()
+                        .filter(|c| *c != ':')
+                        .collect();
                     match u64::from_str_radix(&hex, 16) {
                         Ok(v) if v > 0 && hex.len() <= 16 => v,
-                        _ => return self.err(format!("switch[{}].dpid", s.name), format!("'{t}' is not a non-zero 64-bit hex datapath id")),
+                        _ => {
+                            return self.err(
+                                format!("switch[{}].dpid", s.name),
+                                format!("'{t}' is not a non-zero 64-bit hex datapath id"),
+                            )
+                        }
                     }
                 }
             };
             if let Some(other) = dpids.insert(dpid, s.name.clone()) {
-                return self.err(format!("switch[{}].dpid", s.name), format!("datapath id {dpid:016x} is also switch {other}'s"));
+                return self.err(
+                    format!("switch[{}].dpid", s.name),
+                    format!("datapath id {dpid:016x} is also switch {other}'s"),
+                );
             }
-            switches.push(Switch { name: s.name.clone(), dpid });
+            switches.push(Switch {
+                name: s.name.clone(),
+                dpid,
+            });
         }
         if switches.is_empty() {
             return self.err("switch", "a topology needs at least one [[switch]]");
         }
 
         // Ports in use, per switch: explicit ones first, then assigned.
-        let mut used: BTreeMap<String, BTreeSet<u16>> =
-            switches.iter().map(|s| (s.name.clone(), BTreeSet::new())).collect();
-        let claim = |used: &mut BTreeMap<String, BTreeSet<u16>>, field: &str, sp: &SwitchPort| -> Res<()> {
+        let mut used: BTreeMap<String, BTreeSet<u16>> = switches
+            .iter()
+            .map(|s| (s.name.clone(), BTreeSet::new()))
+            .collect();
+        let claim = |used: &mut BTreeMap<String, BTreeSet<u16>>,
+                     field: &str,
+                     sp: &SwitchPort|
+         -> Res<()> {
             let Some(set) = used.get_mut(&sp.switch) else {
                 return self.err(field, format!("unknown switch '{}'", sp.switch));
             };
             if !set.insert(sp.port) {
-                return self.err(field, format!("port {} of switch {} is used twice", sp.port, sp.switch));
+                return self.err(
+                    field,
+                    format!("port {} of switch {} is used twice", sp.port, sp.switch),
+                );
             }
             if sp.port_name().len() > MAX_IFNAME {
                 return self.err(field, format!("port name {} is longer than {MAX_IFNAME} characters (shorten the switch name)", sp.port_name()));
@@ -561,7 +631,10 @@ impl Validator<'_> {
                 let Ok(port) = port.parse::<i64>() else {
                     return self.err(field, format!("'{port}' in '{text}' is not a port number"));
                 };
-                let sp = SwitchPort { switch: sw.to_owned(), port: self.port(&field, port)? };
+                let sp = SwitchPort {
+                    switch: sw.to_owned(),
+                    port: self.port(&field, port)?,
+                };
                 claim(&mut used, &field, &sp)?;
                 ends.push(sp);
             }
@@ -578,7 +651,10 @@ impl Validator<'_> {
         let mut vlans = HashMap::new();
         for (i, s) in raw.segment.iter().enumerate() {
             if !is_name(&s.name, true) {
-                return self.err(format!("segment[{i}].name"), format!("'{}' must be lowercase letters/digits/dashes", s.name));
+                return self.err(
+                    format!("segment[{i}].name"),
+                    format!("'{}' must be lowercase letters/digits/dashes", s.name),
+                );
             }
             let field = format!("segment[{}]", s.name);
             if segments.iter().any(|o| o.name == s.name) {
@@ -586,31 +662,64 @@ impl Validator<'_> {
             }
             let cidr: Ipv4Network = match s.cidr.parse() {
                 Ok(c) => c,
-                Err(_) => return self.err(format!("{field}.cidr"), format!("'{}' is not an IPv4 CIDR like 10.10.1.0/24", s.cidr)),
+                Err(_) => {
+                    return self.err(
+                        format!("{field}.cidr"),
+                        format!("'{}' is not an IPv4 CIDR like 10.10.1.0/24", s.cidr),
+                    )
+                }
             };
             if cidr.network() != cidr.ip() {
-                return self.err(format!("{field}.cidr"), format!("'{}' has host bits set (network is {}/{})", s.cidr, cidr.network(), cidr.prefix()));
+                return self.err(
+                    format!("{field}.cidr"),
+                    format!(
+                        "'{}' has host bits set (network is {}/{})",
+                        s.cidr,
+                        cidr.network(),
+                        cidr.prefix()
+                    ),
+                );
             }
             if cidr.prefix() > 30 {
-                return self.err(format!("{field}.cidr"), format!("/{} leaves no room for hosts", cidr.prefix()));
+                return self.err(
+                    format!("{field}.cidr"),
+                    format!("/{} leaves no room for hosts", cidr.prefix()),
+                );
             }
             if let Some(o) = segments.iter().find(|o| o.cidr.overlaps(cidr)) {
-                return self.err(format!("{field}.cidr"), format!("{cidr} overlaps segment {} ({})", o.name, o.cidr));
+                return self.err(
+                    format!("{field}.cidr"),
+                    format!("{cidr} overlaps segment {} ({})", o.name, o.cidr),
+                );
             }
             let vlan = match s.vlan {
                 None => None,
                 Some(v @ 1..=4094) => Some(v as u16),
-                Some(v) => return self.err(format!("{field}.vlan"), format!("{v} is out of range 1..=4094")),
+                Some(v) => {
+                    return self.err(
+                        format!("{field}.vlan"),
+                        format!("{v} is out of range 1..=4094"),
+                    )
+                }
             };
             if let Some(v) = vlan {
                 if let Some(o) = vlans.insert(v, s.name.clone()) {
-                    return self.err(format!("{field}.vlan"), format!("vlan {v} is also segment {o}'s"));
+                    return self.err(
+                        format!("{field}.vlan"),
+                        format!("vlan {v} is also segment {o}'s"),
+                    );
                 }
             }
             let gateway = self.ipv4(&format!("{field}.gateway"), &s.gateway)?;
             self.host_ip_in(&format!("{field}.gateway"), gateway, &s.name, cidr)?;
             // probe_ip is chosen once the hosts are known.
-            segments.push(Segment { name: s.name.clone(), cidr, vlan, gateway, probe_ip: gateway });
+            segments.push(Segment {
+                name: s.name.clone(),
+                cidr,
+                vlan,
+                gateway,
+                probe_ip: gateway,
+            });
         }
 
         // Hosts, first pass: names, interfaces with explicit ports.
@@ -628,7 +737,13 @@ impl Validator<'_> {
         let mut hostnames: HashMap<String, String> = HashMap::new();
         for (i, h) in raw.host.iter().enumerate() {
             if !is_name(&h.name, true) || h.name.len() > 32 {
-                return self.err(format!("host[{i}].name"), format!("'{}' must be 1-32 lowercase letters/digits/dashes starting with a letter", h.name));
+                return self.err(
+                    format!("host[{i}].name"),
+                    format!(
+                        "'{}' must be 1-32 lowercase letters/digits/dashes starting with a letter",
+                        h.name
+                    ),
+                );
             }
             let hf = format!("host[{}]", h.name);
             if hosts.iter().any(|(o, _)| o.name == h.name) {
@@ -639,25 +754,46 @@ impl Validator<'_> {
                 return self.err(format!("{hf}.hostname"), format!("'{hostname}' is not a valid hostname (letters, digits, dashes, dots; at most 63 characters)"));
             }
             if let Some(o) = hostnames.insert(hostname.to_lowercase(), h.name.clone()) {
-                return self.err(format!("{hf}.hostname"), format!("'{hostname}' is also host {o}'s hostname"));
+                return self.err(
+                    format!("{hf}.hostname"),
+                    format!("'{hostname}' is also host {o}'s hostname"),
+                );
             }
 
             let raw_ifaces: Vec<RawInterface> = match &h.interfaces {
                 Some(list) => {
-                    if h.switch.is_some() || h.port.is_some() || h.segment.is_some() || h.ip.is_some() || h.mac.is_some() {
+                    if h.switch.is_some()
+                        || h.port.is_some()
+                        || h.segment.is_some()
+                        || h.ip.is_some()
+                        || h.mac.is_some()
+                    {
                         return self.err(format!("{hf}.interfaces"), "give either interfaces = [...] or switch/port/segment/ip/mac, not both");
                     }
                     if list.is_empty() {
                         return self.err(format!("{hf}.interfaces"), "is empty");
                     }
                     list.iter()
-                        .map(|r| RawInterface { segment: r.segment.clone(), ip: r.ip.clone(), switch: r.switch.clone(), port: r.port, mac: r.mac.clone() })
+                        .map(|r| RawInterface {
+                            segment: r.segment.clone(),
+                            ip: r.ip.clone(),
+                            switch: r.switch.clone(),
+                            port: r.port,
+                            mac: r.mac.clone(),
+                        })
                         .collect()
                 }
                 None => {
-                    let missing = [("switch", h.switch.is_none()), ("segment", h.segment.is_none()), ("ip", h.ip.is_none())];
+                    let missing = [
+                        ("switch", h.switch.is_none()),
+                        ("segment", h.segment.is_none()),
+                        ("ip", h.ip.is_none()),
+                    ];
                     if let Some((name, _)) = missing.iter().find(|(_, m)| *m) {
-                        return self.err(format!("{hf}.{name}"), "missing (or give interfaces = [...])");
+                        return self.err(
+                            format!("{hf}.{name}"),
+                            "missing (or give interfaces = [...])",
+                        );
                     }
                     vec![RawInterface {
                         segment: h.segment.clone().unwrap_or_default(),
@@ -670,41 +806,89 @@ impl Validator<'_> {
             };
             let mut pending = Vec::new();
             for (n, r) in raw_ifaces.iter().enumerate() {
-                let field = if h.interfaces.is_some() { format!("{hf}.interfaces[{n}]") } else { hf.clone() };
+                let field = if h.interfaces.is_some() {
+                    format!("{hf}.interfaces[{n}]")
+                } else {
+                    hf.clone()
+                };
                 if !switches.iter().any(|s| s.name == r.switch) {
-                    return self.err(format!("{field}.switch"), format!("unknown switch '{}'", r.switch));
+                    return self.err(
+                        format!("{field}.switch"),
+                        format!("unknown switch '{}'", r.switch),
+                    );
                 }
                 let Some(seg) = segments.iter().find(|s| s.name == r.segment) else {
-                    return self.err(format!("{field}.segment"), format!("unknown segment '{}'", r.segment));
+                    return self.err(
+                        format!("{field}.segment"),
+                        format!("unknown segment '{}'", r.segment),
+                    );
                 };
                 if pending.iter().any(|p: &Pending| p.segment == r.segment) {
-                    return self.err(format!("{field}.segment"), format!("host has two interfaces on segment {}", r.segment));
+                    return self.err(
+                        format!("{field}.segment"),
+                        format!("host has two interfaces on segment {}", r.segment),
+                    );
                 }
                 let ip = self.ipv4(&format!("{field}.ip"), &r.ip)?;
                 self.host_ip_in(&format!("{field}.ip"), ip, &seg.name, seg.cidr)?;
                 if let Some(o) = ips.insert(ip, h.name.clone()) {
-                    return self.err(format!("{field}.ip"), format!("{ip} is also host {o}'s address"));
+                    return self.err(
+                        format!("{field}.ip"),
+                        format!("{ip} is also host {o}'s address"),
+                    );
                 }
                 let mac = match &r.mac {
                     None => mac_from_ip(ip),
                     Some(text) => match parse_mac(text) {
-                        Some(m) if u8::from_str_radix(&m[..2], 16).unwrap_or(1) & 1 == 0 && m != "00:00:00:00:00:00" => m,
-                        Some(_) => return self.err(format!("{field}.mac"), format!("'{text}' is not a unicast MAC address")),
-                        None => return self.err(format!("{field}.mac"), format!("'{text}' is not a MAC address like 02:00:0a:0a:01:0a")),
+                        Some(m)
+                            if u8::from_str_radix(&m[..2], 16).unwrap_or(1) & 1 == 0
+                                && m != "00:00:00:00:00:00" =>
+                        {
+                            m
+                        }
+                        Some(_) => {
+                            return self.err(
+                                format!("{field}.mac"),
+                                format!("'{text}' is not a unicast MAC address"),
+                            )
+                        }
+                        None => {
+                            return self.err(
+                                format!("{field}.mac"),
+                                format!("'{text}' is not a MAC address like 02:00:0a:0a:01:0a"),
+                            )
+                        }
                     },
                 };
                 if let Some(o) = macs.insert(mac.clone(), h.name.clone()) {
-                    return self.err(format!("{field}.mac"), format!("{mac} is also host {o}'s MAC"));
+                    return self.err(
+                        format!("{field}.mac"),
+                        format!("{mac} is also host {o}'s MAC"),
+                    );
                 }
                 let port = match r.port {
                     Some(p) => {
                         let port = self.port(&format!("{field}.port"), p)?;
-                        claim(&mut used, &format!("{field}.port"), &SwitchPort { switch: r.switch.clone(), port })?;
+                        claim(
+                            &mut used,
+                            &format!("{field}.port"),
+                            &SwitchPort {
+                                switch: r.switch.clone(),
+                                port,
+                            },
+                        )?;
                         Some(port)
                     }
                     None => None,
                 };
-                pending.push(Pending { segment: r.segment.clone(), switch: r.switch.clone(), port, ip, mac, field });
+                pending.push(Pending {
+                    segment: r.segment.clone(),
+                    switch: r.switch.clone(),
+                    port,
+                    ip,
+                    mac,
+                    field,
+                });
             }
 
             let mut services: Vec<Service> = Vec::new();
@@ -713,40 +897,72 @@ impl Validator<'_> {
                 let field = format!("{hf}.services[{n}]");
                 if s.name == "lldp" {
                     if s.port.is_some() || s.proto.is_some() {
-                        return self.err(field, "lldp is a link-layer service: give no port or proto");
+                        return self
+                            .err(field, "lldp is a link-layer service: give no port or proto");
                     }
                     lldp = true;
                     continue;
                 }
                 let Some(kind) = ServiceKind::parse(&s.name) else {
-                    let known: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.name()).chain(["lldp"]).collect();
-                    return self.err(format!("{field}.name"), format!("unknown service '{}' (known: {})", s.name, known.join(", ")));
+                    let known: Vec<&str> = ServiceKind::ALL
+                        .iter()
+                        .map(|k| k.name())
+                        .chain(["lldp"])
+                        .collect();
+                    return self.err(
+                        format!("{field}.name"),
+                        format!("unknown service '{}' (known: {})", s.name, known.join(", ")),
+                    );
                 };
                 if services.iter().any(|o| o.kind == kind) {
-                    return self.err(format!("{field}.name"), format!("service {} is listed twice (one daemon per service)", s.name));
+                    return self.err(
+                        format!("{field}.name"),
+                        format!(
+                            "service {} is listed twice (one daemon per service)",
+                            s.name
+                        ),
+                    );
                 }
                 let proto = s.proto.unwrap_or(kind.proto());
                 if proto != kind.proto() {
-                    return self.err(format!("{field}.proto"), format!("{} runs over {}, not {proto}", s.name, kind.proto()));
+                    return self.err(
+                        format!("{field}.proto"),
+                        format!("{} runs over {}, not {proto}", s.name, kind.proto()),
+                    );
                 }
                 let port = match s.port {
                     None => kind.default_port(),
                     Some(p @ 1..=65535) => p as u16,
-                    Some(p) => return self.err(format!("{field}.port"), format!("{p} is out of range 1..=65535")),
+                    Some(p) => {
+                        return self.err(
+                            format!("{field}.port"),
+                            format!("{p} is out of range 1..=65535"),
+                        )
+                    }
                 };
                 if let Some(o) = services.iter().find(|o| o.port == port && o.proto == proto) {
-                    return self.err(format!("{field}.port"), format!("{proto}/{port} is also used by {}", o.kind.name()));
+                    return self.err(
+                        format!("{field}.port"),
+                        format!("{proto}/{port} is also used by {}", o.kind.name()),
+                    );
                 }
                 services.push(Service { kind, port, proto });
             }
 
             // A host that owns its segment's gateway address routes; others
             // route through their first interface's gateway.
-            let is_gateway = pending.iter().any(|p| segments.iter().any(|s| s.name == p.segment && s.gateway == p.ip));
+            let is_gateway = pending.iter().any(|p| {
+                segments
+                    .iter()
+                    .any(|s| s.name == p.segment && s.gateway == p.ip)
+            });
             let default_gateway = if is_gateway {
                 None
             } else {
-                segments.iter().find(|s| s.name == pending[0].segment).map(|s| s.gateway)
+                segments
+                    .iter()
+                    .find(|s| s.name == pending[0].segment)
+                    .map(|s| s.gateway)
             };
             let host = Host {
                 name: h.name.clone(),
@@ -772,17 +988,33 @@ impl Validator<'_> {
                         let set = &used[&p.switch];
                         let free = (1..=MAX_OFPORT).find(|x| !set.contains(x));
                         let Some(port) = free else {
-                            return self.err(format!("{}.port", p.field), format!("switch {} has no free port", p.switch));
+                            return self.err(
+                                format!("{}.port", p.field),
+                                format!("switch {} has no free port", p.switch),
+                            );
                         };
-                        claim(&mut used, &format!("{}.port", p.field), &SwitchPort { switch: p.switch.clone(), port })?;
+                        claim(
+                            &mut used,
+                            &format!("{}.port", p.field),
+                            &SwitchPort {
+                                switch: p.switch.clone(),
+                                port,
+                            },
+                        )?;
                         port
                     }
                 };
-                let seg = segments.iter().find(|s| s.name == p.segment).expect("checked");
+                let seg = segments
+                    .iter()
+                    .find(|s| s.name == p.segment)
+                    .expect("checked");
                 host.interfaces.push(Interface {
                     name: format!("{HOST_IFNAME_PREFIX}{n}"),
                     segment: p.segment.clone(),
-                    attach: SwitchPort { switch: p.switch.clone(), port },
+                    attach: SwitchPort {
+                        switch: p.switch.clone(),
+                        port,
+                    },
                     ip: p.ip,
                     prefix: seg.cidr.prefix(),
                     mac: p.mac.clone(),
@@ -806,7 +1038,10 @@ impl Validator<'_> {
                 None => {
                     return self.err(
                         format!("segment[{}].cidr", seg.name),
-                        format!("hosts use every address of {}: leave one free for gemelo's probe port", seg.cidr),
+                        format!(
+                            "hosts use every address of {}: leave one free for gemelo's probe port",
+                            seg.cidr
+                        ),
                     )
                 }
             }
@@ -817,18 +1052,32 @@ impl Validator<'_> {
             let Some(p) = &h.publish else { continue };
             let field = format!("host[{}].publish", h.name);
             let Some(broker) = hosts.iter().find(|b| b.name == p.broker) else {
-                return self.err(format!("{field}.broker"), format!("unknown host '{}'", p.broker));
+                return self.err(
+                    format!("{field}.broker"),
+                    format!("unknown host '{}'", p.broker),
+                );
             };
             let Some(mqtt) = broker.service(ServiceKind::Mqtt) else {
-                return self.err(format!("{field}.broker"), format!("host {} runs no mqtt service", p.broker));
+                return self.err(
+                    format!("{field}.broker"),
+                    format!("host {} runs no mqtt service", p.broker),
+                );
             };
             if p.topic.is_empty() || p.topic.contains(['#', '+']) {
-                return self.err(format!("{field}.topic"), format!("'{}' must be a non-empty topic without wildcards", p.topic));
+                return self.err(
+                    format!("{field}.topic"),
+                    format!("'{}' must be a non-empty topic without wildcards", p.topic),
+                );
             }
             let interval_secs = match p.interval_secs {
                 None => 5,
                 Some(s @ 1..=3600) => s as u32,
-                Some(s) => return self.err(format!("{field}.interval_secs"), format!("{s} is out of range 1..=3600")),
+                Some(s) => {
+                    return self.err(
+                        format!("{field}.interval_secs"),
+                        format!("{s} is out of range 1..=3600"),
+                    )
+                }
             };
             let publish = Publish {
                 broker: p.broker.clone(),
@@ -840,7 +1089,14 @@ impl Validator<'_> {
             hosts[i].publish = Some(publish);
         }
 
-        Ok(Topology { name: lab, description: raw.lab.description, switches, links, segments, hosts })
+        Ok(Topology {
+            name: lab,
+            description: raw.lab.description,
+            switches,
+            links,
+            segments,
+            hosts,
+        })
     }
 
     fn host_ip_in(&self, field: &str, ip: Ipv4Addr, segment: &str, cidr: Ipv4Network) -> Res<()> {
@@ -848,7 +1104,10 @@ impl Validator<'_> {
             return self.err(field, format!("{ip} is outside segment {segment}'s {cidr}"));
         }
         if ip == cidr.network() || ip == cidr.broadcast() {
-            return self.err(field, format!("{ip} is the network or broadcast address of {cidr}"));
+            return self.err(
+                field,
+                format!("{ip} is the network or broadcast address of {cidr}"),
+            );
         }
         Ok(())
     }
@@ -927,7 +1186,13 @@ mac = "02:AA:00:00:00:01"
         let gw = &t.hosts[0];
         assert!(gw.ip_forward);
         assert_eq!(gw.default_gateway, None);
-        assert_eq!(gw.interfaces[0].attach, SwitchPort { switch: "sw1".into(), port: 1 });
+        assert_eq!(
+            gw.interfaces[0].attach,
+            SwitchPort {
+                switch: "sw1".into(),
+                port: 1
+            }
+        );
         // sw2:1 is the link, so the first free port is 2.
         assert_eq!(gw.interfaces[1].attach.port, 2);
         assert_eq!(gw.interfaces[1].name, "gm-eth1");
@@ -938,7 +1203,14 @@ mac = "02:AA:00:00:00:01"
         assert_eq!(web.interfaces[0].vlan, Some(10));
         assert_eq!(web.default_gateway, Some("10.10.1.1".parse().unwrap()));
         assert!(web.lldp);
-        assert_eq!(web.services[1], Service { kind: ServiceKind::Http, port: 8080, proto: Proto::Tcp });
+        assert_eq!(
+            web.services[1],
+            Service {
+                kind: ServiceKind::Http,
+                port: 8080,
+                proto: Proto::Tcp
+            }
+        );
         let ws = &t.hosts[2];
         assert_eq!(ws.interfaces[0].mac, "02:aa:00:00:00:01");
         assert_eq!(ws.hostname, "WS-01");
@@ -949,12 +1221,16 @@ mac = "02:AA:00:00:00:01"
 
     #[test]
     fn mac_is_derived_from_ip() {
-        assert_eq!(mac_from_ip("10.10.1.10".parse().unwrap()), "02:00:0a:0a:01:0a");
+        assert_eq!(
+            mac_from_ip("10.10.1.10".parse().unwrap()),
+            "02:00:0a:0a:01:0a"
+        );
     }
 
     #[test]
     fn unknown_switch_in_host() {
-        let (f, r) = field_of(&GOOD.replace("switch = \"sw2\"\nport = 7", "switch = \"sw9\"\nport = 7"));
+        let (f, r) =
+            field_of(&GOOD.replace("switch = \"sw2\"\nport = 7", "switch = \"sw9\"\nport = 7"));
         assert_eq!(f, "host[ws01].switch");
         assert!(r.contains("sw9"), "{r}");
     }
@@ -999,7 +1275,10 @@ mac = "02:AA:00:00:00:01"
 
     #[test]
     fn names_too_long() {
-        let (f, r) = field_of(&GOOD.replace("hostname = \"WS-01\"", &format!("hostname = \"{}\"", "a".repeat(64))));
+        let (f, r) = field_of(&GOOD.replace(
+            "hostname = \"WS-01\"",
+            &format!("hostname = \"{}\"", "a".repeat(64)),
+        ));
         assert_eq!(f, "host[ws01].hostname");
         assert!(r.contains("63"), "{r}");
         let long = GOOD.replace("\"sw2", "\"switchtwo123");
@@ -1015,7 +1294,8 @@ mac = "02:AA:00:00:00:01"
         let (f, r) = field_of(&GOOD.replace("{ name = \"ssh\" }", "{ name = \"gopher\" }"));
         assert_eq!(f, "host[web01].services[0].name");
         assert!(r.contains("known: ssh"), "{r}");
-        let (f, _) = field_of(&GOOD.replace("{ name = \"ssh\" }", "{ name = \"ssh\", proto = \"udp\" }"));
+        let (f, _) =
+            field_of(&GOOD.replace("{ name = \"ssh\" }", "{ name = \"ssh\", proto = \"udp\" }"));
         assert_eq!(f, "host[web01].services[0].proto");
         let (f, _) = field_of(&GOOD.replace("port = 8080", "port = 22"));
         assert_eq!(f, "host[web01].services[1].port");
@@ -1065,15 +1345,23 @@ mac = "02:AA:00:00:00:01"
     #[test]
     fn probe_takes_the_highest_free_address() {
         let t = parse(GOOD).unwrap();
-        assert_eq!(t.segment("servers").unwrap().probe_ip, "10.10.1.254".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            t.segment("servers").unwrap().probe_ip,
+            "10.10.1.254".parse::<Ipv4Addr>().unwrap()
+        );
         let t = parse(&GOOD.replace("ip = \"10.10.2.20\"", "ip = \"10.10.2.254\"")).unwrap();
-        assert_eq!(t.segment("desks").unwrap().probe_ip, "10.10.2.253".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            t.segment("desks").unwrap().probe_ip,
+            "10.10.2.253".parse::<Ipv4Addr>().unwrap()
+        );
     }
 
     #[test]
     fn a_segment_without_a_free_address_is_an_error() {
         // /30: two usable addresses, the gateway and one host.
-        let text = GOOD.replace("cidr = \"10.10.2.0/24\"", "cidr = \"10.10.2.0/30\"").replace("10.10.2.20", "10.10.2.2");
+        let text = GOOD
+            .replace("cidr = \"10.10.2.0/24\"", "cidr = \"10.10.2.0/30\"")
+            .replace("10.10.2.20", "10.10.2.2");
         let (f, r) = field_of(&text);
         assert_eq!(f, "segment[desks].cidr");
         assert!(r.contains("every address"), "{r}");
@@ -1084,12 +1372,30 @@ mac = "02:AA:00:00:00:01"
         let t = parse(GOOD).unwrap();
         let roles = |t: &Topology, h: &str| -> Vec<(String, DhcpRole)> {
             let host = t.hosts.iter().find(|x| x.name == h).unwrap();
-            t.dhcp_roles(host).into_iter().map(|(i, r)| (i.name.clone(), r)).collect()
+            t.dhcp_roles(host)
+                .into_iter()
+                .map(|(i, r)| (i.name.clone(), r))
+                .collect()
         };
-        assert_eq!(roles(&t, "gw"), vec![("gm-eth0".into(), DhcpRole::Server), ("gm-eth1".into(), DhcpRole::Server)]);
-        assert_eq!(roles(&t, "web01"), vec![("gm-eth0".into(), DhcpRole::Client)]);
+        assert_eq!(
+            roles(&t, "gw"),
+            vec![
+                ("gm-eth0".into(), DhcpRole::Server),
+                ("gm-eth1".into(), DhcpRole::Server)
+            ]
+        );
+        assert_eq!(
+            roles(&t, "web01"),
+            vec![("gm-eth0".into(), DhcpRole::Client)]
+        );
         let leases = t.dhcp_static_leases("desks");
-        assert_eq!(leases, vec![("02:00:0a:0a:02:01", "10.10.2.1".parse().unwrap(), "gw"), ("02:aa:00:00:00:01", "10.10.2.20".parse().unwrap(), "WS-01")]);
+        assert_eq!(
+            leases,
+            vec![
+                ("02:00:0a:0a:02:01", "10.10.2.1".parse().unwrap(), "gw"),
+                ("02:aa:00:00:00:01", "10.10.2.20".parse().unwrap(), "WS-01")
+            ]
+        );
         // A host may opt out; a gateway that opts out leaves its segments without DHCP.
         let t = parse(&format!("{GOOD}dhcp = false\n")).unwrap();
         assert!(roles(&t, "ws01").is_empty());
@@ -1112,7 +1418,10 @@ mac = "02:AA:00:00:00:01"
             let got: Vec<String> = t.segments.iter().map(|s| s.probe_ip.to_string()).collect();
             assert_eq!(got, probe, "{name}");
             // Every segment has a DHCP server: its gateway.
-            assert!(t.segments.iter().all(|s| t.dhcp_server(&s.name).is_some()), "{name}");
+            assert!(
+                t.segments.iter().all(|s| t.dhcp_server(&s.name).is_some()),
+                "{name}"
+            );
         }
     }
 }

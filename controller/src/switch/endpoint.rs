@@ -19,7 +19,11 @@ impl FromStr for Endpoint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if let Some(rest) = s.strip_prefix("tcp:") {
-            let addr = if rest.contains(':') { rest.to_string() } else { format!("{rest}:6653") };
+            let addr = if rest.contains(':') {
+                rest.to_string()
+            } else {
+                format!("{rest}:6653")
+            };
             return addr
                 .parse()
                 .map(Endpoint::Tcp)
@@ -27,14 +31,20 @@ impl FromStr for Endpoint {
         }
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err(format!("bad endpoint {s:?}: empty path (expected unix:/PATH)"));
+                return Err(format!(
+                    "bad endpoint {s:?}: empty path (expected unix:/PATH)"
+                ));
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
         if s.starts_with("ssl:") {
-            return Err(format!("endpoint {s:?}: ssl: is not supported yet; use tcp: or unix:"));
+            return Err(format!(
+                "endpoint {s:?}: ssl: is not supported yet; use tcp: or unix:"
+            ));
         }
-        Err(format!("bad endpoint {s:?}: expected tcp:IP:PORT or unix:PATH"))
+        Err(format!(
+            "bad endpoint {s:?}: expected tcp:IP:PORT or unix:PATH"
+        ))
     }
 }
 
@@ -53,14 +63,28 @@ mod tests {
 
     #[test]
     fn parses_both_kinds() {
-        assert_eq!("tcp:127.0.0.1:6653".parse::<Endpoint>().unwrap(), Endpoint::Tcp("127.0.0.1:6653".parse().unwrap()));
-        assert_eq!("tcp:127.0.0.1".parse::<Endpoint>().unwrap().to_string(), "tcp:127.0.0.1:6653");
         assert_eq!(
-            "unix:/run/gemelo/openflow.sock".parse::<Endpoint>().unwrap(),
+            "tcp:127.0.0.1:6653".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp("127.0.0.1:6653".parse().unwrap())
+        );
+        assert_eq!(
+            "tcp:127.0.0.1".parse::<Endpoint>().unwrap().to_string(),
+            "tcp:127.0.0.1:6653"
+        );
+        assert_eq!(
+            "unix:/run/gemelo/openflow.sock"
+                .parse::<Endpoint>()
+                .unwrap(),
             Endpoint::Unix("/run/gemelo/openflow.sock".into())
         );
-        assert!("udp:1.2.3.4".parse::<Endpoint>().unwrap_err().contains("expected"));
+        assert!("udp:1.2.3.4"
+            .parse::<Endpoint>()
+            .unwrap_err()
+            .contains("expected"));
         assert!("tcp:nonsense".parse::<Endpoint>().is_err());
-        assert!("ssl:1.2.3.4:6653".parse::<Endpoint>().unwrap_err().contains("not supported"));
+        assert!("ssl:1.2.3.4:6653"
+            .parse::<Endpoint>()
+            .unwrap_err()
+            .contains("not supported"));
     }
 }

@@ -7,8 +7,8 @@
 //! wraps messages in an atomic ONF bundle.
 
 use crate::openflow::{
-    ErrorMsg, FlowStats, FlowStatsRequest, Message, MultipartReplyBody,
-    MultipartRequest, MultipartRequestBody,
+    ErrorMsg, FlowStats, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -25,9 +25,18 @@ pub enum SwitchError {
     #[error("switch {dpid:016x} did not answer within {0:?}", REQUEST_TIMEOUT)]
     Timeout { dpid: u64 },
     #[error("switch {dpid:016x} rejected xid {xid:#x} ({request}): {}", error.kind)]
-    Rejected { dpid: u64, xid: u32, request: &'static str, error: ErrorMsg },
+    Rejected {
+        dpid: u64,
+        xid: u32,
+        request: &'static str,
+        error: ErrorMsg,
+    },
     #[error("switch {dpid:016x} answered {got} to a {request}")]
-    UnexpectedReply { dpid: u64, request: &'static str, got: &'static str },
+    UnexpectedReply {
+        dpid: u64,
+        request: &'static str,
+        got: &'static str,
+    },
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<Message, SwitchError>>;
@@ -43,7 +52,12 @@ pub(crate) enum Command {
     Send { msg: Message },
     /// An atomic ONF bundle of `msgs` (open, one bundle-add each, commit), then a
     /// barrier. The session wraps each message while encoding it.
-    Bundle { bundle_id: u32, flags: u16, msgs: Vec<Message>, done: Done },
+    Bundle {
+        bundle_id: u32,
+        flags: u16,
+        msgs: Vec<Message>,
+        done: Done,
+    },
 }
 
 /// A cheap, cloneable handle to one switch session.
@@ -71,7 +85,10 @@ impl SwitchHandle {
     }
 
     async fn submit(&self, cmd: Command) -> Result<(), SwitchError> {
-        self.tx.send(cmd).await.map_err(|_| SwitchError::Disconnected { dpid: self.dpid })
+        self.tx
+            .send(cmd)
+            .await
+            .map_err(|_| SwitchError::Disconnected { dpid: self.dpid })
     }
 
     /// Sends a request and returns its reply.
@@ -115,7 +132,13 @@ impl SwitchHandle {
         let bundle_id = self.bundle_ids.fetch_add(1, Ordering::Relaxed);
         let flags = crate::openflow::BUNDLE_ATOMIC | crate::openflow::BUNDLE_ORDERED;
         let (done, rx) = oneshot::channel();
-        self.submit(Command::Bundle { bundle_id, flags, msgs, done }).await?;
+        self.submit(Command::Bundle {
+            bundle_id,
+            flags,
+            msgs,
+            done,
+        })
+        .await?;
         match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(SwitchError::Disconnected { dpid: self.dpid }),
@@ -124,14 +147,36 @@ impl SwitchHandle {
     }
 
     /// Reads flows (all tables) whose cookie matches `cookie` under `cookie_mask`.
-    pub async fn flows(&self, cookie: u64, cookie_mask: u64) -> Result<Vec<FlowStats>, SwitchError> {
-        let req = FlowStatsRequest { cookie, cookie_mask, ..FlowStatsRequest::all() };
-        match self.request(Message::MultipartRequest(MultipartRequest { flags: 0, body: MultipartRequestBody::Flow(req) })).await? {
+    pub async fn flows(
+        &self,
+        cookie: u64,
+        cookie_mask: u64,
+    ) -> Result<Vec<FlowStats>, SwitchError> {
+        let req = FlowStatsRequest {
+            cookie,
+            cookie_mask,
+            ..FlowStatsRequest::all()
+        };
+        match self
+            .request(Message::MultipartRequest(MultipartRequest {
+                flags: 0,
+                body: MultipartRequestBody::Flow(req),
+            }))
+            .await?
+        {
             Message::MultipartReply(r) => match r.body {
                 MultipartReplyBody::Flow(flows) => Ok(flows),
-                _ => Err(SwitchError::UnexpectedReply { dpid: self.dpid, request: "flow stats", got: "another multipart reply" }),
+                _ => Err(SwitchError::UnexpectedReply {
+                    dpid: self.dpid,
+                    request: "flow stats",
+                    got: "another multipart reply",
+                }),
             },
-            other => Err(SwitchError::UnexpectedReply { dpid: self.dpid, request: "flow stats", got: other.name() }),
+            other => Err(SwitchError::UnexpectedReply {
+                dpid: self.dpid,
+                request: "flow stats",
+                got: other.name(),
+            }),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! kind "learned") and sends the packet on; an unknown or multicast destination is
 //! flooded. MACs on a port that goes down are forgotten.
 
-use crate::openflow::{port, Action, FlowMod, Instruction, Match, Message, OxmField, PacketIn, PacketOut, PortStatus};
+use crate::openflow::{
+    port, Action, FlowMod, Instruction, Match, Message, OxmField, PacketIn, PacketOut, PortStatus,
+};
 use crate::pipeline::{priority, Cookie, CookieKind, FORWARD};
 use std::collections::HashMap;
 
@@ -33,7 +35,9 @@ impl LearningSwitch {
 
     /// The answer to one table-miss PACKET_IN.
     pub fn packet_in(&mut self, pi: &PacketIn) -> Vec<Message> {
-        let Some(in_port) = in_port(&pi.r#match) else { return Vec::new() };
+        let Some(in_port) = in_port(&pi.r#match) else {
+            return Vec::new();
+        };
         if pi.data.len() < 14 {
             return Vec::new();
         }
@@ -51,7 +55,10 @@ impl LearningSwitch {
                     FORWARD.id,
                     priority::LEARNED,
                     Match::new().eth_dst(dst),
-                    vec![Instruction::ApplyActions(vec![Action::Output { port: p, max_len: 0 }])],
+                    vec![Instruction::ApplyActions(vec![Action::Output {
+                        port: p,
+                        max_len: 0,
+                    }])],
                 );
                 fm.cookie = Cookie::new(CookieKind::Learned, 0).0;
                 fm.idle_timeout = LEARNED_IDLE_S;
@@ -65,8 +72,15 @@ impl LearningSwitch {
         out.push(Message::PacketOut(PacketOut {
             buffer_id: pi.buffer_id,
             in_port,
-            actions: vec![Action::Output { port: out_port, max_len: 0 }],
-            data: if buffered { Vec::new() } else { pi.data.clone() },
+            actions: vec![Action::Output {
+                port: out_port,
+                max_len: 0,
+            }],
+            data: if buffered {
+                Vec::new()
+            } else {
+                pi.data.clone()
+            },
         }));
         out
     }
@@ -116,7 +130,13 @@ mod tests {
         assert_eq!(first.len(), 1);
         match &first[0] {
             Message::PacketOut(po) => {
-                assert_eq!(po.actions, vec![Action::Output { port: port::FLOOD, max_len: 0 }]);
+                assert_eq!(
+                    po.actions,
+                    vec![Action::Output {
+                        port: port::FLOOD,
+                        max_len: 0
+                    }]
+                );
                 assert!(!po.data.is_empty(), "unbuffered packets carry their data");
             }
             other => panic!("expected packet-out, got {other:?}"),

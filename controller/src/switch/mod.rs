@@ -21,7 +21,10 @@ use tracing::{info, warn};
 
 /// Binds `endpoint` and serves every switch that connects. Binding errors are
 /// returned at once; the accept loop runs in the returned task.
-pub async fn listen(endpoint: &Endpoint, ctx: Arc<SessionContext>) -> std::io::Result<JoinHandle<()>> {
+pub async fn listen(
+    endpoint: &Endpoint,
+    ctx: Arc<SessionContext>,
+) -> std::io::Result<JoinHandle<()>> {
     match endpoint {
         Endpoint::Tcp(addr) => {
             let listener = TcpListener::bind(addr).await?;
@@ -33,7 +36,9 @@ pub async fn listen(endpoint: &Endpoint, ctx: Arc<SessionContext>) -> std::io::R
                             let _ = stream.set_nodelay(true);
                             let ctx = ctx.clone();
                             tokio::spawn(async move {
-                                if let Err(e) = session::run(stream, format!("tcp:{peer}"), ctx).await {
+                                if let Err(e) =
+                                    session::run(stream, format!("tcp:{peer}"), ctx).await
+                                {
                                     info!(%peer, error = %e, "session ended");
                                 }
                             });
@@ -84,7 +89,10 @@ fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
         Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path),
         Ok(_) => Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; refusing to replace it", path.display()),
+            format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
         )),
         Err(_) => Ok(()),
     }
@@ -102,14 +110,18 @@ pub fn connect(endpoint: Endpoint, ctx: Arc<SessionContext>) -> JoinHandle<()> {
                     Ok(s) => {
                         let _ = s.set_nodelay(true);
                         backoff = Duration::from_millis(100);
-                        session::run(s, peer.clone(), ctx.clone()).await.map_err(|e| e.to_string())
+                        session::run(s, peer.clone(), ctx.clone())
+                            .await
+                            .map_err(|e| e.to_string())
                     }
                     Err(e) => Err(e.to_string()),
                 },
                 Endpoint::Unix(path) => match UnixStream::connect(path).await {
                     Ok(s) => {
                         backoff = Duration::from_millis(100);
-                        session::run(s, peer.clone(), ctx.clone()).await.map_err(|e| e.to_string())
+                        session::run(s, peer.clone(), ctx.clone())
+                            .await
+                            .map_err(|e| e.to_string())
                     }
                     Err(e) => Err(e.to_string()),
                 },

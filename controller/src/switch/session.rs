@@ -13,7 +13,8 @@
 use super::handle::{Command, Done, Reply, SwitchError, SwitchHandle};
 use super::learning::LearningSwitch;
 use crate::openflow::{
-    self, ErrorMsg, FeaturesReply, FlowRemoved, Hello, Message, MultipartReplyBody, PacketIn, PortStatus,
+    self, ErrorMsg, FeaturesReply, FlowRemoved, Hello, Message, MultipartReplyBody, PacketIn,
+    PortStatus,
 };
 use crate::pipeline::{baseline_cookie, ForwardingMode, FORWARD};
 use bytes::BytesMut;
@@ -58,12 +59,29 @@ pub enum SwitchEvent {
         ports: Vec<openflow::Port>,
         desc: Option<openflow::Desc>,
     },
-    Disconnected { session: u64, dpid: u64, reason: String },
-    PacketIn { dpid: u64, packet_in: PacketIn },
-    PortStatus { dpid: u64, status: PortStatus },
-    FlowRemoved { dpid: u64, removed: FlowRemoved },
+    Disconnected {
+        session: u64,
+        dpid: u64,
+        reason: String,
+    },
+    PacketIn {
+        dpid: u64,
+        packet_in: PacketIn,
+    },
+    PortStatus {
+        dpid: u64,
+        status: PortStatus,
+    },
+    FlowRemoved {
+        dpid: u64,
+        removed: FlowRemoved,
+    },
     /// An OpenFlow error nobody waited for (e.g. caused by a fire-and-forget send).
-    Error { dpid: u64, xid: u32, error: ErrorMsg },
+    Error {
+        dpid: u64,
+        xid: u32,
+        error: ErrorMsg,
+    },
 }
 
 /// Shared by all sessions of one controller.
@@ -117,9 +135,17 @@ enum Outgoing {
     /// A transaction's messages, kept in the vector they arrived in (moving 100k
     /// messages one by one into the outbox would copy ~13 MB); their xids follow
     /// `after` as `next_xid` hands them out.
-    Many { after: u32, msgs: std::vec::IntoIter<Message> },
+    Many {
+        after: u32,
+        msgs: std::vec::IntoIter<Message>,
+    },
     /// The same, each message wrapped in a bundle-add while it is encoded.
-    Bundled { after: u32, bundle_id: u32, flags: u16, msgs: std::vec::IntoIter<Message> },
+    Bundled {
+        after: u32,
+        bundle_id: u32,
+        flags: u16,
+        msgs: std::vec::IntoIter<Message>,
+    },
 }
 
 /// The xid after `xid` (0 is never used).
@@ -195,7 +221,9 @@ impl Session {
             match self.outbox.front_mut() {
                 None => break,
                 Some(Outgoing::One(..)) => {
-                    let Some(Outgoing::One(xid, msg)) = self.outbox.pop_front() else { unreachable!() };
+                    let Some(Outgoing::One(xid, msg)) = self.outbox.pop_front() else {
+                        unreachable!()
+                    };
                     self.encode(msg, xid);
                 }
                 Some(Outgoing::Many { after, msgs }) => match msgs.next() {
@@ -208,7 +236,12 @@ impl Session {
                         self.outbox.pop_front();
                     }
                 },
-                Some(Outgoing::Bundled { after, bundle_id, flags, msgs }) => match msgs.next() {
+                Some(Outgoing::Bundled {
+                    after,
+                    bundle_id,
+                    flags,
+                    msgs,
+                }) => match msgs.next() {
                     Some(msg) => {
                         let xid = xid_after(*after);
                         *after = xid;
@@ -231,7 +264,14 @@ impl Session {
             Command::Request { msg, reply } => {
                 let request = msg.name();
                 let xid = self.queue(msg);
-                self.pending.insert(xid, PendingReply { request, reply, partial: None });
+                self.pending.insert(
+                    xid,
+                    PendingReply {
+                        request,
+                        reply,
+                        partial: None,
+                    },
+                );
             }
             Command::Transact { msgs, done } => {
                 let first = self.xid.wrapping_add(1);
@@ -246,14 +286,36 @@ impl Session {
                     for _ in 0..msgs.len() {
                         self.next_xid();
                     }
-                    self.outbox.push_back(Outgoing::Many { after, msgs: msgs.into_iter() });
+                    self.outbox.push_back(Outgoing::Many {
+                        after,
+                        msgs: msgs.into_iter(),
+                    });
                 }
                 let barrier = self.queue(Message::BarrierRequest);
-                self.batches.insert(barrier, Batch { first, names, done, error: None });
+                self.batches.insert(
+                    barrier,
+                    Batch {
+                        first,
+                        names,
+                        done,
+                        error: None,
+                    },
+                );
             }
-            Command::Bundle { bundle_id, flags, msgs, done } => {
+            Command::Bundle {
+                bundle_id,
+                flags,
+                msgs,
+                done,
+            } => {
                 use openflow::{BundleControl, BundleCtrlType};
-                let ctrl = |ctrl| Message::BundleControl(BundleControl { bundle_id, ctrl, flags });
+                let ctrl = |ctrl| {
+                    Message::BundleControl(BundleControl {
+                        bundle_id,
+                        ctrl,
+                        flags,
+                    })
+                };
                 let first = self.xid.wrapping_add(1);
                 let mut names = Vec::with_capacity(msgs.len() + 2);
                 names.push("BUNDLE_OPEN");
@@ -266,11 +328,24 @@ impl Session {
                     for _ in 0..msgs.len() {
                         self.next_xid();
                     }
-                    self.outbox.push_back(Outgoing::Bundled { after, bundle_id, flags, msgs: msgs.into_iter() });
+                    self.outbox.push_back(Outgoing::Bundled {
+                        after,
+                        bundle_id,
+                        flags,
+                        msgs: msgs.into_iter(),
+                    });
                 }
                 self.queue(ctrl(BundleCtrlType::CommitRequest));
                 let barrier = self.queue(Message::BarrierRequest);
-                self.batches.insert(barrier, Batch { first, names, done, error: None });
+                self.batches.insert(
+                    barrier,
+                    Batch {
+                        first,
+                        names,
+                        done,
+                        error: None,
+                    },
+                );
             }
         }
     }
@@ -298,12 +373,26 @@ impl Session {
             Message::Error(error) => {
                 let dpid = self.dpid;
                 if let Some(p) = self.pending.remove(&xid) {
-                    let _ = p.reply.send(Err(SwitchError::Rejected { dpid, xid, request: p.request, error }));
+                    let _ = p.reply.send(Err(SwitchError::Rejected {
+                        dpid,
+                        xid,
+                        request: p.request,
+                        error,
+                    }));
                 } else if let Some(b) = self.batch_of(xid) {
-                    let request = b.names.get(xid.wrapping_sub(b.first) as usize).copied().unwrap_or("message");
+                    let request = b
+                        .names
+                        .get(xid.wrapping_sub(b.first) as usize)
+                        .copied()
+                        .unwrap_or("message");
                     warn!(dpid = %format!("{dpid:016x}"), xid, request, error = %error.kind, "switch rejected a message");
                     if b.error.is_none() {
-                        b.error = Some(SwitchError::Rejected { dpid, xid, request, error });
+                        b.error = Some(SwitchError::Rejected {
+                            dpid,
+                            xid,
+                            request,
+                            error,
+                        });
                     }
                 } else {
                     warn!(dpid = %format!("{dpid:016x}"), xid, error = %error.kind, "unsolicited OpenFlow error");
@@ -319,7 +408,14 @@ impl Session {
                         return;
                     }
                 }
-                if ctx.events.try_send(SwitchEvent::PacketIn { dpid: self.dpid, packet_in: pi }).is_err() {
+                if ctx
+                    .events
+                    .try_send(SwitchEvent::PacketIn {
+                        dpid: self.dpid,
+                        packet_in: pi,
+                    })
+                    .is_err()
+                {
                     ctx.dropped_packet_ins.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -327,10 +423,22 @@ impl Session {
                 if let Some(l2) = self.learning.as_mut() {
                     l2.port_changed(&status);
                 }
-                let _ = ctx.events.send(SwitchEvent::PortStatus { dpid: self.dpid, status }).await;
+                let _ = ctx
+                    .events
+                    .send(SwitchEvent::PortStatus {
+                        dpid: self.dpid,
+                        status,
+                    })
+                    .await;
             }
             Message::FlowRemoved(removed) => {
-                let _ = ctx.events.send(SwitchEvent::FlowRemoved { dpid: self.dpid, removed }).await;
+                let _ = ctx
+                    .events
+                    .send(SwitchEvent::FlowRemoved {
+                        dpid: self.dpid,
+                        removed,
+                    })
+                    .await;
             }
             Message::MultipartReply(part) => {
                 let Some(p) = self.pending.get_mut(&xid) else {
@@ -396,7 +504,9 @@ fn encode_into(out: &mut Vec<u8>, msg: &Message, xid: u32) {
     let msg_type = match msg {
         Message::FlowMod(_) => msg_type::FLOW_MOD,
         Message::PacketOut(_) => msg_type::PACKET_OUT,
-        Message::BundleAdd(add) if matches!(*add.message, Message::FlowMod(_) | Message::PacketOut(_)) => {
+        Message::BundleAdd(add)
+            if matches!(*add.message, Message::FlowMod(_) | Message::PacketOut(_)) =>
+        {
             msg_type::EXPERIMENTER
         }
         other => {
@@ -404,7 +514,13 @@ fn encode_into(out: &mut Vec<u8>, msg: &Message, xid: u32) {
             return;
         }
     };
-    openflow::Header { version: openflow::OFP_VERSION, msg_type, length: 0, xid }.emit(out);
+    openflow::Header {
+        version: openflow::OFP_VERSION,
+        msg_type,
+        length: 0,
+        xid,
+    }
+    .emit(out);
     match msg {
         Message::FlowMod(fm) => fm.emit(out),
         Message::PacketOut(po) => po.emit(out),
@@ -428,7 +544,13 @@ fn encode_into(out: &mut Vec<u8>, msg: &Message, xid: u32) {
 /// byte for byte what encoding `Message::BundleAdd` would give, without building one.
 fn encode_bundle_add(out: &mut Vec<u8>, bundle_id: u32, flags: u16, msg: &Message, xid: u32) {
     let start = out.len();
-    openflow::Header { version: openflow::OFP_VERSION, msg_type: openflow::msg_type::EXPERIMENTER, length: 0, xid }.emit(out);
+    openflow::Header {
+        version: openflow::OFP_VERSION,
+        msg_type: openflow::msg_type::EXPERIMENTER,
+        length: 0,
+        xid,
+    }
+    .emit(out);
     out.extend_from_slice(&openflow::ONF_EXPERIMENTER_ID.to_be_bytes());
     out.extend_from_slice(&openflow::bundle::ONF_ET_BUNDLE_ADD_MESSAGE.to_be_bytes());
     out.extend_from_slice(&bundle_id.to_be_bytes());
@@ -447,7 +569,9 @@ fn next_frame(rbuf: &mut BytesMut) -> Result<Option<bytes::Bytes>, SessionError>
     let header = openflow::Header::parse(&rbuf[..openflow::HEADER_LEN])?;
     let len = header.length as usize;
     if len < openflow::HEADER_LEN || len > MAX_MESSAGE {
-        return Err(SessionError::Handshake(format!("message length {len} out of range")));
+        return Err(SessionError::Handshake(format!(
+            "message length {len} out of range"
+        )));
     }
     if rbuf.len() < len {
         rbuf.reserve(len - rbuf.len());
@@ -467,7 +591,14 @@ where
     let id = ctx.next_session.fetch_add(1, Ordering::Relaxed);
 
     // Version negotiation: we offer only 1.3 in the bitmap.
-    writer.write_all(&Message::Hello(Hello { versions: vec![openflow::OFP_VERSION] }).encode(0)).await?;
+    writer
+        .write_all(
+            &Message::Hello(Hello {
+                versions: vec![openflow::OFP_VERSION],
+            })
+            .encode(0),
+        )
+        .await?;
     let deadline = Instant::now() + ctx.config.dead_after;
     let mut hello_seen = false;
     let mut features = None;
@@ -475,20 +606,30 @@ where
         let frame = loop {
             // The first message must be a HELLO: refuse anything else as soon as
             // its header is in, instead of waiting for a body that may never come.
-            if !hello_seen && rbuf.len() >= openflow::HEADER_LEN && rbuf[1] != openflow::msg_type::HELLO {
+            if !hello_seen
+                && rbuf.len() >= openflow::HEADER_LEN
+                && rbuf[1] != openflow::msg_type::HELLO
+            {
                 let err = Message::Error(ErrorMsg {
                     kind: openflow::ErrorKind::HelloFailed(0),
                     data: b"expected an OpenFlow HELLO".to_vec(),
                 });
                 let _ = writer.write_all(&err.encode(0)).await;
-                return Err(SessionError::Handshake(format!("first message is type {}, not HELLO", rbuf[1])));
+                return Err(SessionError::Handshake(format!(
+                    "first message is type {}, not HELLO",
+                    rbuf[1]
+                )));
             }
             if let Some(f) = next_frame(&mut rbuf)? {
                 break f;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, reader.read_buf(&mut rbuf)).await {
-                Err(_) => return Err(SessionError::Handshake("no HELLO/FEATURES_REPLY in time".into())),
+                Err(_) => {
+                    return Err(SessionError::Handshake(
+                        "no HELLO/FEATURES_REPLY in time".into(),
+                    ))
+                }
                 Ok(Ok(0)) => return Err(SessionError::Closed),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e.into()),
@@ -498,25 +639,42 @@ where
         if !hello_seen {
             let offered = if header.msg_type == 0 {
                 match Message::decode(&frame) {
-                    Ok((_, Message::Hello(h))) if !h.versions.is_empty() => h.versions.contains(&openflow::OFP_VERSION),
+                    Ok((_, Message::Hello(h))) if !h.versions.is_empty() => {
+                        h.versions.contains(&openflow::OFP_VERSION)
+                    }
                     _ => header.version >= openflow::OFP_VERSION,
                 }
             } else {
                 false
             };
             if !offered {
-                let err = Message::Error(ErrorMsg { kind: openflow::ErrorKind::HelloFailed(0), data: b"gemelo speaks OpenFlow 1.3 only".to_vec() });
+                let err = Message::Error(ErrorMsg {
+                    kind: openflow::ErrorKind::HelloFailed(0),
+                    data: b"gemelo speaks OpenFlow 1.3 only".to_vec(),
+                });
                 let _ = writer.write_all(&err.encode(header.xid)).await;
-                return Err(SessionError::Version(format!("version {:#04x}", header.version)));
+                return Err(SessionError::Version(format!(
+                    "version {:#04x}",
+                    header.version
+                )));
             }
             hello_seen = true;
-            writer.write_all(&Message::FeaturesRequest.encode(1)).await?;
+            writer
+                .write_all(&Message::FeaturesRequest.encode(1))
+                .await?;
             continue;
         }
         match Message::decode(&frame)? {
-            (xid, Message::EchoRequest(d)) => writer.write_all(&Message::EchoReply(d).encode(xid)).await?,
+            (xid, Message::EchoRequest(d)) => {
+                writer.write_all(&Message::EchoReply(d).encode(xid)).await?
+            }
             (_, Message::FeaturesReply(f)) => features = Some(f),
-            (_, Message::Error(e)) => return Err(SessionError::Handshake(format!("switch refused FEATURES_REQUEST: {}", e.kind))),
+            (_, Message::Error(e)) => {
+                return Err(SessionError::Handshake(format!(
+                    "switch refused FEATURES_REQUEST: {}",
+                    e.kind
+                )))
+            }
             _ => {}
         }
     }
@@ -527,7 +685,11 @@ where
     info!(%peer, "switch connected");
 
     let (tx, mut rx) = mpsc::channel::<Command>(1024);
-    let handle = SwitchHandle { dpid, tx, bundle_ids: Arc::new(AtomicU32::new(1)) };
+    let handle = SwitchHandle {
+        dpid,
+        tx,
+        bundle_ids: Arc::new(AtomicU32::new(1)),
+    };
     let mut s = Session {
         id,
         dpid,
@@ -550,7 +712,14 @@ where
                 Ok((ports, desc)) => {
                     let _ = ctx
                         .events
-                        .send(SwitchEvent::Connected { session: id, handle, peer, features, ports, desc })
+                        .send(SwitchEvent::Connected {
+                            session: id,
+                            handle,
+                            peer,
+                            features,
+                            ports,
+                            desc,
+                        })
                         .await;
                 }
                 Err(e) => warn!(dpid = %format!("{dpid:016x}"), error = %e, "handshake failed"),
@@ -626,15 +795,27 @@ where
         Err(e) => e.to_string(),
     };
     info!(%reason, "switch disconnected");
-    let _ = ctx.events.send(SwitchEvent::Disconnected { session: s.id, dpid, reason }).await;
+    let _ = ctx
+        .events
+        .send(SwitchEvent::Disconnected {
+            session: s.id,
+            dpid,
+            reason,
+        })
+        .await;
     result
 }
 
 /// SET_CONFIG (full packets to the controller), port and switch description.
-async fn finish_handshake(handle: &SwitchHandle) -> Result<(Vec<openflow::Port>, Option<openflow::Desc>), SwitchError> {
+async fn finish_handshake(
+    handle: &SwitchHandle,
+) -> Result<(Vec<openflow::Port>, Option<openflow::Desc>), SwitchError> {
     use openflow::{MultipartRequest, MultipartRequestBody, SwitchConfig};
     handle
-        .send(Message::SetConfig(SwitchConfig { flags: 0, miss_send_len: openflow::CML_NO_BUFFER }))
+        .send(Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: openflow::CML_NO_BUFFER,
+        }))
         .await?;
     let mp = |body| Message::MultipartRequest(MultipartRequest { flags: 0, body });
     let ports = match handle.request(mp(MultipartRequestBody::PortDesc)).await? {
@@ -658,14 +839,21 @@ async fn finish_handshake(handle: &SwitchHandle) -> Result<(Vec<openflow::Port>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openflow::{port, Action, BundleAdd, FlowMod, Instruction, Match, PacketOut, NO_BUFFER};
+    use crate::openflow::{
+        port, Action, BundleAdd, FlowMod, Instruction, Match, PacketOut, NO_BUFFER,
+    };
 
     fn flow_mod() -> Message {
         let mut fm = FlowMod::add(
             2,
             100,
-            Match::new().eth_type(0x0800).ipv4_src("198.18.0.7".parse().unwrap()),
-            vec![Instruction::ApplyActions(vec![Action::Output { port: 1, max_len: 0xffff }])],
+            Match::new()
+                .eth_type(0x0800)
+                .ipv4_src("198.18.0.7".parse().unwrap()),
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: 1,
+                max_len: 0xffff,
+            }])],
         );
         fm.cookie = 0x676d_0200_0000_0000;
         fm.idle_timeout = 60;
@@ -676,7 +864,10 @@ mod tests {
         Message::PacketOut(PacketOut {
             buffer_id: NO_BUFFER,
             in_port: 3,
-            actions: vec![Action::Output { port: port::FLOOD, max_len: 0 }],
+            actions: vec![Action::Output {
+                port: port::FLOOD,
+                max_len: 0,
+            }],
             data: (0u8..60).collect(),
         })
     }
@@ -695,7 +886,10 @@ mod tests {
             learning: None,
         };
         let (done, _rx) = tokio::sync::oneshot::channel();
-        s.command(Command::Transact { msgs: (0..3000).map(|_| flow_mod()).collect(), done });
+        s.command(Command::Transact {
+            msgs: (0..3000).map(|_| flow_mod()).collect(),
+            done,
+        });
         s.queue(Message::EchoRequest(b"after".to_vec()));
         assert!(!s.outbox.is_empty(), "3000 flow-mods do not fit one chunk");
         let mut wire = Vec::new();
@@ -734,7 +928,12 @@ mod tests {
     #[test]
     fn encode_into_matches_message_encode() {
         let bundled = |m: Message, inner_xid| {
-            Message::BundleAdd(BundleAdd { bundle_id: 9, flags: 3, message: Box::new(m), inner_xid })
+            Message::BundleAdd(BundleAdd {
+                bundle_id: 9,
+                flags: 3,
+                message: Box::new(m),
+                inner_xid,
+            })
         };
         let msgs = vec![
             flow_mod(),
@@ -755,8 +954,18 @@ mod tests {
 
     #[test]
     fn bundle_adds_are_wrapped_while_encoding() {
-        for (m, xid) in [(flow_mod(), 500u32), (packet_out(), 501), (Message::BarrierRequest, 502)] {
-            let want = Message::BundleAdd(BundleAdd { bundle_id: 4, flags: 3, message: Box::new(m.clone()), inner_xid: xid }).encode(xid);
+        for (m, xid) in [
+            (flow_mod(), 500u32),
+            (packet_out(), 501),
+            (Message::BarrierRequest, 502),
+        ] {
+            let want = Message::BundleAdd(BundleAdd {
+                bundle_id: 4,
+                flags: 3,
+                message: Box::new(m.clone()),
+                inner_xid: xid,
+            })
+            .encode(xid);
             let mut out = Vec::new();
             encode_bundle_add(&mut out, 4, 3, &m, xid);
             assert_eq!(out, want, "{}", m.name());

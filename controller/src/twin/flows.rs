@@ -19,7 +19,10 @@ pub fn baseline() -> FlowSet {
         CLASSIFIER.id,
         priority::MISS,
         Match::new(),
-        vec![Instruction::ApplyActions(vec![Action::Output { port: port::NORMAL, max_len: 0 }])],
+        vec![Instruction::ApplyActions(vec![Action::Output {
+            port: port::NORMAL,
+            max_len: 0,
+        }])],
         cookie(),
     ));
     set
@@ -31,6 +34,8 @@ mod tests {
     fn twin_forwards_normally_under_its_cookie() {
         let set = super::baseline();
         assert_eq!(set.len(), 1);
-        assert!(set.iter().all(|f| f.cookie.kind() == Some(crate::pipeline::CookieKind::Twin)));
+        assert!(set
+            .iter()
+            .all(|f| f.cookie.kind() == Some(crate::pipeline::CookieKind::Twin)));
     }
 }

@@ -39,7 +39,10 @@ pub fn installed_products() -> BTreeMap<String, String> {
     RUNNABLE
         .iter()
         .filter_map(|(pkg, product)| {
-            let out = std::process::Command::new("dpkg-query").args(["-W", "-f", "${Version}", pkg]).output().ok()?;
+            let out = std::process::Command::new("dpkg-query")
+                .args(["-W", "-f", "${Version}", pkg])
+                .output()
+                .ok()?;
             let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
             (out.status.success() && !v.is_empty()).then(|| (product.to_string(), v))
         })
@@ -73,7 +76,12 @@ pub struct Twin {
 }
 
 impl Twin {
-    pub fn new(store: Store, mut config: TwinConfig, controller: String, events_socket: PathBuf) -> Arc<Twin> {
+    pub fn new(
+        store: Store,
+        mut config: TwinConfig,
+        controller: String,
+        events_socket: PathBuf,
+    ) -> Arc<Twin> {
         if config.installed.is_empty() {
             config.installed = installed_products();
         }
@@ -81,7 +89,14 @@ impl Twin {
         if let Ok(Some(status)) = netns::status(std::path::Path::new(TWIN_RUN_DIR)) {
             info!(hosts = status.hosts.len(), "adopting the running twin");
         }
-        Arc::new(Twin { store, config, controller, events_socket, exe, progress: Arc::new(Mutex::new(Progress::default())) })
+        Arc::new(Twin {
+            store,
+            config,
+            controller,
+            events_socket,
+            exe,
+            progress: Arc::new(Mutex::new(Progress::default())),
+        })
     }
 
     /// The plan for the current inventory (no I/O beyond what the caller passed).
@@ -91,7 +106,11 @@ impl Twin {
 
     /// Starts building (or updating) the twin from `inv`; returns at once.
     /// `config` replaces the configured one for this build when given.
-    pub fn start_build(self: &Arc<Self>, inv: &InventoryView, config: Option<TwinConfig>) -> Result<TwinPlan, TwinError> {
+    pub fn start_build(
+        self: &Arc<Self>,
+        inv: &InventoryView,
+        config: Option<TwinConfig>,
+    ) -> Result<TwinPlan, TwinError> {
         let plan = match config {
             Some(mut c) => {
                 if c.installed.is_empty() {
@@ -106,7 +125,15 @@ impl Twin {
             if p.building {
                 return Err(TwinError::Busy);
             }
-            *p = Progress { building: true, hosts: plan.hosts.iter().map(|h| (h.name.clone(), HostState::Pending)).collect(), error: None };
+            *p = Progress {
+                building: true,
+                hosts: plan
+                    .hosts
+                    .iter()
+                    .map(|h| (h.name.clone(), HostState::Pending))
+                    .collect(),
+                error: None,
+            };
         }
         if let Err(e) = self.store.put(Kind::Twin, "plan", &plan) {
             warn!(error = %e, "could not store the twin plan");
@@ -120,18 +147,25 @@ impl Twin {
                 controller: this.controller.clone(),
                 run_dir: PathBuf::from(TWIN_RUN_DIR),
                 launches: Box::new(move |host, dir| {
-                    gemelo_hypervisor::decoy::launches(host, dir, &exe, &events).map_err(|e| e.to_string())
+                    gemelo_hypervisor::decoy::launches(host, dir, &exe, &events)
+                        .map_err(|e| e.to_string())
                 }),
             };
             let progress = this.progress.clone();
             let mut report = |name: &str, state: HostState| {
-                progress.lock().expect("progress lock").hosts.insert(name.to_string(), state);
+                progress
+                    .lock()
+                    .expect("progress lock")
+                    .hosts
+                    .insert(name.to_string(), state);
             };
             let result = netns::build(&job_plan, &opts, &mut report);
             let mut p = this.progress.lock().expect("progress lock");
             p.building = false;
             match result {
-                Ok(status) => info!(state = ?status.state, hosts = status.hosts.len(), "twin built"),
+                Ok(status) => {
+                    info!(state = ?status.state, hosts = status.hosts.len(), "twin built")
+                }
                 Err(e) => {
                     warn!(error = %e, "twin build failed");
                     p.error = Some(e.to_string());
@@ -146,7 +180,8 @@ impl Twin {
         if self.progress.lock().expect("progress lock").building {
             return Err(TwinError::Busy);
         }
-        netns::destroy(std::path::Path::new(TWIN_RUN_DIR)).map_err(|e| TwinError::Backend(e.to_string()))?;
+        netns::destroy(std::path::Path::new(TWIN_RUN_DIR))
+            .map_err(|e| TwinError::Backend(e.to_string()))?;
         let _ = self.store.remove(Kind::Twin, "plan");
         *self.progress.lock().expect("progress lock") = Progress::default();
         Ok(())
@@ -155,14 +190,20 @@ impl Twin {
     /// What `GET /api/v1/twin` returns.
     pub fn status(&self) -> Value {
         let p = self.progress.lock().expect("progress lock");
-        let backend: Option<TwinStatus> = netns::status(std::path::Path::new(TWIN_RUN_DIR)).ok().flatten();
+        let backend: Option<TwinStatus> = netns::status(std::path::Path::new(TWIN_RUN_DIR))
+            .ok()
+            .flatten();
         let mut v = match &backend {
             Some(s) => serde_json::to_value(s).unwrap_or_else(|_| json!({})),
             None => json!({"state": "absent", "hosts": []}),
         };
         if p.building {
             v["state"] = json!("building");
-            v["progress"] = json!(p.hosts.iter().map(|(k, s)| (k.clone(), json!(s))).collect::<serde_json::Map<_, _>>());
+            v["progress"] = json!(p
+                .hosts
+                .iter()
+                .map(|(k, s)| (k.clone(), json!(s)))
+                .collect::<serde_json::Map<_, _>>());
         }
         if let Some(e) = &p.error {
             v["error"] = json!(e);

@@ -11,7 +11,9 @@
 
 use crate::discovery::inventory::Host;
 use crate::discovery::InventoryView;
-use gemelo_hypervisor::{Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch};
+use gemelo_hypervisor::{
+    Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch,
+};
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -89,14 +91,22 @@ fn version_matches(installed: &str, seen: &str) -> bool {
     // Discovery writes "9.2p1 Debian 2+deb12u3"; dpkg "1:9.2p1-2+deb12u3". Compare the upstream part.
     let upstream = |v: &str| {
         let v = v.split_once(':').map(|(_, r)| r).unwrap_or(v);
-        v.split(['-', ' ', '+', '~']).next().unwrap_or(v).to_string()
+        v.split(['-', ' ', '+', '~'])
+            .next()
+            .unwrap_or(v)
+            .to_string()
     };
     upstream(installed) == upstream(seen)
 }
 
-fn decoy(s: &crate::discovery::probe::ServiceInfo, installed: &BTreeMap<String, String>) -> DecoySpec {
+fn decoy(
+    s: &crate::discovery::probe::ServiceInfo,
+    installed: &BTreeMap<String, String>,
+) -> DecoySpec {
     let mode = match (&s.product, &s.version) {
-        (Some(p), Some(v)) if installed.get(p).is_some_and(|iv| version_matches(iv, v)) => DecoyMode::Daemon { product: p.clone() },
+        (Some(p), Some(v)) if installed.get(p).is_some_and(|iv| version_matches(iv, v)) => {
+            DecoyMode::Daemon { product: p.clone() }
+        }
         (Some(p), None) if installed.contains_key(p) => DecoyMode::Daemon { product: p.clone() },
         _ => DecoyMode::Emulated,
     };
@@ -122,7 +132,11 @@ fn mirrorable(s: &crate::discovery::probe::ServiceInfo) -> bool {
 
 /// Turns the inventory into a twin plan.
 pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError> {
-    let wanted: Vec<Ipv4Network> = cfg.segments.iter().map(|c| c.parse().map_err(|_| PlanError::BadSegment(c.clone()))).collect::<Result<_, _>>()?;
+    let wanted: Vec<Ipv4Network> = cfg
+        .segments
+        .iter()
+        .map(|c| c.parse().map_err(|_| PlanError::BadSegment(c.clone())))
+        .collect::<Result<_, _>>()?;
     let segments: Vec<(Ipv4Network, &crate::discovery::inventory::Segment)> = inv
         .segments
         .iter()
@@ -134,10 +148,19 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
     // Group the discovered hosts by hostname (a router's interfaces share one), else by MAC.
     let mut groups: BTreeMap<String, Vec<&Host>> = BTreeMap::new();
     for h in inv.hosts.iter().filter(|h| h.state == "active") {
-        if cfg.exclude.iter().any(|e| e.eq_ignore_ascii_case(&h.mac) || Some(e.as_str()) == h.hostname.as_deref()) {
+        if cfg
+            .exclude
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&h.mac) || Some(e.as_str()) == h.hostname.as_deref())
+        {
             continue;
         }
-        if !h.ips.iter().filter_map(|i| i.parse::<Ipv4Addr>().ok()).any(|ip| segment_of(ip).is_some()) {
+        if !h
+            .ips
+            .iter()
+            .filter_map(|i| i.parse::<Ipv4Addr>().ok())
+            .any(|ip| segment_of(ip).is_some())
+        {
             continue;
         }
         let key = h.hostname.clone().unwrap_or_else(|| h.mac.clone());
@@ -156,7 +179,13 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
         }
     };
     for (key, members) in &groups {
-        let hostname = members[0].hostname.clone().unwrap_or_else(|| members[0].ips.first().cloned().unwrap_or_else(|| key.clone()));
+        let hostname = members[0].hostname.clone().unwrap_or_else(|| {
+            members[0]
+                .ips
+                .first()
+                .cloned()
+                .unwrap_or_else(|| key.clone())
+        });
         let mut interfaces = Vec::new();
         let mut services: Vec<DecoySpec> = Vec::new();
         for h in members {
@@ -166,16 +195,25 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
                 .filter_map(|i| i.parse::<Ipv4Addr>().ok())
                 .filter_map(|ip| segment_of(ip).map(|(n, _)| (ip, *n)))
                 .collect();
-            let Some((_, net)) = ips.first() else { continue };
+            let Some((_, net)) = ips.first() else {
+                continue;
+            };
             let seg = segment_of(net.network()).map(|(_, s)| *s);
             interfaces.push(TwinInterface {
                 mac: h.mac.clone(),
-                ips: ips.iter().filter(|(_, n)| n == net).map(|(ip, n)| format!("{ip}/{}", n.prefix())).collect(),
+                ips: ips
+                    .iter()
+                    .filter(|(_, n)| n == net)
+                    .map(|(ip, n)| format!("{ip}/{}", n.prefix()))
+                    .collect(),
                 segment: net.to_string(),
                 vlan: seg.and_then(|s| s.vlan),
             });
             for s in h.services.iter().filter(|s| mirrorable(s)) {
-                if !services.iter().any(|d| d.port == s.port && d.proto == s.proto) {
+                if !services
+                    .iter()
+                    .any(|d| d.port == s.port && d.proto == s.proto)
+                {
                     services.push(decoy(s, &cfg.installed));
                 }
             }
@@ -185,19 +223,41 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
         }
         interfaces.sort_by(|a, b| a.segment.cmp(&b.segment));
         services.sort_by(|a, b| (a.proto.as_str(), a.port).cmp(&(b.proto.as_str(), b.port)));
-        let own: Vec<String> = interfaces.iter().flat_map(|i| i.ips.iter().map(|a| a.split('/').next().unwrap_or("").to_string())).collect();
-        let owns_gateway = segments.iter().any(|(_, s)| s.gateway.as_ref().is_some_and(|g| own.contains(g)));
+        let own: Vec<String> = interfaces
+            .iter()
+            .flat_map(|i| {
+                i.ips
+                    .iter()
+                    .map(|a| a.split('/').next().unwrap_or("").to_string())
+            })
+            .collect();
+        let owns_gateway = segments
+            .iter()
+            .any(|(_, s)| s.gateway.as_ref().is_some_and(|g| own.contains(g)));
         let gateway = if interfaces.len() == 1 {
             segments
                 .iter()
                 .find(|(n, _)| n.to_string() == interfaces[0].segment)
-                .and_then(|(n, s)| s.gateway.clone().filter(|g| g.parse::<Ipv4Addr>().is_ok_and(|g| n.contains(g))))
+                .and_then(|(n, s)| {
+                    s.gateway
+                        .clone()
+                        .filter(|g| g.parse::<Ipv4Addr>().is_ok_and(|g| n.contains(g)))
+                })
                 .filter(|g| !own.contains(g))
         } else {
             None
         };
-        let role = members.iter().map(|h| h.role.as_str()).next().unwrap_or("IT");
-        let backend = cfg.backend_by_host.get(&hostname).or_else(|| cfg.backend_by_role.get(role)).copied().unwrap_or_default();
+        let role = members
+            .iter()
+            .map(|h| h.role.as_str())
+            .next()
+            .unwrap_or("IT");
+        let backend = cfg
+            .backend_by_host
+            .get(&hostname)
+            .or_else(|| cfg.backend_by_role.get(role))
+            .copied()
+            .unwrap_or_default();
         hosts.push(TwinHost {
             name: unique(short_name(&hostname)),
             mirrors: members.iter().map(|h| h.mac.clone()).collect(),
@@ -215,9 +275,20 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
     }
 
     // Gateways nobody owns get a twin router, so routing inside the twin matches production.
-    let owned: Vec<String> = hosts.iter().flat_map(|h| h.interfaces.iter().flat_map(|i| i.ips.iter().map(|a| a.split('/').next().unwrap_or("").to_string()))).collect();
-    let orphan: Vec<&(Ipv4Network, &crate::discovery::inventory::Segment)> =
-        segments.iter().filter(|(_, s)| s.gateway.as_ref().is_some_and(|g| !owned.contains(g))).collect();
+    let owned: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| {
+            h.interfaces.iter().flat_map(|i| {
+                i.ips
+                    .iter()
+                    .map(|a| a.split('/').next().unwrap_or("").to_string())
+            })
+        })
+        .collect();
+    let orphan: Vec<&(Ipv4Network, &crate::discovery::inventory::Segment)> = segments
+        .iter()
+        .filter(|(_, s)| s.gateway.as_ref().is_some_and(|g| !owned.contains(g)))
+        .collect();
     if !orphan.is_empty() {
         let interfaces = orphan
             .iter()
@@ -248,9 +319,15 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
     }
 
     for t in &cfg.honeytokens {
-        let bad = |why: &str| PlanError::BadHoneytoken { hostname: t.hostname.clone(), why: why.into() };
-        let net: Ipv4Network = t.ip.parse().map_err(|_| bad("ip must be an address with prefix, e.g. 10.10.1.99/24"))?;
-        let (seg_net, seg) = segment_of(net.ip()).ok_or_else(|| bad("its address is in no mirrored segment"))?;
+        let bad = |why: &str| PlanError::BadHoneytoken {
+            hostname: t.hostname.clone(),
+            why: why.into(),
+        };
+        let net: Ipv4Network =
+            t.ip.parse()
+                .map_err(|_| bad("ip must be an address with prefix, e.g. 10.10.1.99/24"))?;
+        let (seg_net, seg) =
+            segment_of(net.ip()).ok_or_else(|| bad("its address is in no mirrored segment"))?;
         if owned.contains(&net.ip().to_string()) {
             return Err(bad("its address is already used by a mirrored host"));
         }
@@ -287,9 +364,21 @@ pub fn plan(inv: &InventoryView, cfg: &TwinConfig) -> Result<TwinPlan, PlanError
     }
 
     Ok(TwinPlan {
-        switch: TwinSwitch { namespace: TWIN_NAMESPACE.into(), rundir: TWIN_RUNDIR.into(), bridge: TWIN_BRIDGE.into(), dpid: TWIN_DPID },
+        switch: TwinSwitch {
+            namespace: TWIN_NAMESPACE.into(),
+            rundir: TWIN_RUNDIR.into(),
+            bridge: TWIN_BRIDGE.into(),
+            dpid: TWIN_DPID,
+        },
         observer_namespace: OBSERVER_NAMESPACE.into(),
-        segments: segments.iter().map(|(n, s)| TwinSegment { cidr: n.to_string(), vlan: s.vlan, gateway: s.gateway.clone() }).collect(),
+        segments: segments
+            .iter()
+            .map(|(n, s)| TwinSegment {
+                cidr: n.to_string(),
+                vlan: s.vlan,
+                gateway: s.gateway.clone(),
+            })
+            .collect(),
         hosts,
     })
 }
@@ -339,15 +428,49 @@ mod tests {
         dhcp.proto = "udp".into();
         InventoryView {
             hosts: vec![
-                host("02:00:0a:0a:01:01", "10.10.1.1", "gw01", vec![svc(22, "ssh", Some("OpenSSH"), Some("9.2p1 Debian 2+deb12u3")), dhcp]),
-                host("02:00:0a:0a:02:01", "10.10.2.1", "gw01", vec![svc(22, "ssh", Some("OpenSSH"), Some("9.2p1 Debian 2+deb12u3"))]),
-                host("02:00:0a:0a:01:0a", "10.10.1.10", "web01", vec![svc(80, "http", Some("lighttpd"), Some("1.4.69")), svc(22, "ssh", Some("OpenSSH"), Some("9.2p1 Debian 2+deb12u3"))]),
+                host(
+                    "02:00:0a:0a:01:01",
+                    "10.10.1.1",
+                    "gw01",
+                    vec![
+                        svc(22, "ssh", Some("OpenSSH"), Some("9.2p1 Debian 2+deb12u3")),
+                        dhcp,
+                    ],
+                ),
+                host(
+                    "02:00:0a:0a:02:01",
+                    "10.10.2.1",
+                    "gw01",
+                    vec![svc(
+                        22,
+                        "ssh",
+                        Some("OpenSSH"),
+                        Some("9.2p1 Debian 2+deb12u3"),
+                    )],
+                ),
+                host(
+                    "02:00:0a:0a:01:0a",
+                    "10.10.1.10",
+                    "web01",
+                    vec![
+                        svc(80, "http", Some("lighttpd"), Some("1.4.69")),
+                        svc(22, "ssh", Some("OpenSSH"), Some("9.2p1 Debian 2+deb12u3")),
+                    ],
+                ),
                 host("02:00:0a:0a:02:15", "10.10.2.21", "ws-acct-01", vec![snmp]),
                 host("02:00:0a:0a:05:05", "10.10.5.5", "elsewhere", vec![]),
             ],
             segments: vec![
-                Segment { cidr: "10.10.1.0/24".into(), vlan: Some(10), gateway: Some("10.10.1.1".into()) },
-                Segment { cidr: "10.10.2.0/24".into(), vlan: Some(20), gateway: Some("10.10.2.1".into()) },
+                Segment {
+                    cidr: "10.10.1.0/24".into(),
+                    vlan: Some(10),
+                    gateway: Some("10.10.1.1".into()),
+                },
+                Segment {
+                    cidr: "10.10.2.0/24".into(),
+                    vlan: Some(20),
+                    gateway: Some("10.10.2.1".into()),
+                },
             ],
             switches: vec![],
             links: vec![],
@@ -355,12 +478,24 @@ mod tests {
     }
 
     fn installed() -> BTreeMap<String, String> {
-        [("OpenSSH".to_string(), "1:9.2p1-2+deb12u3".to_string()), ("lighttpd".to_string(), "1.4.69-1".to_string())].into_iter().collect()
+        [
+            ("OpenSSH".to_string(), "1:9.2p1-2+deb12u3".to_string()),
+            ("lighttpd".to_string(), "1.4.69-1".to_string()),
+        ]
+        .into_iter()
+        .collect()
     }
 
     #[test]
     fn mirrors_hosts_with_their_identity() {
-        let p = plan(&office(), &TwinConfig { installed: installed(), ..TwinConfig::default() }).unwrap();
+        let p = plan(
+            &office(),
+            &TwinConfig {
+                installed: installed(),
+                ..TwinConfig::default()
+            },
+        )
+        .unwrap();
         assert_eq!(p.switch.dpid, TWIN_DPID);
         let web = p.hosts.iter().find(|h| h.name == "web01").unwrap();
         assert_eq!(web.mirrors, vec!["02:00:0a:0a:01:0a"]);
@@ -368,10 +503,25 @@ mod tests {
         assert_eq!(web.interfaces[0].ips, vec!["10.10.1.10/24"]);
         assert_eq!(web.interfaces[0].vlan, Some(10));
         assert_eq!(web.gateway.as_deref(), Some("10.10.1.1"));
-        assert_eq!(web.services.iter().map(|s| s.port).collect::<Vec<_>>(), vec![22, 80]);
-        assert!(web.services.iter().all(|s| matches!(s.mode, DecoyMode::Daemon { .. })), "{:?}", web.services);
-        assert_eq!(web.services[0].details, serde_json::json!({"captured": true}));
-        assert!(p.hosts.iter().all(|h| h.hostname != "elsewhere"), "hosts outside mirrored segments are left out");
+        assert_eq!(
+            web.services.iter().map(|s| s.port).collect::<Vec<_>>(),
+            vec![22, 80]
+        );
+        assert!(
+            web.services
+                .iter()
+                .all(|s| matches!(s.mode, DecoyMode::Daemon { .. })),
+            "{:?}",
+            web.services
+        );
+        assert_eq!(
+            web.services[0].details,
+            serde_json::json!({"captured": true})
+        );
+        assert!(
+            p.hosts.iter().all(|h| h.hostname != "elsewhere"),
+            "hosts outside mirrored segments are left out"
+        );
     }
 
     #[test]
@@ -382,7 +532,10 @@ mod tests {
         assert!(gw.ip_forward);
         assert_eq!(gw.gateway, None);
         assert_eq!(gw.services.len(), 1, "ssh once; dhcp is not mirrored");
-        assert!(!p.hosts.iter().any(|h| h.name.starts_with("gw-twin")), "no synthesized router when production's is mirrored");
+        assert!(
+            !p.hosts.iter().any(|h| h.name.starts_with("gw-twin")),
+            "no synthesized router when production's is mirrored"
+        );
     }
 
     #[test]
@@ -411,20 +564,46 @@ mod tests {
             segments: vec!["10.10.1.0/24".into()],
             exclude: vec!["web01".into()],
             backend_by_host: [("gw01".to_string(), Backend::Lxc)].into_iter().collect(),
-            honeytokens: vec![Honeytoken { hostname: "backup-srv".into(), ip: "10.10.1.99/24".into(), services: vec![(22, "ssh".into())] }],
+            honeytokens: vec![Honeytoken {
+                hostname: "backup-srv".into(),
+                ip: "10.10.1.99/24".into(),
+                services: vec![(22, "ssh".into())],
+            }],
             ..TwinConfig::default()
         };
         let p = plan(&office(), &cfg).unwrap();
         assert!(p.hosts.iter().all(|h| h.name != "web01"));
-        assert!(p.hosts.iter().all(|h| h.name != "ws-acct-01"), "segment 2 is not mirrored");
-        assert_eq!(p.hosts.iter().find(|h| h.name == "gw01").unwrap().backend, Backend::Lxc);
+        assert!(
+            p.hosts.iter().all(|h| h.name != "ws-acct-01"),
+            "segment 2 is not mirrored"
+        );
+        assert_eq!(
+            p.hosts.iter().find(|h| h.name == "gw01").unwrap().backend,
+            Backend::Lxc
+        );
         let ht = p.hosts.iter().find(|h| h.honeytoken).unwrap();
         assert_eq!(ht.interfaces[0].ips, vec!["10.10.1.99/24"]);
         assert_eq!(ht.gateway.as_deref(), Some("10.10.1.1"));
-        let bad = TwinConfig { honeytokens: vec![Honeytoken { hostname: "x".into(), ip: "10.10.1.10/24".into(), services: vec![] }], ..TwinConfig::default() };
-        assert!(plan(&office(), &bad).unwrap_err().to_string().contains("already used"));
-        let bad = TwinConfig { segments: vec!["nope".into()], ..TwinConfig::default() };
-        assert_eq!(plan(&office(), &bad), Err(PlanError::BadSegment("nope".into())));
+        let bad = TwinConfig {
+            honeytokens: vec![Honeytoken {
+                hostname: "x".into(),
+                ip: "10.10.1.10/24".into(),
+                services: vec![],
+            }],
+            ..TwinConfig::default()
+        };
+        assert!(plan(&office(), &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("already used"));
+        let bad = TwinConfig {
+            segments: vec!["nope".into()],
+            ..TwinConfig::default()
+        };
+        assert_eq!(
+            plan(&office(), &bad),
+            Err(PlanError::BadSegment("nope".into()))
+        );
     }
 
     #[test]
@@ -440,10 +619,19 @@ mod tests {
 
     #[test]
     fn names_are_short_and_unique() {
-        assert_eq!(short_name("WS_Acct.01.example.com-very-long"), "ws-acct-01-example-c");
+        assert_eq!(
+            short_name("WS_Acct.01.example.com-very-long"),
+            "ws-acct-01-example-c"
+        );
         assert_eq!(short_name("__"), "host");
-        assert!(version_matches("1:9.2p1-2+deb12u3", "9.2p1 Debian 2+deb12u3"));
+        assert!(version_matches(
+            "1:9.2p1-2+deb12u3",
+            "9.2p1 Debian 2+deb12u3"
+        ));
         assert!(!version_matches("1:9.2p1-2", "8.4p1 Debian 5"));
-        assert!(version_matches("5.9.3+dfsg-2", "5.9.3"), "Debian repack suffixes are not part of the upstream version");
+        assert!(
+            version_matches("5.9.3+dfsg-2", "5.9.3"),
+            "Debian repack suffixes are not part of the upstream version"
+        );
     }
 }

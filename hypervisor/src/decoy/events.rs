@@ -37,14 +37,20 @@ impl EventSink {
         let sender = std::thread::Builder::new()
             .name("decoy-events".into())
             .spawn(move || {
-                let Ok(socket) = UnixDatagram::unbound() else { return };
+                let Ok(socket) = UnixDatagram::unbound() else {
+                    return;
+                };
                 let _ = socket.set_write_timeout(Some(SEND_WAIT));
                 for line in rx {
                     let _ = socket.send_to(&line, &path);
                 }
             })
             .ok();
-        EventSink { queue: Some(tx), sender, twin_host: twin_host.to_string() }
+        EventSink {
+            queue: Some(tx),
+            sender,
+            twin_host: twin_host.to_string(),
+        }
     }
 
     /// The event as it goes on the wire.
@@ -64,7 +70,14 @@ impl EventSink {
     pub fn emit(&self, peer: &str, protocol: &str, action: &str, data: Value) {
         let mut line = self.event(peer, protocol, action, data).to_string();
         if line.len() > MAX_EVENT {
-            line = self.event(peer, protocol, action, json!({"truncated": true, "len": line.len()})).to_string();
+            line = self
+                .event(
+                    peer,
+                    protocol,
+                    action,
+                    json!({"truncated": true, "len": line.len()}),
+                )
+                .to_string();
         }
         line.push('\n');
         if let Some(q) = &self.queue {

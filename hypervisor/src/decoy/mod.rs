@@ -31,13 +31,27 @@ pub use crate::launch::Launch;
 #[derive(Debug, thiserror::Error)]
 pub enum DecoyError {
     #[error("cannot read decoy spec file {path} (the hypervisor writes it next to the host's other files)")]
-    SpecIo { path: PathBuf, source: std::io::Error },
+    SpecIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a decoy spec (written by the hypervisor's `decoy::launches`)")]
-    SpecParse { path: PathBuf, source: serde_json::Error },
+    SpecParse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("decoy for {service} on port {port}: {detail}")]
-    Service { service: String, port: u16, detail: String },
+    Service {
+        service: String,
+        port: u16,
+        detail: String,
+    },
     #[error("cannot listen on {proto} port {port} (is another service on it, or is the port privileged and we are not root?)")]
-    Listen { proto: String, port: u16, source: std::io::Error },
+    Listen {
+        proto: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("cannot start the decoy runtime")]
     Runtime(#[source] std::io::Error),
 }
@@ -75,7 +89,12 @@ impl Installed {
                 .arg("-V")
                 .output()
                 .ok()
-                .and_then(|o| String::from_utf8_lossy(&o.stderr).split([' ', ',']).next().map(str::to_string))
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stderr)
+                        .split([' ', ','])
+                        .next()
+                        .map(str::to_string)
+                })
                 .filter(|s| s.starts_with("OpenSSH_"))
         } else {
             None
@@ -112,13 +131,29 @@ impl Context<'_> {
 
 /// For each service of `host`, the process(es) that provide it inside the twin
 /// host, with every file they need placed under `dir`.
-pub fn launches(host: &TwinHost, dir: &Path, gemelo_exe: &Path, events: &Path) -> Result<Vec<Launch>, DecoyError> {
+pub fn launches(
+    host: &TwinHost,
+    dir: &Path,
+    gemelo_exe: &Path,
+    events: &Path,
+) -> Result<Vec<Launch>, DecoyError> {
     launches_with(host, dir, gemelo_exe, events, &Installed::detect())
 }
 
 /// `launches` for a given set of installed daemons (pure: no I/O).
-pub fn launches_with(host: &TwinHost, dir: &Path, gemelo_exe: &Path, events: &Path, installed: &Installed) -> Result<Vec<Launch>, DecoyError> {
-    let cx = Context { host, dir, gemelo_exe, events };
+pub fn launches_with(
+    host: &TwinHost,
+    dir: &Path,
+    gemelo_exe: &Path,
+    events: &Path,
+    installed: &Installed,
+) -> Result<Vec<Launch>, DecoyError> {
+    let cx = Context {
+        host,
+        dir,
+        gemelo_exe,
+        events,
+    };
     let mut out = Vec::new();
     let mut emulated = Vec::new();
     let mut persona_written = false;
@@ -129,7 +164,9 @@ pub fn launches_with(host: &TwinHost, dir: &Path, gemelo_exe: &Path, events: &Pa
         };
         match real {
             Some(mut launched) => {
-                let needs_persona = launched.iter().any(|l| l.name == "sshd" || l.name == "inetd");
+                let needs_persona = launched
+                    .iter()
+                    .any(|l| l.name == "sshd" || l.name == "inetd");
                 if needs_persona && !persona_written {
                     // The persona's files (passwd/shadow overlays, shell, home)
                     // go with the first login daemon.
@@ -145,9 +182,16 @@ pub fn launches_with(host: &TwinHost, dir: &Path, gemelo_exe: &Path, events: &Pa
         }
     }
     if !emulated.is_empty() {
-        let file = DecoyFile { twin_host: host.name.clone(), hostname: host.hostname.clone(), services: emulated };
+        let file = DecoyFile {
+            twin_host: host.name.clone(),
+            hostname: host.hostname.clone(),
+            services: emulated,
+        };
         let spec_path = cx.path(SPEC_FILE);
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| DecoyError::SpecParse { path: spec_path.clone(), source: e })?;
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| DecoyError::SpecParse {
+            path: spec_path.clone(),
+            source: e,
+        })?;
         out.push(Launch {
             name: "decoy".into(),
             argv: vec![
@@ -160,7 +204,11 @@ pub fn launches_with(host: &TwinHost, dir: &Path, gemelo_exe: &Path, events: &Pa
             ],
             env: vec![],
             files: vec![(spec_path, json, 0o644)],
-            listens: file.services.iter().map(|s| (s.proto.clone(), s.port)).collect(),
+            listens: file
+                .services
+                .iter()
+                .map(|s| (s.proto.clone(), s.port))
+                .collect(),
         });
     }
     Ok(out)
@@ -173,7 +221,15 @@ pub(crate) fn s<'a>(details: &'a serde_json::Value, key: &str) -> Option<&'a str
 
 /// `details[key]` as a list of strings (missing or malformed → empty).
 pub(crate) fn list(details: &serde_json::Value, key: &str) -> Vec<String> {
-    details.get(key).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    details
+        .get(key)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Lower-case hex → bytes (None if malformed).
@@ -181,12 +237,23 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
 }
 
 /// Text for a one-line config value: no line breaks, no NULs.
 pub(crate) fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c == '\n' || c == '\r' || c == '\0' { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| {
+            if c == '\n' || c == '\r' || c == '\0' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Single-quotes `s` for `sh`.
@@ -205,7 +272,12 @@ pub(crate) mod tests {
             name: "web1".into(),
             mirrors: vec!["02:00:00:00:00:01".into()],
             hostname: "web1".into(),
-            interfaces: vec![TwinInterface { mac: "02:00:00:00:00:01".into(), ips: vec!["10.10.1.10/24".into()], segment: "office".into(), vlan: None }],
+            interfaces: vec![TwinInterface {
+                mac: "02:00:00:00:00:01".into(),
+                ips: vec!["10.10.1.10/24".into()],
+                segment: "office".into(),
+                vlan: None,
+            }],
             gateway: None,
             ip_forward: false,
             backend: Backend::Netns,
@@ -216,7 +288,9 @@ pub(crate) mod tests {
                 product: Some(product.into()),
                 version: None,
                 banner: None,
-                mode: DecoyMode::Daemon { product: product.into() },
+                mode: DecoyMode::Daemon {
+                    product: product.into(),
+                },
                 details,
             }],
             honeytoken: false,
@@ -224,7 +298,12 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn context_for(host: &TwinHost) -> Context<'_> {
-        Context { host, dir: Path::new("/tmp/gemelo-x/web1"), gemelo_exe: Path::new("/usr/bin/gemelo"), events: Path::new("/run/gemelo/twin/events.sock") }
+        Context {
+            host,
+            dir: Path::new("/tmp/gemelo-x/web1"),
+            gemelo_exe: Path::new("/usr/bin/gemelo"),
+            events: Path::new("/run/gemelo/twin/events.sock"),
+        }
     }
 
     #[test]
@@ -239,19 +318,38 @@ pub(crate) mod tests {
         let mut web = host.services[0].clone();
         web.port = 80;
         web.name = "http".into();
-        web.mode = DecoyMode::Daemon { product: "lighttpd".into() };
+        web.mode = DecoyMode::Daemon {
+            product: "lighttpd".into(),
+        };
         web.details = emulate::http::tests::lighttpd_details();
         host.services.push(web);
         let dir = Path::new("/tmp/gemelo-x/web1");
         let exe = Path::new("/usr/bin/gemelo");
         let ev = Path::new("/run/gemelo/twin/events.sock");
-        let all = Installed { sshd_software: Some("OpenSSH_9.2p1".into()), lighttpd: true, ..Installed::default() };
+        let all = Installed {
+            sshd_software: Some("OpenSSH_9.2p1".into()),
+            lighttpd: true,
+            ..Installed::default()
+        };
         let l = launches_with(&host, dir, exe, ev, &all).unwrap();
         let names: Vec<&str> = l.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["sshd", "lighttpd", "decoy"]);
-        assert!(l[0].files.iter().any(|(p, _, m)| p.ends_with("persona/shell") && *m == 0o755));
+        assert!(l[0]
+            .files
+            .iter()
+            .any(|(p, _, m)| p.ends_with("persona/shell") && *m == 0o755));
         let decoy = &l[2];
-        assert_eq!(decoy.argv, ["/usr/bin/gemelo", "decoy", "--spec", "/tmp/gemelo-x/web1/decoy-spec.json", "--events", "/run/gemelo/twin/events.sock"]);
+        assert_eq!(
+            decoy.argv,
+            [
+                "/usr/bin/gemelo",
+                "decoy",
+                "--spec",
+                "/tmp/gemelo-x/web1/decoy-spec.json",
+                "--events",
+                "/run/gemelo/twin/events.sock"
+            ]
+        );
         assert_eq!(decoy.listens, vec![("tcp".to_string(), 502)]);
         let file: DecoyFile = serde_json::from_slice(&decoy.files[0].1).unwrap();
         assert_eq!(file.twin_host, "web1");
@@ -259,6 +357,13 @@ pub(crate) mod tests {
         // Nothing installed: everything is emulated by one process.
         let l = launches_with(&host, dir, exe, ev, &Installed::default()).unwrap();
         assert_eq!(l.len(), 1);
-        assert_eq!(l[0].listens, vec![("tcp".to_string(), 22), ("tcp".to_string(), 502), ("tcp".to_string(), 80)]);
+        assert_eq!(
+            l[0].listens,
+            vec![
+                ("tcp".to_string(), 22),
+                ("tcp".to_string(), 502),
+                ("tcp".to_string(), 80)
+            ]
+        );
     }
 }

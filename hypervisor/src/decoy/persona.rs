@@ -45,7 +45,11 @@ pub fn files(cx: &Context) -> Vec<(PathBuf, Vec<u8>, u32)> {
 pub fn setup_script(cx: &Context) -> String {
     let p = shq(&cx.p("persona"));
     let home = shq(&home(cx));
-    let passwd_line = shq(&format!("{USER}:x:{UID}:{UID}:{USER}:{}:{}", home.trim_matches('\''), shell_path(cx).display()));
+    let passwd_line = shq(&format!(
+        "{USER}:x:{UID}:{UID}:{USER}:{}:{}",
+        home.trim_matches('\''),
+        shell_path(cx).display()
+    ));
     format!(
         "# persona user {USER} (only in this mount namespace)\n\
          mkdir -p {home}\nchown {UID}:{UID} {home}\n\
@@ -77,18 +81,42 @@ impl Persona {
         add("/etc/hostname", &format!("{hostname}\n"));
         add("/etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n");
         add("/etc/passwd", &format!("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nsshd:x:104:65534::/run/sshd:/usr/sbin/nologin\n{user}:x:1000:1000:{user}:{home}:/bin/bash\n"));
-        add(&format!("{home}/.bash_history"), "ls\nsudo systemctl status\ncat notes.txt\nexit\n");
+        add(
+            &format!("{home}/.bash_history"),
+            "ls\nsudo systemctl status\ncat notes.txt\nexit\n",
+        );
         let lower = hostname.to_ascii_lowercase();
-        if lower.contains("plc") || lower.contains("hmi") || lower.contains("scada") || lower.contains("gw") {
-            add(&format!("{home}/notes.txt"), "PLC maintenance: backup before firmware update.\nEngineering station: 10.20.0.5\n");
-            add(&format!("{home}/plc_backup.cfg"), "[modbus]\nunit=1\nport=502\nsetpoint_hr=0\n");
+        if lower.contains("plc")
+            || lower.contains("hmi")
+            || lower.contains("scada")
+            || lower.contains("gw")
+        {
+            add(
+                &format!("{home}/notes.txt"),
+                "PLC maintenance: backup before firmware update.\nEngineering station: 10.20.0.5\n",
+            );
+            add(
+                &format!("{home}/plc_backup.cfg"),
+                "[modbus]\nunit=1\nport=502\nsetpoint_hr=0\n",
+            );
         } else if lower.contains("web") || lower.contains("www") {
-            add(&format!("{home}/notes.txt"), "deploy: rsync to /var/www/html, reload lighttpd\n");
-            add("/var/www/html/index.html", "<html><body>It works</body></html>\n");
+            add(
+                &format!("{home}/notes.txt"),
+                "deploy: rsync to /var/www/html, reload lighttpd\n",
+            );
+            add(
+                "/var/www/html/index.html",
+                "<html><body>It works</body></html>\n",
+            );
         } else {
             add(&format!("{home}/notes.txt"), "TODO: rotate backup keys\n");
         }
-        Persona { user: user.to_string(), hostname: hostname.to_string(), cwd: home, files }
+        Persona {
+            user: user.to_string(),
+            hostname: hostname.to_string(),
+            cwd: home,
+            files,
+        }
     }
 
     fn home(&self) -> String {
@@ -96,13 +124,27 @@ impl Persona {
     }
 
     pub fn prompt(&self) -> String {
-        let shown = if self.cwd == self.home() { "~".to_string() } else { self.cwd.clone() };
+        let shown = if self.cwd == self.home() {
+            "~".to_string()
+        } else {
+            self.cwd.clone()
+        };
         format!("{}@{}:{shown}$ ", self.user, self.hostname)
     }
 
     fn abs(&self, p: &str) -> String {
-        let p = if p == "~" { self.home() } else if let Some(rest) = p.strip_prefix("~/") { format!("{}/{rest}", self.home()) } else { p.to_string() };
-        let joined = if p.starts_with('/') { p } else { format!("{}/{p}", self.cwd.trim_end_matches('/')) };
+        let p = if p == "~" {
+            self.home()
+        } else if let Some(rest) = p.strip_prefix("~/") {
+            format!("{}/{rest}", self.home())
+        } else {
+            p.to_string()
+        };
+        let joined = if p.starts_with('/') {
+            p
+        } else {
+            format!("{}/{p}", self.cwd.trim_end_matches('/'))
+        };
         let mut parts: Vec<&str> = Vec::new();
         for part in joined.split('/') {
             match part {
@@ -117,12 +159,25 @@ impl Persona {
     }
 
     fn is_dir(&self, p: &str) -> bool {
-        p == "/" || self.files.keys().any(|f| f.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+        p == "/"
+            || self
+                .files
+                .keys()
+                .any(|f| f.starts_with(&format!("{}/", p.trim_end_matches('/'))))
     }
 
     fn entries(&self, dir: &str) -> Vec<String> {
-        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
-        let mut out: Vec<String> = self.files.keys().filter_map(|f| f.strip_prefix(&prefix)).map(|r| r.split('/').next().unwrap_or("").to_string()).collect();
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|f| f.strip_prefix(&prefix))
+            .map(|r| r.split('/').next().unwrap_or("").to_string())
+            .collect();
         out.dedup();
         out
     }
@@ -130,7 +185,9 @@ impl Persona {
     /// Output of one command line, and whether the session ends.
     pub fn run(&mut self, line: &str) -> (String, bool) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(&cmd) = words.first() else { return (String::new(), false) };
+        let Some(&cmd) = words.first() else {
+            return (String::new(), false);
+        };
         let args = &words[1..];
         let out = match cmd {
             "exit" | "logout" => return (String::new(), true),
@@ -206,7 +263,11 @@ impl Persona {
 
 /// The twin host's own addresses (the same as production's): `ip -4 addr`.
 fn real_ip_addr() -> String {
-    std::process::Command::new("ip").args(["addr"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    std::process::Command::new("ip")
+        .args(["addr"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// Who is logged in, from what sshd tells the shell.
@@ -224,18 +285,28 @@ fn peer() -> String {
 }
 
 fn this_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// `gemelo persona-shell`: one `-c` command, or an interactive session on stdin.
 pub fn run_persona_shell(events: &Path, twin_host: &str, command: Option<&str>) -> i32 {
     let sink = EventSink::new(events, twin_host);
-    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| USER.to_string());
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| USER.to_string());
     let mut persona = Persona::new(&user, &this_hostname());
     let peer = peer();
     let mut stdout = std::io::stdout();
     if let Some(cmd) = command {
-        sink.emit(&peer, "shell", "command", json!({"command": cmd, "user": user}));
+        sink.emit(
+            &peer,
+            "shell",
+            "command",
+            json!({"command": cmd, "user": user}),
+        );
         for part in cmd.split(';') {
             let (out, done) = persona.run(part);
             let _ = stdout.write_all(out.as_bytes());
@@ -256,11 +327,18 @@ pub fn run_persona_shell(events: &Path, twin_host: &str, command: Option<&str>) 
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let line = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+        let line = String::from_utf8_lossy(&line)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
         if line.trim().is_empty() {
             continue;
         }
-        sink.emit(&peer, "shell", "command", json!({"command": line, "user": user, "cwd": persona.cwd}));
+        sink.emit(
+            &peer,
+            "shell",
+            "command",
+            json!({"command": line, "user": user, "cwd": persona.cwd}),
+        );
         let (out, done) = persona.run(&line);
         let _ = stdout.write_all(out.replace('\n', "\r\n").as_bytes());
         if done {
@@ -283,7 +361,10 @@ mod tests {
         assert_eq!(p.run("ls").0, "notes.txt  plc_backup.cfg\n");
         assert!(p.run("ls -la").0.contains(".bash_history"));
         assert!(p.run("cat plc_backup.cfg").0.contains("port=502"));
-        assert_eq!(p.run("cat nope").0, "cat: nope: No such file or directory\n");
+        assert_eq!(
+            p.run("cat nope").0,
+            "cat: nope: No such file or directory\n"
+        );
         assert_eq!(p.run("whoami").0, "admin\n");
         assert_eq!(p.run("hostname").0, "plc-gw-01\n");
         assert!(p.run("uname -a").0.starts_with("Linux "));

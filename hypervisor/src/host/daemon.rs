@@ -59,7 +59,12 @@ impl Started {
 
 /// Starts `argv` as daemon `name` (unique per host: names its pid file and
 /// log `DIR/NAME.log`) in `place`; returns once its pid is known.
-pub fn launch(place: HostPlace<'_>, name: &str, argv: &[String], env: &[(String, String)]) -> Result<Started, HostError> {
+pub fn launch(
+    place: HostPlace<'_>,
+    name: &str,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Result<Started, HostError> {
     let dir = place.dir;
     create_dir(&dir.join("pids"))?;
     let under_run = dir.strip_prefix("/run").expect("host dirs live under /run");
@@ -84,15 +89,26 @@ pub fn launch(place: HostPlace<'_>, name: &str, argv: &[String], env: &[(String,
     run(&mut cmd)?;
     let deadline = Instant::now() + Duration::from_secs(5);
     let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
             break pid;
         }
         if Instant::now() > deadline {
-            return Err(HostError::NoPid { daemon: name.to_owned(), pidfile, log: log_path });
+            return Err(HostError::NoPid {
+                daemon: name.to_owned(),
+                pidfile,
+                log: log_path,
+            });
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Ok(Started { pid, start: proc_id(pid).map(|p| p.start), log: log_path })
+    Ok(Started {
+        pid,
+        start: proc_id(pid).map(|p| p.start),
+        log: log_path,
+    })
 }
 
 /// Host keys take a moment (RSA ~0.5 s): start them for every SSH host at
@@ -104,12 +120,18 @@ pub fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, HostError> {
         // ssh-keygen asks before overwriting (and, with no terminal, fails).
         for stale in [key.clone(), key.with_extension("pub")] {
             match std::fs::remove_file(&stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(HostError::Io { path: stale, source: e }),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(HostError::Io {
+                        path: stale,
+                        source: e,
+                    })
+                }
                 _ => {}
             }
         }
         let mut cmd = Command::new("ssh-keygen");
-        cmd.args(["-q", "-t", kind, "-N", "", "-C", "", "-f"]).arg(&key);
+        cmd.args(["-q", "-t", kind, "-N", "", "-C", "", "-f"])
+            .arg(&key);
         if let Some(bits) = bits {
             cmd.args(["-b", bits]);
         }
@@ -118,7 +140,10 @@ pub fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, HostError> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| HostError::Spawn { command: describe(&cmd), source })?;
+            .map_err(|source| HostError::Spawn {
+                command: describe(&cmd),
+                source,
+            })?;
         children.push((describe(&cmd), child));
     }
     Ok(children)
@@ -126,12 +151,23 @@ pub fn start_ssh_keygen(dir: &Path) -> Result<Vec<(String, Child)>, HostError> {
 
 pub fn wait_children(children: Vec<(String, Child)>) -> Result<(), HostError> {
     for (command, child) in children {
-        let out = child.wait_with_output().map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+        let out = child
+            .wait_with_output()
+            .map_err(|source| HostError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
         if !out.status.success() {
             return Err(HostError::Command {
                 command,
                 status: out.status.to_string(),
-                stderr: format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)).trim().to_owned(),
+                stderr: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&out.stdout)
+                )
+                .trim()
+                .to_owned(),
             });
         }
     }
@@ -163,6 +199,9 @@ pub fn log_tail(path: &Path) -> String {
     if lines.is_empty() {
         "log is empty".into()
     } else {
-        format!("last log lines: {}", lines.into_iter().rev().collect::<Vec<_>>().join(" | "))
+        format!(
+            "last log lines: {}",
+            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )
     }
 }

@@ -17,11 +17,25 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("`{command}` failed ({status}): {stderr}")]
-    Command { command: String, status: String, stderr: String },
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("could not run `{command}`: {source} (is it installed?)")]
-    Spawn { command: String, source: std::io::Error },
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{daemon} is not running: its launcher never wrote {pidfile}; see {log}")]
-    NoPid { daemon: String, pidfile: PathBuf, log: PathBuf },
+    NoPid {
+        daemon: String,
+        pidfile: PathBuf,
+        log: PathBuf,
+    },
 }

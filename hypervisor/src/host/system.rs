@@ -1,10 +1,10 @@
 //! Running the machine's tools (`ip`, `ovs-vsctl`, the `ovs-scripts/`) and
 //! looking at processes, with errors that say which command failed and why.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,10 @@ pub fn run(cmd: &mut Command) -> Result<String, HostError> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| HostError::Spawn { command: describe(cmd), source })?;
+        .map_err(|source| HostError::Spawn {
+            command: describe(cmd),
+            source,
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -62,14 +65,25 @@ pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, Hos
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| HostError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     child
         .stdin
         .take()
         .expect("piped stdin")
         .write_all(script.as_bytes())
-        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
-    let out = child.wait_with_output().map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| HostError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| HostError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -92,15 +106,25 @@ pub fn ovs_vsctl(rundir: &Path, args: &[String]) -> Result<String, HostError> {
 
 pub fn namespaces() -> Result<Vec<String>, HostError> {
     let out = run_args("ip", &["netns", "list"])?;
-    Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect())
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
 }
 
 pub fn write_file(path: &Path, contents: &str) -> Result<(), HostError> {
-    fs::write(path, contents).map_err(|source| HostError::Io { path: path.to_owned(), source })
+    fs::write(path, contents).map_err(|source| HostError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 pub fn create_dir(path: &Path) -> Result<(), HostError> {
-    fs::create_dir_all(path).map_err(|source| HostError::Io { path: path.to_owned(), source })
+    fs::create_dir_all(path).map_err(|source| HostError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 pub fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> HostError {
@@ -140,7 +164,10 @@ fn ns_key(path: &Path) -> Option<(u64, u64)> {
 
 /// Whether `pid` lives in the named network namespace (what `ip netns identify` tells).
 pub fn in_namespace(pid: u32, namespace: &str) -> bool {
-    match (ns_key(Path::new(&format!("/proc/{pid}/ns/net"))), ns_key(&Path::new("/run/netns").join(namespace))) {
+    match (
+        ns_key(Path::new(&format!("/proc/{pid}/ns/net"))),
+        ns_key(&Path::new("/run/netns").join(namespace)),
+    ) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
@@ -174,14 +201,25 @@ pub fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), HostErr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| HostError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     child
         .stdin
         .take()
         .expect("piped")
         .write_all(format!("{}\n", lines.join("\n")).as_bytes())
-        .map_err(|source| HostError::Spawn { command: command.clone(), source })?;
-    let out = child.wait_with_output().map_err(|source| HostError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| HostError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| HostError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(HostError::Command {
             command,
@@ -217,7 +255,6 @@ pub fn stop_all(pids: &[u32], is_ours: impl Fn(u32) -> bool, grace: Duration) {
     }
 }
 
-
 /// Makes `dir` a private mount point (as ip-netns does for /run/netns), so
 /// persistent namespaces bound under it do not propagate elsewhere.
 pub fn private_mount_dir(dir: &Path) -> Result<(), HostError> {
@@ -234,6 +271,8 @@ pub fn private_mount_dir(dir: &Path) -> Result<(), HostError> {
 /// with `hostname` set inside it: never the machine's own hostname.
 pub fn create_uts(path: &Path, hostname: &str) -> Result<(), HostError> {
     write_file(path, "")?;
-    run(Command::new("unshare").arg(format!("--uts={}", path.display())).args(["hostname", hostname]))?;
+    run(Command::new("unshare")
+        .arg(format!("--uts={}", path.display()))
+        .args(["hostname", hostname]))?;
     Ok(())
 }

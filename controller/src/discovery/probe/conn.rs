@@ -41,7 +41,10 @@ pub(super) async fn connect(addr: SocketAddr, cfg: &ProbeConfig) -> std::io::Res
     rate_limit(cfg).await;
     match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
         Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connect to {addr} timed out"))),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("connect to {addr} timed out"),
+        )),
     }
 }
 
@@ -102,16 +105,29 @@ pub(super) async fn read_until(
 
 /// Writes `bytes`, ignoring failures the following read will show anyway.
 pub(super) async fn send(stream: &mut TcpStream, bytes: &[u8], cfg: &ProbeConfig) -> bool {
-    matches!(tokio::time::timeout(cfg.read_timeout, stream.write_all(bytes)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(cfg.read_timeout, stream.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// New connection, send `bytes`, read what comes back. None if the connect failed.
-pub(super) async fn send_and_read(addr: SocketAddr, bytes: &[u8], cfg: &ProbeConfig) -> Option<Vec<u8>> {
+pub(super) async fn send_and_read(
+    addr: SocketAddr,
+    bytes: &[u8],
+    cfg: &ProbeConfig,
+) -> Option<Vec<u8>> {
     let mut stream = connect(addr, cfg).await.ok()?;
     if !send(&mut stream, bytes, cfg).await {
         return Some(Vec::new());
     }
-    Some(read_some(&mut stream, cfg.read_timeout.min(Duration::from_millis(1000))).await)
+    Some(
+        read_some(
+            &mut stream,
+            cfg.read_timeout.min(Duration::from_millis(1000)),
+        )
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -120,12 +136,19 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_spaces_slots() {
-        let cfg = ProbeConfig { max_rate_per_s: 100, ..ProbeConfig::default() };
+        let cfg = ProbeConfig {
+            max_rate_per_s: 100,
+            ..ProbeConfig::default()
+        };
         let start = Instant::now();
         for _ in 0..11 {
             rate_limit(&cfg).await;
         }
         // 11 slots at 10 ms apart: at least 100 ms from the first to the last.
-        assert!(start.elapsed() >= Duration::from_millis(95), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

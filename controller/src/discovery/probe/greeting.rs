@@ -53,13 +53,21 @@ pub(super) fn kind_of(first: &[u8], port: u16) -> Option<Kind> {
         return Some(Kind::Imap);
     }
     if text.starts_with("220") {
-        if upper.contains("SMTP") || upper.contains("POSTFIX") || upper.contains("EXIM") || upper.contains("SENDMAIL") {
+        if upper.contains("SMTP")
+            || upper.contains("POSTFIX")
+            || upper.contains("EXIM")
+            || upper.contains("SENDMAIL")
+        {
             return Some(Kind::Smtp);
         }
         if upper.contains("FTP") {
             return Some(Kind::Ftp);
         }
-        return Some(if matches!(port, 25 | 465 | 587 | 2525) { Kind::Smtp } else { Kind::Ftp });
+        return Some(if matches!(port, 25 | 465 | 587 | 2525) {
+            Kind::Smtp
+        } else {
+            Kind::Ftp
+        });
     }
     if text.starts_with("421") || text.starts_with("554") {
         return Some(if port == 21 { Kind::Ftp } else { Kind::Smtp });
@@ -73,7 +81,11 @@ pub(super) fn reply_complete(bytes: &[u8]) -> bool {
         return false;
     }
     let text = String::from_utf8_lossy(bytes);
-    let last = text.trim_end_matches(['\r', '\n']).rsplit('\n').next().unwrap_or("");
+    let last = text
+        .trim_end_matches(['\r', '\n'])
+        .rsplit('\n')
+        .next()
+        .unwrap_or("");
     let b = last.as_bytes();
     b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && (b.len() == 3 || b[3] == b' ')
 }
@@ -82,11 +94,15 @@ pub(super) fn reply_complete(bytes: &[u8]) -> bool {
 fn answer_complete(kind: Kind, question: &str, bytes: &[u8]) -> bool {
     match kind {
         Kind::Ftp | Kind::Smtp => reply_complete(bytes),
-        Kind::Pop3 if question == "CAPA" => bytes.starts_with(b"-ERR") && bytes.ends_with(b"\n") || bytes.ends_with(b"\r\n.\r\n"),
+        Kind::Pop3 if question == "CAPA" => {
+            bytes.starts_with(b"-ERR") && bytes.ends_with(b"\n") || bytes.ends_with(b"\r\n.\r\n")
+        }
         Kind::Pop3 => bytes.ends_with(b"\n"),
         Kind::Imap => {
             let tag = question.split(' ').next().unwrap_or("");
-            String::from_utf8_lossy(bytes).lines().any(|l| l.starts_with(&format!("{tag} ")))
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .any(|l| l.starts_with(&format!("{tag} ")))
         }
     }
 }
@@ -95,7 +111,11 @@ fn answer_complete(kind: Kind, question: &str, bytes: &[u8]) -> bool {
 pub(super) fn product_version(greeting: &str) -> (Option<String>, Option<String>) {
     let after = |word: &str| -> Option<String> {
         let i = greeting.find(word)? + word.len();
-        let v: String = greeting[i..].trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+        let v: String = greeting[i..]
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect();
         Some(v).filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
     };
     let known: [(&str, &str); 10] = [
@@ -119,25 +139,46 @@ pub(super) fn product_version(greeting: &str) -> (Option<String>, Option<String>
 }
 
 /// `ServiceInfo` from the greeting and the (question, answer) pairs.
-pub(super) fn service_from(port: u16, kind: Kind, greeting: &[u8], answers: &[(&str, Vec<u8>)]) -> ServiceInfo {
+pub(super) fn service_from(
+    port: u16,
+    kind: Kind,
+    greeting: &[u8],
+    answers: &[(&str, Vec<u8>)],
+) -> ServiceInfo {
     let mut info = ServiceInfo::new(port, "tcp", kind.name());
     let text = String::from_utf8_lossy(greeting).into_owned();
     (info.product, info.version) = product_version(&text);
-    let replies: Vec<_> = answers.iter().map(|(q, a)| json!({"command": q, "reply": String::from_utf8_lossy(a)})).collect();
+    let replies: Vec<_> = answers
+        .iter()
+        .map(|(q, a)| json!({"command": q, "reply": String::from_utf8_lossy(a)}))
+        .collect();
     info.details = json!({"greeting_hex": super::hex(greeting), "replies": replies});
     info.banner = Some(text);
     info
 }
 
 /// Reads the rest of the greeting, asks the questions, leaves.
-pub(super) async fn exchange(mut stream: TcpStream, first: Vec<u8>, kind: Kind, port: u16, cfg: &ProbeConfig) -> ServiceInfo {
+pub(super) async fn exchange(
+    mut stream: TcpStream,
+    first: Vec<u8>,
+    kind: Kind,
+    port: u16,
+    cfg: &ProbeConfig,
+) -> ServiceInfo {
     let mut greeting = first;
     let deadline = Instant::now() + cfg.read_timeout;
     let greeting_done = |b: &[u8]| match kind {
         Kind::Ftp | Kind::Smtp => reply_complete(b),
         _ => b.ends_with(b"\n"),
     };
-    conn::read_until(&mut stream, &mut greeting, deadline, 16 * 1024, greeting_done).await;
+    conn::read_until(
+        &mut stream,
+        &mut greeting,
+        deadline,
+        16 * 1024,
+        greeting_done,
+    )
+    .await;
     let mut answers = Vec::new();
     // A server that refuses us (421/554) has nothing more to say.
     if !(greeting.starts_with(b"421") || greeting.starts_with(b"554")) {
@@ -147,7 +188,10 @@ pub(super) async fn exchange(mut stream: TcpStream, first: Vec<u8>, kind: Kind, 
             }
             let mut answer = Vec::new();
             let deadline = Instant::now() + cfg.read_timeout;
-            conn::read_until(&mut stream, &mut answer, deadline, 16 * 1024, |b| answer_complete(kind, q, b)).await;
+            conn::read_until(&mut stream, &mut answer, deadline, 16 * 1024, |b| {
+                answer_complete(kind, q, b)
+            })
+            .await;
             answers.push((*q, answer));
         }
     }
@@ -179,15 +223,34 @@ mod tests {
     fn mail_greetings() {
         let postfix = b"220 mail.example.net ESMTP Postfix (Debian/GNU)\r\n";
         assert_eq!(kind_of(postfix, 25), Some(Kind::Smtp));
-        assert_eq!(product_version("220 mail.example.net ESMTP Postfix (Debian/GNU)"), (Some("Postfix".into()), None));
-        assert_eq!(product_version("220 mx ESMTP Exim 4.96 Wed, 25 Nov 2026"), (Some("Exim".into()), Some("4.96".into())));
-        assert_eq!(kind_of(b"+OK Dovecot (Debian) ready.\r\n", 110), Some(Kind::Pop3));
-        assert_eq!(kind_of(b"* OK [CAPABILITY IMAP4rev1] Dovecot (Debian) ready.\r\n", 143), Some(Kind::Imap));
+        assert_eq!(
+            product_version("220 mail.example.net ESMTP Postfix (Debian/GNU)"),
+            (Some("Postfix".into()), None)
+        );
+        assert_eq!(
+            product_version("220 mx ESMTP Exim 4.96 Wed, 25 Nov 2026"),
+            (Some("Exim".into()), Some("4.96".into()))
+        );
+        assert_eq!(
+            kind_of(b"+OK Dovecot (Debian) ready.\r\n", 110),
+            Some(Kind::Pop3)
+        );
+        assert_eq!(
+            kind_of(
+                b"* OK [CAPABILITY IMAP4rev1] Dovecot (Debian) ready.\r\n",
+                143
+            ),
+            Some(Kind::Imap)
+        );
         assert_eq!(kind_of(b"220 welcome\r\n", 2525), Some(Kind::Smtp));
         assert_eq!(kind_of(b"hello", 21), None);
         assert!(!reply_complete(b"250-mx\r\n250-PIPELINING\r\n"));
         assert!(reply_complete(b"250-mx\r\n250 PIPELINING\r\n"));
-        assert!(answer_complete(Kind::Imap, "g1 CAPABILITY", b"* CAPABILITY IMAP4rev1\r\ng1 OK done\r\n"));
+        assert!(answer_complete(
+            Kind::Imap,
+            "g1 CAPABILITY",
+            b"* CAPABILITY IMAP4rev1\r\ng1 OK done\r\n"
+        ));
         assert!(answer_complete(Kind::Pop3, "CAPA", b"+OK\r\nUSER\r\n.\r\n"));
     }
 

@@ -10,8 +10,14 @@ use super::ServiceInfo;
 pub fn guess_os(services: &[ServiceInfo], ttl: Option<u8>) -> Option<(String, String)> {
     let pair = |f: &str, g: &str| Some((f.to_string(), g.to_string()));
     let texts = services.iter().flat_map(|s| {
-        let descr = s.details.get("sys_descr").and_then(|v| v.as_str()).map(str::to_string);
-        [s.banner.clone(), s.version.clone(), descr].into_iter().flatten()
+        let descr = s
+            .details
+            .get("sys_descr")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        [s.banner.clone(), s.version.clone(), descr]
+            .into_iter()
+            .flatten()
     });
     for text in texts {
         let lower = text.to_ascii_lowercase();
@@ -49,11 +55,40 @@ pub fn guess_os(services: &[ServiceInfo], ttl: Option<u8>) -> Option<(String, St
 }
 
 const OT_NAMES: &[&str] = &[
-    "modbus", "s7", "dnp3", "ethernet-ip", "bacnet", "iec-104", "opc-ua", "niagara-fox", "omron-fins", "codesys", "pcworx",
-    "ge-srtp", "melsec", "hart-ip", "profinet", "proconos", "redlion",
+    "modbus",
+    "s7",
+    "dnp3",
+    "ethernet-ip",
+    "bacnet",
+    "iec-104",
+    "opc-ua",
+    "niagara-fox",
+    "omron-fins",
+    "codesys",
+    "pcworx",
+    "ge-srtp",
+    "melsec",
+    "hart-ip",
+    "profinet",
+    "proconos",
+    "redlion",
 ];
-const IOT_NAMES: &[&str] = &["mqtt", "mqtts", "coap", "rtsp", "dvr", "upnp", "tr-069", "onvif"];
-const CAMERA_WORDS: &[&str] = &["camera", "ipcam", "webcam", "hikvision", "dahua", "axis", "dvr", "nvr", "onvif", "netwave", "goahead"];
+const IOT_NAMES: &[&str] = &[
+    "mqtt", "mqtts", "coap", "rtsp", "dvr", "upnp", "tr-069", "onvif",
+];
+const CAMERA_WORDS: &[&str] = &[
+    "camera",
+    "ipcam",
+    "webcam",
+    "hikvision",
+    "dahua",
+    "axis",
+    "dvr",
+    "nvr",
+    "onvif",
+    "netwave",
+    "goahead",
+];
 
 /// "OT", "IoT" or "IT": OT if any industrial protocol answers, IoT if MQTT,
 /// RTSP, CoAP or a camera-like web page does, else IT. Services left "unknown"
@@ -61,12 +96,20 @@ const CAMERA_WORDS: &[&str] = &["camera", "ipcam", "webcam", "hikvision", "dahua
 pub fn classify_role(services: &[ServiceInfo]) -> &'static str {
     let name_of = |s: &ServiceInfo| -> String {
         if s.name == "unknown" {
-            s.details.get("port_hint").and_then(|v| v.as_str()).or_else(|| super::port_hint(s.port)).unwrap_or("unknown").to_string()
+            s.details
+                .get("port_hint")
+                .and_then(|v| v.as_str())
+                .or_else(|| super::port_hint(s.port))
+                .unwrap_or("unknown")
+                .to_string()
         } else {
             s.name.clone()
         }
     };
-    if services.iter().any(|s| OT_NAMES.contains(&name_of(s).as_str())) {
+    if services
+        .iter()
+        .any(|s| OT_NAMES.contains(&name_of(s).as_str()))
+    {
         return "OT";
     }
     let camera_like = |s: &ServiceInfo| {
@@ -80,7 +123,10 @@ pub fn classify_role(services: &[ServiceInfo]) -> &'static str {
             CAMERA_WORDS.iter().any(|w| lower.contains(w))
         }
     };
-    if services.iter().any(|s| IOT_NAMES.contains(&name_of(s).as_str()) || camera_like(s)) {
+    if services
+        .iter()
+        .any(|s| IOT_NAMES.contains(&name_of(s).as_str()) || camera_like(s))
+    {
         return "IoT";
     }
     "IT"
@@ -100,11 +146,29 @@ mod tests {
     #[test]
     fn os_from_banners_then_ttl() {
         let ssh = svc(22, "ssh", Some("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"));
-        assert_eq!(guess_os(&[ssh], Some(64)), Some(("Linux".into(), "Debian".into())));
+        assert_eq!(
+            guess_os(&[ssh], Some(64)),
+            Some(("Linux".into(), "Debian".into()))
+        );
         let mut snmp = ServiceInfo::new(161, "udp", "snmp");
         snmp.details = json!({"sys_descr": "Linux plc 6.1.0-18-amd64 #1 SMP"});
-        assert_eq!(guess_os(&[snmp], None), Some(("Linux".into(), "Linux 6.1.0-18-amd64".into())));
-        assert_eq!(guess_os(&[svc(80, "http", Some("HTTP/1.1 200 OK\r\nServer: Microsoft-IIS/10.0"))], None).unwrap().0, "Windows");
+        assert_eq!(
+            guess_os(&[snmp], None),
+            Some(("Linux".into(), "Linux 6.1.0-18-amd64".into()))
+        );
+        assert_eq!(
+            guess_os(
+                &[svc(
+                    80,
+                    "http",
+                    Some("HTTP/1.1 200 OK\r\nServer: Microsoft-IIS/10.0")
+                )],
+                None
+            )
+            .unwrap()
+            .0,
+            "Windows"
+        );
         assert_eq!(guess_os(&[], Some(120)).unwrap().0, "Windows");
         assert_eq!(guess_os(&[], Some(250)).unwrap().0, "Network OS");
         assert_eq!(guess_os(&[], None), None);
@@ -112,13 +176,19 @@ mod tests {
 
     #[test]
     fn roles() {
-        assert_eq!(classify_role(&[svc(22, "ssh", None), svc(502, "modbus", None)]), "OT");
+        assert_eq!(
+            classify_role(&[svc(22, "ssh", None), svc(502, "modbus", None)]),
+            "OT"
+        );
         assert_eq!(classify_role(&[svc(102, "unknown", None)]), "OT");
         assert_eq!(classify_role(&[svc(1883, "mqtt", None)]), "IoT");
         let mut cam = svc(80, "http", None);
         cam.details = json!({"title": "IP Camera Login"});
         assert_eq!(classify_role(&[cam]), "IoT");
-        assert_eq!(classify_role(&[svc(22, "ssh", None), svc(80, "http", None)]), "IT");
+        assert_eq!(
+            classify_role(&[svc(22, "ssh", None), svc(80, "http", None)]),
+            "IT"
+        );
         assert_eq!(classify_role(&[]), "IT");
     }
 }

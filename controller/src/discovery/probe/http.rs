@@ -31,7 +31,10 @@ pub(super) struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -62,10 +65,24 @@ pub(super) fn parse_response(bytes: &[u8]) -> Option<Response> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.to_string(), v.trim().to_string()))
         .collect();
-    let mut response = Response { version, status, reason, status_line, headers, body: Vec::new(), truncated: false };
+    let mut response = Response {
+        version,
+        status,
+        reason,
+        status_line,
+        headers,
+        body: Vec::new(),
+        truncated: false,
+    };
     let raw_body = &bytes[end..];
-    let chunked = response.header("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let (body, complete) = if chunked { dechunk(raw_body) } else { (raw_body.to_vec(), body_complete(&response, raw_body)) };
+    let chunked = response
+        .header("Transfer-Encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let (body, complete) = if chunked {
+        dechunk(raw_body)
+    } else {
+        (raw_body.to_vec(), body_complete(&response, raw_body))
+    };
     response.truncated = !complete || body.len() > MAX_BODY;
     response.body = body;
     response.body.truncate(MAX_BODY);
@@ -73,7 +90,10 @@ pub(super) fn parse_response(bytes: &[u8]) -> Option<Response> {
 }
 
 fn body_complete(response: &Response, raw_body: &[u8]) -> bool {
-    match response.header("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
+    match response
+        .header("Content-Length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         Some(n) => raw_body.len() >= n,
         None => true,
     }
@@ -83,10 +103,14 @@ fn body_complete(response: &Response, raw_body: &[u8]) -> bool {
 pub(super) fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
     let mut body = Vec::new();
     loop {
-        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else { return (body, false) };
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return (body, false);
+        };
         let size_text = String::from_utf8_lossy(&raw[..eol]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else { return (body, false) };
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return (body, false);
+        };
         raw = &raw[eol + 2..];
         if size == 0 {
             return (body, true);
@@ -106,7 +130,9 @@ pub(super) fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
 /// Whether a buffer holds a whole response (head, and the body it announces or
 /// `MAX_BODY` of it).
 fn response_complete(bytes: &[u8]) -> bool {
-    let Some(end) = head_end(bytes) else { return false };
+    let Some(end) = head_end(bytes) else {
+        return false;
+    };
     match parse_response(bytes) {
         Some(r) if !r.truncated => true,
         Some(_) => bytes.len() - end > MAX_BODY + 4096,
@@ -121,7 +147,11 @@ pub(super) fn title(body: &[u8]) -> Option<String> {
     let open = lower.find("<title")?;
     let start = open + lower[open..].find('>')? + 1;
     let end = start + lower[start..].find("</title")?;
-    let t = text.get(start..end)?.split_whitespace().collect::<Vec<_>>().join(" ");
+    let t = text
+        .get(start..end)?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     Some(t)
 }
 
@@ -130,7 +160,10 @@ pub(super) fn title(body: &[u8]) -> Option<String> {
 pub(super) fn server_product(server: &str) -> (Option<String>, Option<String>) {
     let first = server.split_whitespace().next().unwrap_or("");
     match first.split_once('/') {
-        Some((p, v)) => (Some(p.to_string()), Some(v.to_string()).filter(|v| !v.is_empty())),
+        Some((p, v)) => (
+            Some(p.to_string()),
+            Some(v.to_string()).filter(|v| !v.is_empty()),
+        ),
         None if !first.is_empty() => (Some(first.to_string()), None),
         None => (None, None),
     }
@@ -186,7 +219,14 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
     }
     let mut buf = Vec::new();
     let deadline = Instant::now() + cfg.read_timeout;
-    conn::read_until(&mut stream, &mut buf, deadline, MAX_BODY + 64 * 1024, response_complete).await;
+    conn::read_until(
+        &mut stream,
+        &mut buf,
+        deadline,
+        MAX_BODY + 64 * 1024,
+        response_complete,
+    )
+    .await;
     if let Some(info) = service_from(addr.port(), &buf) {
         return Some(info);
     }
@@ -214,15 +254,24 @@ mod tests {
         let info = service_from(80, &bytes).unwrap();
         assert_eq!(info.product.as_deref(), Some("lighttpd"));
         assert_eq!(info.version.as_deref(), Some("1.4.69"));
-        assert_eq!(info.banner.as_deref(), Some("HTTP/1.1 200 OK\r\nServer: lighttpd/1.4.69"));
+        assert_eq!(
+            info.banner.as_deref(),
+            Some("HTTP/1.1 200 OK\r\nServer: lighttpd/1.4.69")
+        );
         assert_eq!(info.details["title"], "Plant HMI");
         assert_eq!(info.details["status"], 200);
-        assert_eq!(info.details["headers"][0], json!(["Content-Type", "text/html"]));
+        assert_eq!(
+            info.details["headers"][0],
+            json!(["Content-Type", "text/html"])
+        );
         assert_eq!(info.details["body_len"], 69);
         assert_eq!(info.details["body_truncated"], false);
         let body = b"<html><head><title>Plant HMI</title></head><body>hello</body></html>\n";
         assert_eq!(info.details["body"], std::str::from_utf8(body).unwrap());
-        assert_eq!(info.details["body_sha256"], crate::discovery::probe::hex(&Sha256::digest(body)));
+        assert_eq!(
+            info.details["body_sha256"],
+            crate::discovery::probe::hex(&Sha256::digest(body))
+        );
     }
 
     #[test]
@@ -238,9 +287,15 @@ mod tests {
         let r = parse_response(raw).unwrap();
         assert_eq!(r.body, b"hello world");
         assert!(!r.truncated);
-        assert_eq!(server_product("Apache/2.4.57 (Debian)"), (Some("Apache".into()), Some("2.4.57".into())));
+        assert_eq!(
+            server_product("Apache/2.4.57 (Debian)"),
+            (Some("Apache".into()), Some("2.4.57".into()))
+        );
         assert_eq!(server_product("nginx"), (Some("nginx".into()), None));
-        assert_eq!(title(b"<HTML><TITLE>\n  Camera  Login </TITLE>"), Some("Camera Login".into()));
+        assert_eq!(
+            title(b"<HTML><TITLE>\n  Camera  Login </TITLE>"),
+            Some("Camera Login".into())
+        );
         assert_eq!(request("10.0.0.1:8080".parse().unwrap()), b"GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nUser-Agent: gemelo-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n");
     }
 

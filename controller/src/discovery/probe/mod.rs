@@ -172,7 +172,10 @@ async fn banner_first(addr: SocketAddr, cfg: &ProbeConfig) -> Option<ServiceInfo
 async fn silent_service(addr: SocketAddr, cfg: &ProbeConfig) -> ServiceInfo {
     let hint = port_hint(addr.port());
     // Guesses, not knowledge: give each one a short hearing.
-    let cfg = &ProbeConfig { read_timeout: cfg.read_timeout.min(Duration::from_millis(1000)), ..cfg.clone() };
+    let cfg = &ProbeConfig {
+        read_timeout: cfg.read_timeout.min(Duration::from_millis(1000)),
+        ..cfg.clone()
+    };
     if hint != Some("http") {
         if let Some(found) = http::probe(addr, cfg).await {
             return found;
@@ -247,7 +250,10 @@ fn text_or_base64(bytes: &[u8]) -> (&'static str, String) {
     use base64::Engine;
     match std::str::from_utf8(bytes) {
         Ok(s) => ("utf-8", s.to_string()),
-        Err(_) => ("base64", base64::engine::general_purpose::STANDARD.encode(bytes)),
+        Err(_) => (
+            "base64",
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ),
     }
 }
 
@@ -284,7 +290,8 @@ mod tests {
         let mut info = ServiceInfo::new(22, "tcp", "ssh");
         info.product = Some("OpenSSH".into());
         info.details = json!({"kex_algorithms": ["curve25519-sha256"]});
-        let back: ServiceInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
+        let back: ServiceInfo =
+            serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
         assert_eq!(back, info);
     }
 }
@@ -299,7 +306,12 @@ mod loopback_tests {
     use tokio::net::TcpListener;
 
     fn quick() -> ProbeConfig {
-        ProbeConfig { connect_timeout: Duration::from_millis(300), read_timeout: Duration::from_millis(300), concurrency: 8, max_rate_per_s: 0 }
+        ProbeConfig {
+            connect_timeout: Duration::from_millis(300),
+            read_timeout: Duration::from_millis(300),
+            concurrency: 8,
+            max_rate_per_s: 0,
+        }
     }
 
     #[tokio::test]
@@ -321,7 +333,10 @@ mod loopback_tests {
         let info = identify_tcp(addr, &quick()).await;
         assert_eq!(info.name, "unknown");
         assert_eq!(info.banner.as_deref(), Some("ERR what?\r\n"));
-        assert_eq!(connect_scan(addr.ip(), &[addr.port()], &quick()).await, vec![addr.port()]);
+        assert_eq!(
+            connect_scan(addr.ip(), &[addr.port()], &quick()).await,
+            vec![addr.port()]
+        );
     }
 
     #[tokio::test]
@@ -338,7 +353,11 @@ mod loopback_tests {
         let info = identify_tcp(addr, &quick()).await;
         assert_eq!(info.name, "unknown");
         assert_eq!(info.details["silent"], true);
-        assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -52,7 +52,12 @@ pub(super) fn parse_frame(bytes: &[u8]) -> Result<Option<Frame<'_>>, &'static st
     if bytes.len() < 6 + len {
         return Ok(None);
     }
-    Ok(Some((u16::from_be_bytes([bytes[0], bytes[1]]), bytes[6], &bytes[7..6 + len], 6 + len)))
+    Ok(Some((
+        u16::from_be_bytes([bytes[0], bytes[1]]),
+        bytes[6],
+        &bytes[7..6 + len],
+        6 + len,
+    )))
 }
 
 /// A Read Device Identification answer.
@@ -79,11 +84,18 @@ pub(super) fn parse_device_id(pdu: &[u8]) -> Result<Answer<DeviceId>, &'static s
             for _ in 0..*count {
                 let id = *rest.get(at).ok_or("device id truncated")?;
                 let len = *rest.get(at + 1).ok_or("device id truncated")? as usize;
-                let value = rest.get(at + 2..at + 2 + len).ok_or("device id object truncated")?;
+                let value = rest
+                    .get(at + 2..at + 2 + len)
+                    .ok_or("device id object truncated")?;
                 objects.push((id, value.to_vec()));
                 at += 2 + len;
             }
-            Ok(Answer::Ok(DeviceId { conformity: *conformity, more_follows: *more == 0xff, next_object: *next, objects }))
+            Ok(Answer::Ok(DeviceId {
+                conformity: *conformity,
+                more_follows: *more == 0xff,
+                next_object: *next,
+                objects,
+            }))
         }
         _ => Err("not a device identification answer"),
     }
@@ -94,7 +106,12 @@ pub(super) fn parse_registers(pdu: &[u8]) -> Result<Answer<Vec<u16>>, &'static s
     match pdu {
         [fc, code, ..] if *fc == FC_READ_HOLDING | 0x80 => Ok(Answer::Exception(*code)),
         [FC_READ_HOLDING, n, data @ ..] if data.len() >= *n as usize && n % 2 == 0 => {
-            Ok(Answer::Ok(data[..*n as usize].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()))
+            Ok(Answer::Ok(
+                data[..*n as usize]
+                    .chunks(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect(),
+            ))
         }
         _ => Err("not a holding-register answer"),
     }
@@ -115,7 +132,13 @@ fn object_name(id: u8) -> Option<&'static str> {
 }
 
 /// `ServiceInfo` from the collected answers (raw PDUs, for the record).
-pub(super) fn service_from(port: u16, device: &[(u8, Vec<u8>)], conformity: Option<u8>, id_error: Option<Value>, registers: Vec<Value>) -> ServiceInfo {
+pub(super) fn service_from(
+    port: u16,
+    device: &[(u8, Vec<u8>)],
+    conformity: Option<u8>,
+    id_error: Option<Value>,
+    registers: Vec<Value>,
+) -> ServiceInfo {
     let mut info = ServiceInfo::new(port, "tcp", "modbus");
     let mut named = Map::new();
     let mut raw = Map::new();
@@ -142,13 +165,21 @@ pub(super) fn service_from(port: u16, device: &[(u8, Vec<u8>)], conformity: Opti
 }
 
 /// One request/response on the connection: the answer's PDU.
-async fn ask(stream: &mut TcpStream, transaction: u16, pdu: &[u8], cfg: &ProbeConfig) -> Result<Vec<u8>, String> {
+async fn ask(
+    stream: &mut TcpStream,
+    transaction: u16,
+    pdu: &[u8],
+    cfg: &ProbeConfig,
+) -> Result<Vec<u8>, String> {
     if !conn::send(stream, &frame(transaction, UNIT, pdu), cfg).await {
         return Err("send failed".into());
     }
     let mut buf = Vec::new();
     let deadline = Instant::now() + cfg.read_timeout;
-    conn::read_until(stream, &mut buf, deadline, 512, |b| !matches!(parse_frame(b), Ok(None))).await;
+    conn::read_until(stream, &mut buf, deadline, 512, |b| {
+        !matches!(parse_frame(b), Ok(None))
+    })
+    .await;
     match parse_frame(&buf) {
         Ok(Some((t, _, pdu, _))) if t == transaction => Ok(pdu.to_vec()),
         Ok(Some(_)) => Err("answer to another transaction".into()),
@@ -173,12 +204,21 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
         for _ in 0..8 {
             transaction += 1;
             let asked = Instant::now();
-            let answer = ask(&mut stream, transaction, &[FC_MEI, MEI_DEVICE_ID, read_code, next], cfg).await;
+            let answer = ask(
+                &mut stream,
+                transaction,
+                &[FC_MEI, MEI_DEVICE_ID, read_code, next],
+                cfg,
+            )
+            .await;
             if answer.is_err() && !spoke_modbus && asked.elapsed() >= cfg.read_timeout {
                 // Silent to a well-formed request: not Modbus (or not answering at all).
                 return None;
             }
-            let parsed = answer.as_deref().map_err(|e| e.clone()).and_then(|pdu| parse_device_id(pdu).map_err(str::to_string));
+            let parsed = answer
+                .as_deref()
+                .map_err(|e| e.clone())
+                .and_then(|pdu| parse_device_id(pdu).map_err(str::to_string));
             match parsed {
                 Ok(Answer::Ok(d)) => {
                     spoke_modbus = true;
@@ -225,7 +265,9 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
                     spoke_modbus = true;
                     json!({"start": start, "count": count, "exception": code})
                 }
-                Err(e) => json!({"start": start, "count": count, "error": e, "pdu_hex": hex(&answer)}),
+                Err(e) => {
+                    json!({"start": start, "count": count, "error": e, "pdu_hex": hex(&answer)})
+                }
             },
             Err(e) => json!({"start": start, "count": count, "error": e}),
         };
@@ -242,9 +284,11 @@ mod tests {
 
     /// The lab PLC (pymodbus 3.0.0, Debian 12) answering basic and regular
     /// device identification, registers 0..16, and 100..116 (exception 2).
-    const ID_BASIC: &str = "000100000024012b0e0183000003000f41636d65204175746f6d6174696f6e0104353030300203322e31";
+    const ID_BASIC: &str =
+        "000100000024012b0e0183000003000f41636d65204175746f6d6174696f6e0104353030300203322e31";
     const ID_REGULAR: &str = "00010000004d012b0e0283000006000f41636d65204175746f6d6174696f6e0104353030300203322e310313687474703a2f2f6578616d706c652e6e65742f0408504c4320353030300508504c432035303030";
-    const HR_0: &str = "0002000000230103200064006405aa01470013000000000000000c00220038004e0000000000000001";
+    const HR_0: &str =
+        "0002000000230103200064006405aa01470013000000000000000c00220038004e0000000000000001";
     const HR_100: &str = "000300000003018302";
 
     fn pdu(hexed: &str) -> Vec<u8> {
@@ -256,26 +300,46 @@ mod tests {
 
     #[test]
     fn pymodbus_plc() {
-        let Answer::Ok(basic) = parse_device_id(&pdu(ID_BASIC)).unwrap() else { panic!() };
+        let Answer::Ok(basic) = parse_device_id(&pdu(ID_BASIC)).unwrap() else {
+            panic!()
+        };
         assert_eq!(basic.objects.len(), 3);
-        let Answer::Ok(regular) = parse_device_id(&pdu(ID_REGULAR)).unwrap() else { panic!() };
+        let Answer::Ok(regular) = parse_device_id(&pdu(ID_REGULAR)).unwrap() else {
+            panic!()
+        };
         assert_eq!(regular.conformity, 0x83);
-        let Answer::Ok(values) = parse_registers(&pdu(HR_0)).unwrap() else { panic!() };
+        let Answer::Ok(values) = parse_registers(&pdu(HR_0)).unwrap() else {
+            panic!()
+        };
         assert_eq!(values[..4], [100, 100, 1450, 327]);
-        let Answer::Exception(2) = parse_registers(&pdu(HR_100)).unwrap() else { panic!() };
-        let regs = vec![json!({"start": 0, "count": 16, "values": values}), json!({"start": 100, "count": 16, "exception": 2})];
+        let Answer::Exception(2) = parse_registers(&pdu(HR_100)).unwrap() else {
+            panic!()
+        };
+        let regs = vec![
+            json!({"start": 0, "count": 16, "values": values}),
+            json!({"start": 100, "count": 16, "exception": 2}),
+        ];
         let info = service_from(502, &regular.objects, Some(regular.conformity), None, regs);
         assert_eq!(info.product.as_deref(), Some("PLC 5000"));
         assert_eq!(info.version.as_deref(), Some("2.1"));
         assert_eq!(info.details["vendor"], "Acme Automation");
-        assert_eq!(info.details["device_id"]["vendor_url"], "http://example.net/");
+        assert_eq!(
+            info.details["device_id"]["vendor_url"],
+            "http://example.net/"
+        );
         assert_eq!(info.details["holding_registers"][1]["exception"], 2);
     }
 
     #[test]
     fn requests_we_send() {
-        assert_eq!(hex(&frame(1, 1, &[FC_MEI, MEI_DEVICE_ID, 1, 0])), "000100000005012b0e0100");
-        assert_eq!(hex(&frame(2, 1, &[3, 0, 0, 0, 16])), "000200000006010300000010");
+        assert_eq!(
+            hex(&frame(1, 1, &[FC_MEI, MEI_DEVICE_ID, 1, 0])),
+            "000100000005012b0e0100"
+        );
+        assert_eq!(
+            hex(&frame(2, 1, &[3, 0, 0, 0, 16])),
+            "000200000006010300000010"
+        );
     }
 
     #[test]

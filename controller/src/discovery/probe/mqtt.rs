@@ -65,11 +65,15 @@ pub(super) type Packet<'a> = (u8, &'a [u8], usize);
 /// The control packet at the start of `bytes`: `Ok(None)` if more bytes are
 /// needed, `Err` if the length field is malformed.
 pub(super) fn parse_packet(bytes: &[u8]) -> Result<Option<Packet<'_>>, &'static str> {
-    let Some(&first) = bytes.first() else { return Ok(None) };
+    let Some(&first) = bytes.first() else {
+        return Ok(None);
+    };
     let mut len = 0usize;
     let mut at = 1;
     for shift in 0..4 {
-        let Some(&b) = bytes.get(at) else { return Ok(None) };
+        let Some(&b) = bytes.get(at) else {
+            return Ok(None);
+        };
         at += 1;
         len |= ((b & 0x7f) as usize) << (7 * shift);
         if b & 0x80 == 0 {
@@ -94,7 +98,10 @@ pub(super) fn parse_publish(first: u8, body: &[u8]) -> Option<(String, &[u8])> {
 /// "mosquitto version 2.0.11" → (Mosquitto, 2.0.11); other brokers by name.
 pub(super) fn product_version(sys_version: &str) -> (Option<String>, Option<String>) {
     let lower = sys_version.to_ascii_lowercase();
-    let version = sys_version.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit())).map(str::to_string);
+    let version = sys_version
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_string);
     let product = if lower.contains("mosquitto") {
         "Mosquitto"
     } else if lower.contains("emqx") {
@@ -104,7 +111,10 @@ pub(super) fn product_version(sys_version: &str) -> (Option<String>, Option<Stri
     } else if lower.contains("vernemq") {
         "VerneMQ"
     } else {
-        return (sys_version.split_whitespace().next().map(str::to_string), version);
+        return (
+            sys_version.split_whitespace().next().map(str::to_string),
+            version,
+        );
     };
     (Some(product.to_string()), version)
 }
@@ -190,9 +200,13 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
     }
     let mut buf = Vec::new();
     let deadline = Instant::now() + cfg.read_timeout;
-    conn::read_until(&mut stream, &mut buf, deadline, 64, |b| !matches!(parse_packet(b), Ok(None))).await;
+    conn::read_until(&mut stream, &mut buf, deadline, 64, |b| {
+        !matches!(parse_packet(b), Ok(None))
+    })
+    .await;
     let mut session = Session::default();
-    if !matches!(parse_packet(&buf), Ok(Some((first, body, _))) if first == CONNACK && body.len() == 2) {
+    if !matches!(parse_packet(&buf), Ok(Some((first, body, _))) if first == CONNACK && body.len() == 2)
+    {
         return None;
     }
     session.feed(&mut buf);
@@ -237,12 +251,18 @@ mod tests {
         assert_eq!(info.banner.as_deref(), Some("mosquitto version 2.0.11"));
         assert_eq!(info.details["accepted"], true);
         assert_eq!(info.details["topics"].as_array().unwrap().len(), 3);
-        assert_eq!(info.details["topics"][0], json!({"topic": "$SYS/broker/clients/total", "payload": "0", "encoding": "utf-8"}));
+        assert_eq!(
+            info.details["topics"][0],
+            json!({"topic": "$SYS/broker/clients/total", "payload": "0", "encoding": "utf-8"})
+        );
     }
 
     #[test]
     fn packets_we_send() {
-        assert_eq!(hex(&connect_packet("gemelo-probe")), "101800044d5154540402003c000c67656d656c6f2d70726f6265");
+        assert_eq!(
+            hex(&connect_packet("gemelo-probe")),
+            "101800044d5154540402003c000c67656d656c6f2d70726f6265"
+        );
         assert_eq!(hex(&subscribe_packet(&["#"])), "8206000100012300");
         assert_eq!(frame(0x30, &[0; 200])[..3], [0x30, 0xc8, 0x01]);
     }

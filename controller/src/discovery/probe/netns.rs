@@ -20,7 +20,10 @@ where
     T: Send + 'static,
 {
     if ns.is_empty() || ns.contains('/') || ns == "." || ns == ".." {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("network namespace name {ns:?} is not a name under /run/netns")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("network namespace name {ns:?} is not a name under /run/netns"),
+        ));
     }
     let path = format!("/run/netns/{ns}");
     let name = ns.to_string();
@@ -40,7 +43,9 @@ where
             .map_err(|e| io::Error::new(e.kind(), format!("tokio runtime for network namespace {name}: {e}")))?;
         Ok(runtime.block_on(f()))
     })?;
-    thread.join().map_err(|_| io::Error::other(format!("probe thread in network namespace {ns} panicked")))?
+    thread
+        .join()
+        .map_err(|_| io::Error::other(format!("probe thread in network namespace {ns} panicked")))?
 }
 
 #[cfg(test)]

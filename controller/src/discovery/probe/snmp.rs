@@ -104,7 +104,10 @@ fn integer(v: i64) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let mut start = 0;
     // Minimal two's complement: drop redundant leading 0x00 / 0xff bytes.
-    while start < 7 && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0) || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0)) {
+    while start < 7
+        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
+            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
+    {
         start += 1;
     }
     tlv(INTEGER, &bytes[start..])
@@ -112,7 +115,10 @@ fn integer(v: i64) -> Vec<u8> {
 
 /// BER of a dotted OID; None if it is not one.
 pub(super) fn encode_oid(dotted: &str) -> Option<Vec<u8>> {
-    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().ok()).collect::<Option<_>>()?;
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect::<Option<_>>()?;
     if arcs.len() < 2 || arcs[0] > 2 {
         return None;
     }
@@ -162,7 +168,10 @@ pub(super) fn read_tlv(bytes: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str>
             return Err("BER: unsupported length form");
         }
         let raw = bytes.get(2..2 + n).ok_or("BER: truncated length")?;
-        (raw.iter().fold(0usize, |acc, &b| acc << 8 | b as usize), 2 + n)
+        (
+            raw.iter().fold(0usize, |acc, &b| acc << 8 | b as usize),
+            2 + n,
+        )
     };
     let end = at.checked_add(len).ok_or("BER: length overflow")?;
     let value = bytes.get(at..end).ok_or("BER: truncated value")?;
@@ -192,7 +201,9 @@ fn decode_unsigned(value: &[u8]) -> Result<u64, &'static str> {
     if value.is_empty() || value.len() > 9 {
         return Err("BER: bad unsigned length");
     }
-    Ok(value.iter().fold(0u64, |acc, &b| acc.wrapping_shl(8) | b as u64))
+    Ok(value
+        .iter()
+        .fold(0u64, |acc, &b| acc.wrapping_shl(8) | b as u64))
 }
 
 /// Dotted text of an OID's value bytes.
@@ -218,7 +229,11 @@ pub(super) fn decode_oid(value: &[u8]) -> Result<String, &'static str> {
     if arcs.is_empty() {
         return Err("BER: empty OID");
     }
-    Ok(arcs.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+    Ok(arcs
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join("."))
 }
 
 fn decode_value(tag: u8, value: &[u8]) -> Result<Value, &'static str> {
@@ -299,18 +314,36 @@ pub(super) fn enterprise_product(sys_object_id: &str) -> Option<&'static str> {
 }
 
 /// `ServiceInfo` from the system-group answer and the optional version answer.
-pub(super) fn service_from(community: &str, system: &Response, version: Option<&Response>) -> ServiceInfo {
+pub(super) fn service_from(
+    community: &str,
+    system: &Response,
+    version: Option<&Response>,
+) -> ServiceInfo {
     let mut info = ServiceInfo::new(161, "udp", "snmp");
-    let get = |r: &Response, oid: &str| r.varbinds.iter().find(|(o, _)| o == oid).map(|(_, v)| v.clone());
+    let get = |r: &Response, oid: &str| {
+        r.varbinds
+            .iter()
+            .find(|(o, _)| o == oid)
+            .map(|(_, v)| v.clone())
+    };
     let text = |oid: &str| get(system, oid).and_then(|v| v.text());
     let object_id = text(SYS_OBJECT_ID);
-    info.product = object_id.as_deref().and_then(enterprise_product).map(str::to_string);
+    info.product = object_id
+        .as_deref()
+        .and_then(enterprise_product)
+        .map(str::to_string);
     if info.product.as_deref() == Some("net-snmp") {
-        info.version = version.and_then(|r| get(r, NET_SNMP_VERSION)).and_then(|v| v.text());
+        info.version = version
+            .and_then(|r| get(r, NET_SNMP_VERSION))
+            .and_then(|v| v.text());
     }
     info.banner = text(SYS_DESCR);
-    let all: serde_json::Map<_, _> =
-        system.varbinds.iter().chain(version.map(|r| r.varbinds.iter()).into_iter().flatten()).map(|(o, v)| (o.clone(), v.to_json())).collect();
+    let all: serde_json::Map<_, _> = system
+        .varbinds
+        .iter()
+        .chain(version.map(|r| r.varbinds.iter()).into_iter().flatten())
+        .map(|(o, v)| (o.clone(), v.to_json()))
+        .collect();
     let uptime = match get(system, SYS_UPTIME) {
         Some(Value::TimeTicks(t)) => Some(t),
         _ => None,
@@ -334,20 +367,38 @@ pub(super) fn service_from(community: &str, system: &Response, version: Option<&
 fn next_request_id() -> i32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    ((nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9)) & 0x7fff_ffff) as i32
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    ((nanos
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9))
+        & 0x7fff_ffff) as i32
 }
 
 /// One GET with one retry; the matching response or None.
-async fn get(socket: &UdpSocket, agent: SocketAddr, community: &str, oids: &[&str], cfg: &ProbeConfig) -> Option<Response> {
+async fn get(
+    socket: &UdpSocket,
+    agent: SocketAddr,
+    community: &str,
+    oids: &[&str],
+    cfg: &ProbeConfig,
+) -> Option<Response> {
     let wait = (cfg.read_timeout / 2).max(Duration::from_millis(300));
     for _attempt in 0..2 {
         let id = next_request_id();
         conn::rate_limit(cfg).await;
-        socket.send_to(&get_request(community, id, oids), agent).await.ok()?;
+        socket
+            .send_to(&get_request(community, id, oids), agent)
+            .await
+            .ok()?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut buf = vec![0u8; 65535];
-        while let Ok(Ok((n, from))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        while let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+        {
             if from != agent {
                 continue;
             }
@@ -362,13 +413,24 @@ async fn get(socket: &UdpSocket, agent: SocketAddr, community: &str, oids: &[&st
 }
 
 /// The system group (and net-snmp's version) of the agent at `agent`.
-pub(super) async fn probe(agent: SocketAddr, community: &str, cfg: &ProbeConfig) -> Option<ServiceInfo> {
+pub(super) async fn probe(
+    agent: SocketAddr,
+    community: &str,
+    cfg: &ProbeConfig,
+) -> Option<ServiceInfo> {
     let local: SocketAddr = match agent.ip() {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(local).await.ok()?;
-    let oids = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_CONTACT, SYS_NAME, SYS_LOCATION];
+    let oids = [
+        SYS_DESCR,
+        SYS_OBJECT_ID,
+        SYS_UPTIME,
+        SYS_CONTACT,
+        SYS_NAME,
+        SYS_LOCATION,
+    ];
     let system = get(&socket, agent, community, &oids, cfg).await?;
     let version = get(&socket, agent, community, &[NET_SNMP_VERSION], cfg).await;
     let mut info = service_from(community, &system, version.as_ref());
@@ -389,7 +451,14 @@ mod tests {
 
     #[test]
     fn request_matches_net_snmp_client() {
-        let oids = [SYS_DESCR, SYS_NAME, SYS_OBJECT_ID, SYS_CONTACT, SYS_LOCATION, SYS_UPTIME];
+        let oids = [
+            SYS_DESCR,
+            SYS_NAME,
+            SYS_OBJECT_ID,
+            SYS_CONTACT,
+            SYS_LOCATION,
+            SYS_UPTIME,
+        ];
         assert_eq!(get_request("public", 0x282ba43c, &oids), unhex(REQUEST));
     }
 
@@ -399,11 +468,20 @@ mod tests {
         assert_eq!(r.request_id, 0x282ba43c);
         assert_eq!(r.varbinds.len(), 6);
         let v = parse_response(&unhex(VERSION_RESPONSE)).unwrap();
-        assert_eq!(v.varbinds[1], ("1.3.6.1.2.1.1.9.9.0".to_string(), Value::Other(0x80, vec![])));
+        assert_eq!(
+            v.varbinds[1],
+            (
+                "1.3.6.1.2.1.1.9.9.0".to_string(),
+                Value::Other(0x80, vec![])
+            )
+        );
         let info = service_from("public", &r, Some(&v));
         assert_eq!(info.product.as_deref(), Some("net-snmp"));
         assert_eq!(info.version.as_deref(), Some("5.9.3"));
-        assert_eq!(info.banner.as_deref(), Some("Linux vm 6.18.44-fc-v595 #1 SMP PREEMPT_DYNAMIC @0 x86_64"));
+        assert_eq!(
+            info.banner.as_deref(),
+            Some("Linux vm 6.18.44-fc-v595 #1 SMP PREEMPT_DYNAMIC @0 x86_64")
+        );
         assert_eq!(info.details["sys_name"], "plc-gw-01");
         assert_eq!(info.details["sys_object_id"], "1.3.6.1.4.1.8072.3.2.10");
         assert_eq!(info.details["sys_uptime_ticks"], 3914);
@@ -419,7 +497,10 @@ mod tests {
         let long = tlv(OCTET_STRING, &[b'x'; 300]);
         assert_eq!(long[..4], [4, 0x82, 1, 44]);
         assert_eq!(read_tlv(&long).unwrap().1.len(), 300);
-        assert_eq!(decode_oid(&encode_oid("1.3.6.1.4.1.2021.100.2.0").unwrap()[2..]).unwrap(), "1.3.6.1.4.1.2021.100.2.0");
+        assert_eq!(
+            decode_oid(&encode_oid("1.3.6.1.4.1.2021.100.2.0").unwrap()[2..]).unwrap(),
+            "1.3.6.1.4.1.2021.100.2.0"
+        );
         assert_eq!(enterprise_product("1.3.6.1.4.1.9.1.516"), Some("Cisco"));
     }
 

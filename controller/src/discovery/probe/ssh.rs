@@ -83,7 +83,9 @@ pub(super) fn product_version(ident: &Ident) -> (String, Option<String>) {
     let (product, version) = match ident.software.split_once('_') {
         Some((p, v)) => (p.to_string(), Some(v.to_string())),
         None => match ident.software.split_once('-') {
-            Some((p, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => (p.to_string(), Some(v.to_string())),
+            Some((p, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => {
+                (p.to_string(), Some(v.to_string()))
+            }
             _ => (ident.software.clone(), None),
         },
     };
@@ -128,20 +130,39 @@ pub(super) fn parse_kexinit(payload: &[u8]) -> Result<KexInit, &'static str> {
     if payload.first() != Some(&MSG_KEXINIT) {
         return Err("not a KEXINIT");
     }
-    let cookie: [u8; 16] = payload.get(1..17).ok_or("KEXINIT truncated in cookie")?.try_into().map_err(|_| "cookie")?;
+    let cookie: [u8; 16] = payload
+        .get(1..17)
+        .ok_or("KEXINIT truncated in cookie")?
+        .try_into()
+        .map_err(|_| "cookie")?;
     let mut at = 17;
     let mut lists = Vec::with_capacity(10);
     for _ in 0..10 {
-        let len_bytes = payload.get(at..at + 4).ok_or("KEXINIT truncated in a name-list length")?;
+        let len_bytes = payload
+            .get(at..at + 4)
+            .ok_or("KEXINIT truncated in a name-list length")?;
         let len = u32::from_be_bytes(len_bytes.try_into().map_err(|_| "len")?) as usize;
         at += 4;
-        let raw = payload.get(at..at.checked_add(len).ok_or("overflow")?).ok_or("KEXINIT truncated in a name-list")?;
+        let raw = payload
+            .get(at..at.checked_add(len).ok_or("overflow")?)
+            .ok_or("KEXINIT truncated in a name-list")?;
         at += len;
         let text = String::from_utf8_lossy(raw);
-        lists.push(if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() });
+        lists.push(if text.is_empty() {
+            Vec::new()
+        } else {
+            text.split(',').map(str::to_string).collect()
+        });
     }
-    let first_kex_packet_follows = *payload.get(at).ok_or("KEXINIT truncated at first_kex_packet_follows")? != 0;
-    Ok(KexInit { cookie, lists, first_kex_packet_follows })
+    let first_kex_packet_follows = *payload
+        .get(at)
+        .ok_or("KEXINIT truncated at first_kex_packet_follows")?
+        != 0;
+    Ok(KexInit {
+        cookie,
+        lists,
+        first_kex_packet_follows,
+    })
 }
 
 /// `ServiceInfo` from the bytes the server sent (id line, then its packets).
@@ -182,17 +203,28 @@ pub(super) fn looks_like_pre_banner(first: &[u8]) -> bool {
 }
 
 /// Completes the exchange on a connection whose first bytes are `first`.
-pub(super) async fn exchange(mut stream: TcpStream, first: Vec<u8>, port: u16, cfg: &ProbeConfig) -> ServiceInfo {
+pub(super) async fn exchange(
+    mut stream: TcpStream,
+    first: Vec<u8>,
+    port: u16,
+    cfg: &ProbeConfig,
+) -> ServiceInfo {
     let deadline = Instant::now() + cfg.read_timeout;
     let mut buf = first;
-    conn::read_until(&mut stream, &mut buf, deadline, 8192, |b| parse_ident(b).is_some()).await;
+    conn::read_until(&mut stream, &mut buf, deadline, 8192, |b| {
+        parse_ident(b).is_some()
+    })
+    .await;
     let Some(ident) = parse_ident(&buf) else {
         return super::unknown_with(port, &buf, "banner");
     };
     conn::send(&mut stream, CLIENT_ID, cfg).await;
     let mut rest = ident.rest.clone();
     let deadline = Instant::now() + cfg.read_timeout.max(Duration::from_millis(500));
-    conn::read_until(&mut stream, &mut rest, deadline, 300 * 1024, |b| !matches!(parse_packet(b), Ok(None))).await;
+    conn::read_until(&mut stream, &mut rest, deadline, 300 * 1024, |b| {
+        !matches!(parse_packet(b), Ok(None))
+    })
+    .await;
     let kexinit = match parse_packet(&rest) {
         Ok(Some((payload, _))) => Some(payload.to_vec()),
         _ => None,
@@ -215,14 +247,30 @@ mod tests {
         let ident = parse_ident(&bytes).unwrap();
         assert_eq!(ident.line, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10");
         assert_eq!(ident.proto_version, "2.0");
-        assert_eq!(product_version(&ident), ("OpenSSH".into(), Some("9.2p1 Debian 2+deb12u10".into())));
+        assert_eq!(
+            product_version(&ident),
+            ("OpenSSH".into(), Some("9.2p1 Debian 2+deb12u10".into()))
+        );
         let (payload, used) = parse_packet(&ident.rest).unwrap().unwrap();
         assert_eq!(used, ident.rest.len());
         let info = service_from(22, &ident, Some(payload));
-        assert_eq!(info.details["server_host_key_algorithms"], json!(["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"]));
+        assert_eq!(
+            info.details["server_host_key_algorithms"],
+            json!(["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"])
+        );
         assert_eq!(info.details["kex_algorithms"][0], "sntrup761x25519-sha512");
-        assert_eq!(info.details["kex_algorithms"].as_array().unwrap().last().unwrap(), "kex-strict-s-v00@openssh.com");
-        assert_eq!(info.details["compression_algorithms_server_to_client"], json!(["none", "zlib@openssh.com"]));
+        assert_eq!(
+            info.details["kex_algorithms"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap(),
+            "kex-strict-s-v00@openssh.com"
+        );
+        assert_eq!(
+            info.details["compression_algorithms_server_to_client"],
+            json!(["none", "zlib@openssh.com"])
+        );
         assert_eq!(info.details["languages_client_to_server"], json!([]));
         assert_eq!(info.details["first_kex_packet_follows"], false);
     }
@@ -230,13 +278,22 @@ mod tests {
     #[test]
     fn other_servers_and_pre_banner() {
         let ident = parse_ident(b"SSH-2.0-dropbear_2022.83\r\n").unwrap();
-        assert_eq!(product_version(&ident), ("dropbear".into(), Some("2022.83".into())));
+        assert_eq!(
+            product_version(&ident),
+            ("dropbear".into(), Some("2022.83".into()))
+        );
         let ident = parse_ident(b"Welcome\r\nSSH-2.0-Cisco-1.25\r\n").unwrap();
         assert_eq!(ident.pre_banner, vec!["Welcome".to_string()]);
-        assert_eq!(product_version(&ident), ("Cisco".into(), Some("1.25".into())));
+        assert_eq!(
+            product_version(&ident),
+            ("Cisco".into(), Some("1.25".into()))
+        );
         let ident = parse_ident(b"SSH-1.99-OpenSSH_3.9p1\n").unwrap();
         assert_eq!(ident.proto_version, "1.99");
-        assert!(parse_ident(b"SSH-2.0-OpenSSH_9.2p1").is_none(), "needs a whole line");
+        assert!(
+            parse_ident(b"SSH-2.0-OpenSSH_9.2p1").is_none(),
+            "needs a whole line"
+        );
     }
 
     #[test]

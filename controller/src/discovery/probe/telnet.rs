@@ -20,7 +20,10 @@ const SB: u8 = 250;
 const SE: u8 = 240;
 
 /// Known first negotiations → product. inetutils-telnetd 2.4 (Debian 12) under inetd.
-const FINGERPRINTS: &[(&str, &str)] = &[("fffb25fffb26fffd18fffd20fffd23fffd27fffd24", "inetutils telnetd")];
+const FINGERPRINTS: &[(&str, &str)] = &[(
+    "fffb25fffb26fffd18fffd20fffd23fffd27fffd24",
+    "inetutils telnetd",
+)];
 
 /// A server's bytes split into option commands and the text a user sees.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -119,7 +122,10 @@ pub(super) fn service_from(port: u16, first: &[u8], all: &[u8]) -> ServiceInfo {
     let first_iac = leading_negotiation(first);
     let s = split(all);
     let fp = hex(first_iac);
-    info.product = FINGERPRINTS.iter().find(|(h, _)| *h == fp).map(|(_, p)| p.to_string());
+    info.product = FINGERPRINTS
+        .iter()
+        .find(|(h, _)| *h == fp)
+        .map(|(_, p)| p.to_string());
     let text = String::from_utf8_lossy(&s.text).into_owned();
     info.details = json!({
         "negotiation_hex": fp,
@@ -132,7 +138,12 @@ pub(super) fn service_from(port: u16, first: &[u8], all: &[u8]) -> ServiceInfo {
 }
 
 /// Negotiates (refusing everything) until a prompt or the timeout.
-pub(super) async fn exchange(mut stream: TcpStream, first: Vec<u8>, port: u16, cfg: &ProbeConfig) -> ServiceInfo {
+pub(super) async fn exchange(
+    mut stream: TcpStream,
+    first: Vec<u8>,
+    port: u16,
+    cfg: &ProbeConfig,
+) -> ServiceInfo {
     let mut all = first.clone();
     let mut answered = 0; // commands already answered
     let deadline = Instant::now() + cfg.read_timeout.max(Duration::from_millis(1500));
@@ -181,7 +192,10 @@ mod tests {
         assert_eq!(refusals(&s.commands)[..6], [IAC, DONT, 37, IAC, DONT, 38]);
         let info = service_from(23, &first, &all);
         assert_eq!(info.product.as_deref(), Some("inetutils telnetd"));
-        assert_eq!(info.banner.as_deref(), Some("\r\nLinux 6.18.44-fc-v595 (vm) (pts/0)\r\n\r\nvm login: "));
+        assert_eq!(
+            info.banner.as_deref(),
+            Some("\r\nLinux 6.18.44-fc-v595 (vm) (pts/0)\r\n\r\nvm login: ")
+        );
         assert_eq!(info.details["negotiation_hex"], BURSTS[0]);
         assert_eq!(info.details["prompt_seen"], true);
     }

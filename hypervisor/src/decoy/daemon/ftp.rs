@@ -9,7 +9,10 @@ pub const VSFTPD: &str = "/usr/sbin/vsftpd";
 
 /// `ftpd_banner` for a captured greeting: `Ok(None)` for vsftpd's default, `Err` if vsftpd cannot say it.
 pub fn banner_option(greeting: &str) -> Result<Option<String>, &'static str> {
-    let line = greeting.strip_suffix("\r\n").or_else(|| greeting.strip_suffix('\n')).unwrap_or(greeting);
+    let line = greeting
+        .strip_suffix("\r\n")
+        .or_else(|| greeting.strip_suffix('\n'))
+        .unwrap_or(greeting);
     if line.contains('\n') {
         return Err("a multi-line greeting");
     }
@@ -55,7 +58,14 @@ pub fn launch(cx: &Context, spec: &DecoySpec) -> Option<Launch> {
         name: "vsftpd".into(),
         argv: super::sh(script),
         env: vec![],
-        files: vec![(conf, text.into_bytes(), 0o644), (cx.path("ftp/pub/README.txt"), format!("{} file share\n", cx.host.hostname).into_bytes(), 0o644)],
+        files: vec![
+            (conf, text.into_bytes(), 0o644),
+            (
+                cx.path("ftp/pub/README.txt"),
+                format!("{} file share\n", cx.host.hostname).into_bytes(),
+                0o644,
+            ),
+        ],
         listens: vec![("tcp".into(), spec.port)],
     })
 }
@@ -69,14 +79,27 @@ mod tests {
     #[test]
     fn greetings() {
         assert_eq!(banner_option("220 (vsFTPd 3.0.3)\r\n"), Ok(None));
-        assert_eq!(banner_option("220 Plant file server\r\n"), Ok(Some("Plant file server".into())));
+        assert_eq!(
+            banner_option("220 Plant file server\r\n"),
+            Ok(Some("Plant file server".into()))
+        );
         assert!(banner_option("220-Welcome\r\n220 ready\r\n").is_err());
-        let mut host = host_with("ftp", 21, "vsftpd", json!({"greeting_hex": "323230202876734654506420332e302e33290d0a"}));
+        let mut host = host_with(
+            "ftp",
+            21,
+            "vsftpd",
+            json!({"greeting_hex": "323230202876734654506420332e302e33290d0a"}),
+        );
         host.services[0].banner = Some("220 (vsFTPd 3.0.3)\r\n".into());
         let cx = context_for(&host);
         let c = config(&cx, &host.services[0]).unwrap();
-        assert!(c.contains("listen_port=21\n") && !c.contains("ftpd_banner"), "{c}");
+        assert!(
+            c.contains("listen_port=21\n") && !c.contains("ftpd_banner"),
+            "{c}"
+        );
         host.services[0].banner = Some("220 ACME FTP\r\n".into());
-        assert!(config(&context_for(&host), &host.services[0]).unwrap().ends_with("ftpd_banner=ACME FTP\n"));
+        assert!(config(&context_for(&host), &host.services[0])
+            .unwrap()
+            .ends_with("ftpd_banner=ACME FTP\n"));
     }
 }

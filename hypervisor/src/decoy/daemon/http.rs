@@ -13,7 +13,16 @@ use crate::plan::DecoySpec;
 pub const LIGHTTPD: &str = "/usr/sbin/lighttpd";
 
 fn header<'a>(d: &'a Value, name: &str) -> Option<&'a str> {
-    d.get("headers")?.as_array()?.iter().find(|h| h.get(0).and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name)))?.get(1)?.as_str()
+    d.get("headers")?
+        .as_array()?
+        .iter()
+        .find(|h| {
+            h.get(0)
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })?
+        .get(1)?
+        .as_str()
 }
 
 /// lighttpd.conf from the captured details; `None` if lighttpd cannot answer that status.
@@ -28,7 +37,10 @@ pub fn config(cx: &Context, spec: &DecoySpec) -> Option<String> {
         301 | 302 | 303 | 307 | 308 => {
             let location = header(d, "Location")?;
             modules.push("\"mod_redirect\"");
-            extra.push_str(&format!("url.redirect = (\"^/$\" => \"{}\")\nurl.redirect-code = {status}\n", q(location)));
+            extra.push_str(&format!(
+                "url.redirect = (\"^/$\" => \"{}\")\nurl.redirect-code = {status}\n",
+                q(location)
+            ));
         }
         403 => {
             modules.push("\"mod_access\"");
@@ -60,7 +72,9 @@ pub fn config(cx: &Context, spec: &DecoySpec) -> Option<String> {
 /// The captured body bytes.
 pub fn body(d: &Value) -> Vec<u8> {
     match (s(d, "body"), s(d, "body_encoding")) {
-        (Some(b), Some("base64")) => base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default(),
+        (Some(b), Some("base64")) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .unwrap_or_default(),
         (Some(b), _) => b.as_bytes().to_vec(),
         _ => Vec::new(),
     }
@@ -74,14 +88,24 @@ pub fn launch(cx: &Context, spec: &DecoySpec) -> Option<Launch> {
     let mut script = format!("set -e\n: > {log}\nchown www-data:www-data {log}\n");
     if let Some(lm) = header(&spec.details, "Last-Modified") {
         // lighttpd sends the file's mtime as Last-Modified.
-        script.push_str(&format!("touch -d {} {} || true\n", shq(lm), shq(&index.display().to_string())));
+        script.push_str(&format!(
+            "touch -d {} {} || true\n",
+            shq(lm),
+            shq(&index.display().to_string())
+        ));
     }
-    script.push_str(&format!("exec {LIGHTTPD} -D -f {}\n", shq(&conf.display().to_string())));
+    script.push_str(&format!(
+        "exec {LIGHTTPD} -D -f {}\n",
+        shq(&conf.display().to_string())
+    ));
     Some(Launch {
         name: "lighttpd".into(),
         argv: super::sh(script),
         env: vec![],
-        files: vec![(conf, conf_text.into_bytes(), 0o644), (index, body(&spec.details), 0o644)],
+        files: vec![
+            (conf, conf_text.into_bytes(), 0o644),
+            (index, body(&spec.details), 0o644),
+        ],
         listens: vec![("tcp".into(), spec.port)],
     })
 }
@@ -106,8 +130,13 @@ server.errorlog = \"/tmp/gemelo-x/web1/lighttpd-error.log\"\nserver.tag = \"ligh
 mimetype.assign = (\"\" => \"text/html\")\n"
         );
         let l = launch(&cx, &host.services[0]).unwrap();
-        assert_eq!(l.files[1].1, b"<html><head><title>Plant HMI</title></head><body>hello</body></html>\n");
-        assert!(l.argv[2].contains("touch -d 'Wed, 25 Nov 2026 18:40:34 GMT' '/tmp/gemelo-x/web1/www/index.html'"));
+        assert_eq!(
+            l.files[1].1,
+            b"<html><head><title>Plant HMI</title></head><body>hello</body></html>\n"
+        );
+        assert!(l.argv[2].contains(
+            "touch -d 'Wed, 25 Nov 2026 18:40:34 GMT' '/tmp/gemelo-x/web1/www/index.html'"
+        ));
     }
 
     #[test]
@@ -117,7 +146,12 @@ mimetype.assign = (\"\" => \"text/html\")\n"
         let cx = context_for(&host);
         let c = config(&cx, &host.services[0]).unwrap();
         assert!(c.ends_with("server.modules += (\"mod_redirect\")\nurl.redirect = (\"^/$\" => \"/login.html\")\nurl.redirect-code = 302\n"), "{c}");
-        let teapot = host_with("http", 80, "lighttpd", json!({"status": 418, "headers": []}));
+        let teapot = host_with(
+            "http",
+            80,
+            "lighttpd",
+            json!({"status": 418, "headers": []}),
+        );
         assert!(config(&context_for(&teapot), &teapot.services[0]).is_none());
     }
 }

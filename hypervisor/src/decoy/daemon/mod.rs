@@ -19,13 +19,20 @@ use super::{Context, DecoyError, Installed, Launch};
 use crate::plan::DecoySpec;
 
 /// The launch(es) that run `product` for `spec`, or `None` when it must be emulated.
-pub fn for_spec(cx: &Context, spec: &DecoySpec, product: &str, installed: &Installed) -> Result<Option<Vec<Launch>>, DecoyError> {
+pub fn for_spec(
+    cx: &Context,
+    spec: &DecoySpec,
+    product: &str,
+    installed: &Installed,
+) -> Result<Option<Vec<Launch>>, DecoyError> {
     let p = product.to_ascii_lowercase();
     Ok(match (spec.name.as_str(), p.as_str()) {
         ("ssh", "openssh") => ssh::launch(cx, spec, installed).map(|l| vec![l]),
         ("http", "lighttpd") if installed.lighttpd => http::launch(cx, spec).map(|l| vec![l]),
         ("ftp", "vsftpd") if installed.vsftpd => ftp::launch(cx, spec).map(|l| vec![l]),
-        ("telnet", "inetutils telnetd") if installed.telnetd => Some(vec![telnet::launch(cx, spec)]),
+        ("telnet", "inetutils telnetd") if installed.telnetd => {
+            Some(vec![telnet::launch(cx, spec)])
+        }
         ("snmp", "net-snmp") if installed.snmpd => Some(vec![snmp::launch(cx, spec)]),
         ("mqtt", "mosquitto") if installed.mosquitto => Some(mqtt::launches(cx, spec)),
         _ => None,
@@ -40,7 +47,9 @@ pub(crate) fn sh(script: String) -> Vec<String> {
 /// The same in a private mount namespace (for scripts that bind-mount over
 /// `/etc`): `unshare` execs the shell, so the pid stays the daemon's.
 pub(crate) fn sh_private_mounts(script: String) -> Vec<String> {
-    let mut argv: Vec<String> = ["/usr/bin/unshare", "-m", "--propagation", "private"].map(str::to_string).to_vec();
+    let mut argv: Vec<String> = ["/usr/bin/unshare", "-m", "--propagation", "private"]
+        .map(str::to_string)
+        .to_vec();
     argv.extend(sh(script));
     argv
 }

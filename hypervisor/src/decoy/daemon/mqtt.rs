@@ -32,7 +32,9 @@ pub fn topics(d: &Value) -> Vec<(String, Vec<u8>)> {
             }
             let payload = t.get("payload")?.as_str()?;
             let bytes = match t.get("encoding").and_then(Value::as_str) {
-                Some("base64") => base64::engine::general_purpose::STANDARD.decode(payload).ok()?,
+                Some("base64") => base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .ok()?,
                 _ => payload.as_bytes().to_vec(),
             };
             // An empty retained message deletes a topic: nothing to show.
@@ -55,11 +57,16 @@ pub fn launches(cx: &Context, spec: &DecoySpec) -> Vec<Launch> {
         return vec![broker];
     }
     let mut files = Vec::new();
-    let mut script = String::from("# Waits for the broker, publishes each captured topic retained, exits.\n");
+    let mut script =
+        String::from("# Waits for the broker, publishes each captured topic retained, exits.\n");
     let port = spec.port;
     for (i, (topic, payload)) in topics.iter().enumerate() {
         let file = cx.path(&format!("mqtt/{i}.payload"));
-        let publish = format!("{MOSQUITTO_PUB} -h 127.0.0.1 -p {port} -q 1 -r -t {} -f {}", shq(topic), shq(&file.display().to_string()));
+        let publish = format!(
+            "{MOSQUITTO_PUB} -h 127.0.0.1 -p {port} -q 1 -r -t {} -f {}",
+            shq(topic),
+            shq(&file.display().to_string())
+        );
         if i == 0 {
             script.push_str(&format!("n=0\nuntil {publish} 2>/dev/null; do\n  n=$((n + 1)); [ $n -lt 100 ] || exit 1; sleep 0.1\ndone\n"));
         } else {
@@ -67,7 +74,13 @@ pub fn launches(cx: &Context, spec: &DecoySpec) -> Vec<Launch> {
         }
         files.push((file, payload.clone(), 0o644));
     }
-    let retain = Launch { name: "mqtt-retain".into(), argv: super::sh(script), env: vec![], files, listens: vec![] };
+    let retain = Launch {
+        name: "mqtt-retain".into(),
+        argv: super::sh(script),
+        env: vec![],
+        files,
+        listens: vec![],
+    };
     vec![broker, retain]
 }
 
@@ -91,7 +104,8 @@ mod tests {
         assert_eq!(std::str::from_utf8(&l[0].files[0].1).unwrap(), "# gemelo twin host web1: mosquitto as discovery saw it\nlistener 1883 0.0.0.0\nallow_anonymous true\npersistence false\nlog_dest stderr\n");
         assert_eq!(l[1].files.len(), 2);
         assert_eq!(l[1].files[1].1, vec![0xff, 0]);
-        assert!(l[1].argv[2].contains("-r -t 'plant/line1/temp' -f '/tmp/gemelo-x/web1/mqtt/0.payload'"));
+        assert!(l[1].argv[2]
+            .contains("-r -t 'plant/line1/temp' -f '/tmp/gemelo-x/web1/mqtt/0.payload'"));
         assert!(l[1].listens.is_empty());
     }
 }

@@ -10,12 +10,20 @@ pub const SNMPD: &str = "/usr/sbin/snmpd";
 
 pub fn config(cx: &Context, spec: &DecoySpec) -> String {
     let d = &spec.details;
-    let community = s(d, "community").filter(|c| !c.is_empty() && !c.contains(char::is_whitespace)).unwrap_or("public");
+    let community = s(d, "community")
+        .filter(|c| !c.is_empty() && !c.contains(char::is_whitespace))
+        .unwrap_or("public");
     let mut c = format!(
         "# gemelo twin host {}: snmpd as discovery saw it\nagentaddress udp:0.0.0.0:{}\nrocommunity {community}\n",
         cx.host.name, spec.port
     );
-    for (option, key) in [("sysName", "sys_name"), ("sysDescr", "sys_descr"), ("sysContact", "sys_contact"), ("sysLocation", "sys_location"), ("sysObjectID", "sys_object_id")] {
+    for (option, key) in [
+        ("sysName", "sys_name"),
+        ("sysDescr", "sys_descr"),
+        ("sysContact", "sys_contact"),
+        ("sysLocation", "sys_location"),
+        ("sysObjectID", "sys_object_id"),
+    ] {
         if let Some(v) = s(d, key) {
             c.push_str(&format!("{option} {}\n", one_line(v)));
         }
@@ -35,7 +43,10 @@ pub fn launch(cx: &Context, spec: &DecoySpec) -> Launch {
     Launch {
         name: "snmpd".into(),
         argv: super::sh(script),
-        env: vec![("SNMP_PERSISTENT_DIR".into(), cx.p("snmp")), ("MIBS".into(), String::new())],
+        env: vec![
+            ("SNMP_PERSISTENT_DIR".into(), cx.p("snmp")),
+            ("MIBS".into(), String::new()),
+        ],
         files: vec![(conf, config(cx, spec).into_bytes(), 0o644)],
         listens: vec![("udp".into(), spec.port)],
     }
@@ -64,6 +75,9 @@ sysObjectID 1.3.6.1.4.1.8072.3.2.10\nsmuxsocket 127.0.0.1\n"
         );
         let l = launch(&cx, &host.services[0]);
         assert_eq!(l.listens, vec![("udp".to_string(), 161)]);
-        assert!(l.env.contains(&("SNMP_PERSISTENT_DIR".to_string(), "/tmp/gemelo-x/web1/snmp".to_string())));
+        assert!(l.env.contains(&(
+            "SNMP_PERSISTENT_DIR".to_string(),
+            "/tmp/gemelo-x/web1/snmp".to_string()
+        )));
     }
 }

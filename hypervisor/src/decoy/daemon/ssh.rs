@@ -14,7 +14,12 @@ use crate::plan::DecoySpec;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 /// Names sshd appends to KEXINIT itself (not configurable algorithms).
-const PSEUDO_ALGORITHMS: [&str; 4] = ["ext-info-s", "ext-info-c", "kex-strict-s-v00@openssh.com", "kex-strict-c-v00@openssh.com"];
+const PSEUDO_ALGORITHMS: [&str; 4] = [
+    "ext-info-s",
+    "ext-info-c",
+    "kex-strict-s-v00@openssh.com",
+    "kex-strict-c-v00@openssh.com",
+];
 
 /// Host key files to generate: (ssh-keygen type, bits).
 pub fn key_types(host_key_algorithms: &[String]) -> Vec<(&'static str, Option<u32>)> {
@@ -45,7 +50,10 @@ fn key_file(cx: &Context, kind: &str) -> String {
 /// sshd_config from the captured details.
 pub fn config(cx: &Context, spec: &DecoySpec) -> String {
     let d = &spec.details;
-    let mut c = format!("# gemelo twin host {}: sshd as discovery saw it\nPort {}\nListenAddress 0.0.0.0\n", cx.host.name, spec.port);
+    let mut c = format!(
+        "# gemelo twin host {}: sshd as discovery saw it\nPort {}\nListenAddress 0.0.0.0\n",
+        cx.host.name, spec.port
+    );
     let hostkey_algs = list(d, "server_host_key_algorithms");
     for (kind, _) in key_types(&hostkey_algs) {
         c.push_str(&format!("HostKey {}\n", key_file(cx, kind)));
@@ -57,7 +65,10 @@ pub fn config(cx: &Context, spec: &DecoySpec) -> String {
         c.push_str(&format!("VersionAddendum {}\n", one_line(comment)));
     }
     let algs = |key: &str| -> Option<String> {
-        let l: Vec<String> = list(d, key).into_iter().filter(|a| !PSEUDO_ALGORITHMS.contains(&a.as_str())).collect();
+        let l: Vec<String> = list(d, key)
+            .into_iter()
+            .filter(|a| !PSEUDO_ALGORITHMS.contains(&a.as_str()))
+            .collect();
         (!l.is_empty()).then(|| l.join(","))
     };
     for (option, key) in [
@@ -100,7 +111,10 @@ pub fn launch(cx: &Context, spec: &DecoySpec, installed: &Installed) -> Option<L
         ));
     }
     script.push_str(&crate::decoy::persona::setup_script(cx));
-    script.push_str(&format!("exec {SSHD} -D -e -f {}\n", shq(&conf.display().to_string())));
+    script.push_str(&format!(
+        "exec {SSHD} -D -e -f {}\n",
+        shq(&conf.display().to_string())
+    ));
     Some(Launch {
         name: "sshd".into(),
         argv: super::sh_private_mounts(script),
@@ -155,18 +169,40 @@ AllowTcpForwarding no\nAllowStreamLocalForwarding no\nAllowAgentForwarding no\nP
 
     #[test]
     fn key_types_and_release_check() {
-        let algs: Vec<String> = ["ecdsa-sha2-nistp384", "rsa-sha2-512", "ssh-ed25519", "rsa-sha2-256"].map(String::from).to_vec();
-        assert_eq!(key_types(&algs), vec![("ecdsa", Some(384)), ("rsa", Some(3072)), ("ed25519", None)]);
+        let algs: Vec<String> = [
+            "ecdsa-sha2-nistp384",
+            "rsa-sha2-512",
+            "ssh-ed25519",
+            "rsa-sha2-256",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            key_types(&algs),
+            vec![("ecdsa", Some(384)), ("rsa", Some(3072)), ("ed25519", None)]
+        );
         let host = host_with("ssh", 22, "OpenSSH", openssh_details());
         let cx = context_for(&host);
-        let other = Installed { sshd_software: Some("OpenSSH_8.4p1".into()), ..Installed::default() };
-        assert!(launch(&cx, &host.services[0], &other).is_none(), "another release is emulated");
-        let same = Installed { sshd_software: Some("OpenSSH_9.2p1".into()), ..Installed::default() };
+        let other = Installed {
+            sshd_software: Some("OpenSSH_8.4p1".into()),
+            ..Installed::default()
+        };
+        assert!(
+            launch(&cx, &host.services[0], &other).is_none(),
+            "another release is emulated"
+        );
+        let same = Installed {
+            sshd_software: Some("OpenSSH_9.2p1".into()),
+            ..Installed::default()
+        };
         let l = launch(&cx, &host.services[0], &same).unwrap();
         assert_eq!(l.listens, vec![("tcp".to_string(), 22)]);
         let script = &l.argv[6];
         assert!(script.contains("ssh-keygen -q -t ed25519 -N '' -C '' -f '/tmp/gemelo-x/web1/ssh/ssh_host_ed25519_key'"), "{script}");
         assert!(script.ends_with("exec /usr/sbin/sshd -D -e -f '/tmp/gemelo-x/web1/sshd_config'\n"));
-        assert_eq!(l.argv[..4], ["/usr/bin/unshare", "-m", "--propagation", "private"]);
+        assert_eq!(
+            l.argv[..4],
+            ["/usr/bin/unshare", "-m", "--propagation", "private"]
+        );
     }
 }

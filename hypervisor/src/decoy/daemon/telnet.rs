@@ -18,7 +18,10 @@ pub fn launch(cx: &Context, spec: &DecoySpec) -> Launch {
     let conf = cx.path("inetd.conf");
     let mut script = String::from("set -e\n");
     script.push_str(&crate::decoy::persona::setup_script(cx));
-    script.push_str(&format!("exec {INETD} -i {}\n", shq(&conf.display().to_string())));
+    script.push_str(&format!(
+        "exec {INETD} -i {}\n",
+        shq(&conf.display().to_string())
+    ));
     Launch {
         name: "inetd".into(),
         argv: super::sh_private_mounts(script),
@@ -36,7 +39,15 @@ mod tests {
 
     #[test]
     fn inetd_line() {
-        let host = host_with("telnet", 23, "inetutils telnetd", json!({"negotiation_hex": "fffb25fffb26fffd18fffd20fffd23fffd27fffd24"}));
-        assert_eq!(config(&host.services[0]), "23 stream tcp nowait root /usr/sbin/telnetd telnetd\n");
+        let host = host_with(
+            "telnet",
+            23,
+            "inetutils telnetd",
+            json!({"negotiation_hex": "fffb25fffb26fffd18fffd20fffd23fffd27fffd24"}),
+        );
+        assert_eq!(
+            config(&host.services[0]),
+            "23 stream tcp nowait root /usr/sbin/telnetd telnetd\n"
+        );
     }
 }

@@ -48,7 +48,9 @@ impl Banner {
                 g
             }
             "telnet" => hexed("server_bytes_hex").unwrap_or_else(|| banner.into_bytes()),
-            _ => hexed("greeting_hex").or_else(|| hexed("raw_hex").filter(|_| s(d, "after") == Some("banner"))).unwrap_or_else(|| banner.into_bytes()),
+            _ => hexed("greeting_hex")
+                .or_else(|| hexed("raw_hex").filter(|_| s(d, "after") == Some("banner")))
+                .unwrap_or_else(|| banner.into_bytes()),
         };
         let replies = d
             .get("replies")
@@ -56,11 +58,21 @@ impl Banner {
             .into_iter()
             .flatten()
             .filter_map(|r| {
-                let verb = r.get("command")?.as_str()?.split(' ').find(|w| !w.is_empty() && !w.starts_with('g'))?.to_ascii_uppercase();
+                let verb = r
+                    .get("command")?
+                    .as_str()?
+                    .split(' ')
+                    .find(|w| !w.is_empty() && !w.starts_with('g'))?
+                    .to_ascii_uppercase();
                 Some((verb, r.get("reply")?.as_str()?.as_bytes().to_vec()))
             })
             .collect();
-        Banner { protocol: spec.name.clone(), greeting, after_client_line, replies }
+        Banner {
+            protocol: spec.name.clone(),
+            greeting,
+            after_client_line,
+            replies,
+        }
     }
 
     /// The captured reply to a client line, if we have one for its verb.
@@ -72,7 +84,10 @@ impl Banner {
         if self.protocol == "imap" {
             verb = words.next()?.to_ascii_uppercase();
         }
-        self.replies.iter().find(|(v, _)| *v == verb).map(|(_, r)| r.as_slice())
+        self.replies
+            .iter()
+            .find(|(v, _)| *v == verb)
+            .map(|(_, r)| r.as_slice())
     }
 }
 
@@ -142,7 +157,16 @@ mod tests {
     use crate::plan::DecoyMode;
 
     fn spec(name: &str, banner: &str, details: Value) -> DecoySpec {
-        DecoySpec { port: 21, proto: "tcp".into(), name: name.into(), product: None, version: None, banner: Some(banner.into()), mode: DecoyMode::Emulated, details }
+        DecoySpec {
+            port: 21,
+            proto: "tcp".into(),
+            name: name.into(),
+            product: None,
+            version: None,
+            banner: Some(banner.into()),
+            mode: DecoyMode::Emulated,
+            details,
+        }
     }
 
     #[test]
@@ -159,14 +183,26 @@ mod tests {
 
     #[test]
     fn telnet_and_ssh() {
-        let t = Banner::from_spec(&spec("telnet", "vm login: ", json!({"server_bytes_hex": "fffb25fffb26"})));
+        let t = Banner::from_spec(&spec(
+            "telnet",
+            "vm login: ",
+            json!({"server_bytes_hex": "fffb25fffb26"}),
+        ));
         assert_eq!(t.greeting, vec![0xff, 0xfb, 0x25, 0xff, 0xfb, 0x26]);
-        let s = Banner::from_spec(&spec("ssh", "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", json!({"kexinit_hex": "14"})));
+        let s = Banner::from_spec(&spec(
+            "ssh",
+            "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3",
+            json!({"kexinit_hex": "14"}),
+        ));
         assert_eq!(s.greeting, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
         let p = s.after_client_line.unwrap();
         assert_eq!(p.len() % 8, 0);
         assert_eq!(p[..6], [0, 0, 0, 12, 10, 0x14]);
-        let u = Banner::from_spec(&spec("unknown", "ERR\r\n", json!({"raw_hex": "00ff", "after": "banner"})));
+        let u = Banner::from_spec(&spec(
+            "unknown",
+            "ERR\r\n",
+            json!({"raw_hex": "00ff", "after": "banner"}),
+        ));
         assert_eq!(u.greeting, vec![0, 0xff]);
     }
 }

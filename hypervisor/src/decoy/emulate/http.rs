@@ -35,8 +35,14 @@ pub struct Site {
 impl Site {
     /// From `ServiceInfo.details` of an HTTP service (see the probe's `http.rs`).
     pub fn from_details(d: &Value) -> Result<Site, String> {
-        let status = d.get("status").and_then(Value::as_u64).ok_or("no captured status")?;
-        let version = d.get("http_version").and_then(Value::as_str).unwrap_or("HTTP/1.1");
+        let status = d
+            .get("status")
+            .and_then(Value::as_u64)
+            .ok_or("no captured status")?;
+        let version = d
+            .get("http_version")
+            .and_then(Value::as_str)
+            .unwrap_or("HTTP/1.1");
         let reason = d.get("reason").and_then(Value::as_str).unwrap_or("");
         let mut status_line = format!("{version} {status}");
         if !reason.is_empty() || d.get("reason").is_some() {
@@ -48,18 +54,35 @@ impl Site {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|h| Some((h.get(0)?.as_str()?.to_string(), h.get(1)?.as_str()?.to_string())))
+            .filter_map(|h| {
+                Some((
+                    h.get(0)?.as_str()?.to_string(),
+                    h.get(1)?.as_str()?.to_string(),
+                ))
+            })
             .collect();
-        let body = match (d.get("body").and_then(Value::as_str), d.get("body_encoding").and_then(Value::as_str)) {
-            (Some(b), Some("base64")) => base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("captured body is not base64: {e}"))?,
+        let body = match (
+            d.get("body").and_then(Value::as_str),
+            d.get("body_encoding").and_then(Value::as_str),
+        ) {
+            (Some(b), Some("base64")) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| format!("captured body is not base64: {e}"))?,
             (Some(b), _) => b.as_bytes().to_vec(),
             (None, _) => Vec::new(),
         };
-        Ok(Site { status_line, headers, body })
+        Ok(Site {
+            status_line,
+            headers,
+            body,
+        })
     }
 
     fn server(&self) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("server")).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("server"))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The captured response, `Date` set to `now`.
@@ -119,26 +142,51 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// The request head at the start of `buf`: `Ok(None)` until it is whole.
 pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, &'static str> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)) else {
-        return if buf.len() > MAX_HEAD { Err("request head too long") } else { Ok(None) };
+    let Some(end) = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+    else {
+        return if buf.len() > MAX_HEAD {
+            Err("request head too long")
+        } else {
+            Ok(None)
+        };
     };
     let head = String::from_utf8_lossy(&buf[..end]);
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next().unwrap_or("");
     let mut parts = first.split(' ');
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else { return Err("not an HTTP request line") };
+    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+        return Err("not an HTTP request line");
+    };
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err("not an HTTP request line");
     }
     let version = parts.next().unwrap_or("HTTP/0.9").to_string();
-    let headers = lines.filter(|l| !l.is_empty()).filter_map(|l| l.split_once(':')).map(|(n, v)| (n.to_string(), v.trim().to_string())).take(100).collect();
-    Ok(Some(Request { method: method.to_string(), path: path.to_string(), version, headers, head_len: end }))
+    let headers = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .take(100)
+        .collect();
+    Ok(Some(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        version,
+        headers,
+        head_len: end,
+    }))
 }
 
 /// One client: requests in order, keep-alive as HTTP/1.1 allows.
@@ -152,7 +200,12 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, site: &Site, sink: &
                 Ok(Some(r)) => break r,
                 Ok(None) => {}
                 Err(e) => {
-                    sink.emit(&peer_s, "http", "data", json!({"error": e, "bytes": bytes_json(&buf[..buf.len().min(4096)])}));
+                    sink.emit(
+                        &peer_s,
+                        "http",
+                        "data",
+                        json!({"error": e, "bytes": bytes_json(&buf[..buf.len().min(4096)])}),
+                    );
                     let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                     return;
                 }
@@ -161,13 +214,22 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, site: &Site, sink: &
                 Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                 _ => {
                     if !buf.is_empty() {
-                        sink.emit(&peer_s, "http", "data", json!({"bytes": bytes_json(&buf[..buf.len().min(4096)])}));
+                        sink.emit(
+                            &peer_s,
+                            "http",
+                            "data",
+                            json!({"bytes": bytes_json(&buf[..buf.len().min(4096)])}),
+                        );
                     }
                     return;
                 }
             }
         };
-        let want = req.header("Content-Length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0).min(MAX_BODY);
+        let want = req
+            .header("Content-Length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(MAX_BODY);
         while buf.len() < req.head_len + want {
             match tokio::time::timeout(IDLE, stream.read(&mut chunk)).await {
                 Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
@@ -190,7 +252,9 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, site: &Site, sink: &
         );
         let head_only = req.method == "HEAD";
         let now = SystemTime::now();
-        let answer = if (req.method == "GET" || head_only) && (req.path == "/" || req.path.starts_with("/?")) {
+        let answer = if (req.method == "GET" || head_only)
+            && (req.path == "/" || req.path.starts_with("/?"))
+        {
             site.index(now, head_only)
         } else {
             site.not_found(now, head_only)
@@ -198,8 +262,12 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, site: &Site, sink: &
         if stream.write_all(&answer).await.is_err() {
             return;
         }
-        let close = req.header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
-            || site.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+        let close = req
+            .header("Connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+            || site.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")
+            })
             || req.version != "HTTP/1.1";
         buf.drain(..body_end);
         if close {
@@ -236,7 +304,10 @@ pub(crate) mod tests {
         let head = String::from_utf8(site.index(then, true)).unwrap();
         assert!(head.ends_with("Server: lighttpd/1.4.69\r\n\r\n"));
         let nf = String::from_utf8(site.not_found(then, false)).unwrap();
-        assert!(nf.starts_with("HTTP/1.1 404 Not Found\r\n") && nf.contains("Server: lighttpd/1.4.69\r\n"));
+        assert!(
+            nf.starts_with("HTTP/1.1 404 Not Found\r\n")
+                && nf.contains("Server: lighttpd/1.4.69\r\n")
+        );
     }
 
     #[test]
@@ -244,14 +315,22 @@ pub(crate) mod tests {
         let d = json!({"status": 403, "reason": "Forbidden", "headers": [["Transfer-Encoding", "chunked"]], "body": "/wA=", "body_encoding": "base64"});
         let site = Site::from_details(&d).unwrap();
         let out = site.index(SystemTime::UNIX_EPOCH, false);
-        assert_eq!(out, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n\xff\x00".to_vec());
+        assert_eq!(
+            out,
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n\xff\x00".to_vec()
+        );
         assert!(Site::from_details(&json!({})).is_err());
     }
 
     #[test]
     fn requests() {
-        let r = parse_request(b"GET /admin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").unwrap().unwrap();
-        assert_eq!((r.method.as_str(), r.path.as_str(), r.head_len), ("GET", "/admin", 51));
+        let r = parse_request(b"GET /admin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.head_len),
+            ("GET", "/admin", 51)
+        );
         assert_eq!(r.header("host"), Some("x"));
         assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost"), Ok(None));
         assert!(parse_request(b"\x16\x03\x01\x02\x00\r\n\r\n").is_err());

@@ -58,9 +58,20 @@ pub fn run_decoy(spec_file: &Path, events: &Path) -> Result<(), DecoyError> {
 
 /// `run_decoy` on one address (tests use 127.0.0.1).
 pub fn run_decoy_at(spec_file: &Path, events: &Path, ip: IpAddr) -> Result<(), DecoyError> {
-    let text = std::fs::read(spec_file).map_err(|source| DecoyError::SpecIo { path: spec_file.to_path_buf(), source })?;
-    let file: DecoyFile = serde_json::from_slice(&text).map_err(|source| DecoyError::SpecParse { path: spec_file.to_path_buf(), source })?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(DecoyError::Runtime)?;
+    let text = std::fs::read(spec_file).map_err(|source| DecoyError::SpecIo {
+        path: spec_file.to_path_buf(),
+        source,
+    })?;
+    let file: DecoyFile =
+        serde_json::from_slice(&text).map_err(|source| DecoyError::SpecParse {
+            path: spec_file.to_path_buf(),
+            source,
+        })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DecoyError::Runtime)?;
     rt.block_on(async move {
         let sink = Arc::new(EventSink::new(events, &file.twin_host));
         let servers = bind_all(&file, sink, ip).await?;
@@ -74,13 +85,22 @@ pub fn run_decoy_at(spec_file: &Path, events: &Path, ip: IpAddr) -> Result<(), D
 
 /// Binds every service's port (all before serving any, so a conflict fails
 /// the whole decoy at start) and returns the accept loops.
-pub async fn bind_all(file: &DecoyFile, sink: Arc<EventSink>, ip: IpAddr) -> Result<Vec<impl std::future::Future<Output = ()>>, DecoyError> {
+pub async fn bind_all(
+    file: &DecoyFile,
+    sink: Arc<EventSink>,
+    ip: IpAddr,
+) -> Result<Vec<impl std::future::Future<Output = ()>>, DecoyError> {
     let mut loops = Vec::new();
     for spec in &file.services {
         let Some(kind) = kind_of(spec) else { continue };
-        let listener = TcpListener::bind((ip, spec.port))
-            .await
-            .map_err(|source| DecoyError::Listen { proto: "tcp".into(), port: spec.port, source })?;
+        let listener =
+            TcpListener::bind((ip, spec.port))
+                .await
+                .map_err(|source| DecoyError::Listen {
+                    proto: "tcp".into(),
+                    port: spec.port,
+                    source,
+                })?;
         let service = Arc::new(Service::new(kind, spec, &file.hostname)?);
         loops.push(accept_loop(listener, service, sink.clone()));
     }
@@ -98,11 +118,15 @@ impl Service {
     pub fn new(kind: Kind, spec: &DecoySpec, _hostname: &str) -> Result<Service, DecoyError> {
         Ok(match kind {
             Kind::Modbus => Service::Modbus(modbus::Device::from_details(&spec.details)),
-            Kind::Http => Service::Http(http::Site::from_details(&spec.details).map_err(|detail| DecoyError::Service {
-                service: spec.name.clone(),
-                port: spec.port,
-                detail,
-            })?),
+            Kind::Http => {
+                Service::Http(http::Site::from_details(&spec.details).map_err(|detail| {
+                    DecoyError::Service {
+                        service: spec.name.clone(),
+                        port: spec.port,
+                        detail,
+                    }
+                })?)
+            }
             Kind::Banner => Service::Banner(banner::Banner::from_spec(spec)),
         })
     }
@@ -112,7 +136,9 @@ impl Service {
 pub async fn accept_loop(listener: TcpListener, service: Arc<Service>, sink: Arc<EventSink>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(_) => {

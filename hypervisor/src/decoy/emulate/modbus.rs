@@ -25,7 +25,15 @@ const ILLEGAL_ADDRESS: u8 = 0x02;
 const ILLEGAL_VALUE: u8 = 0x03;
 const GATEWAY_NO_RESPONSE: u8 = 0x0B;
 /// Standard object names, as the probe writes them (`device_id`).
-const OBJECT_NAMES: [&str; 7] = ["vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name"];
+const OBJECT_NAMES: [&str; 7] = [
+    "vendor_name",
+    "product_code",
+    "revision",
+    "vendor_url",
+    "product_name",
+    "model_name",
+    "user_application_name",
+];
 
 /// The emulated device: identity from the capture, registers shared by all clients.
 #[derive(Debug)]
@@ -53,18 +61,28 @@ impl Device {
         if let Some(named) = d.get("device_id").and_then(Value::as_object) {
             for (id, name) in OBJECT_NAMES.iter().enumerate() {
                 if let Some(text) = named.get(*name).and_then(Value::as_str) {
-                    objects.entry(id as u8).or_insert_with(|| text.as_bytes().to_vec());
+                    objects
+                        .entry(id as u8)
+                        .or_insert_with(|| text.as_bytes().to_vec());
                 }
             }
         }
         let mut registers = BTreeMap::new();
         let mut exception = None;
-        for block in d.get("holding_registers").and_then(Value::as_array).into_iter().flatten() {
+        for block in d
+            .get("holding_registers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let start = block.get("start").and_then(Value::as_u64).unwrap_or(0);
             if let Some(values) = block.get("values").and_then(Value::as_array) {
                 for (i, v) in values.iter().enumerate() {
                     let addr = start + i as u64;
-                    if let (Ok(addr), Some(v)) = (u16::try_from(addr), v.as_u64().and_then(|v| u16::try_from(v).ok())) {
+                    if let (Ok(addr), Some(v)) = (
+                        u16::try_from(addr),
+                        v.as_u64().and_then(|v| u16::try_from(v).ok()),
+                    ) {
                         registers.insert(addr, v);
                     }
                 }
@@ -74,8 +92,15 @@ impl Device {
             }
         }
         Device {
-            unit_id: d.get("unit_id").and_then(Value::as_u64).and_then(|u| u8::try_from(u).ok()),
-            conformity: d.get("conformity_level").and_then(Value::as_u64).and_then(|c| u8::try_from(c).ok()).unwrap_or(0x81),
+            unit_id: d
+                .get("unit_id")
+                .and_then(Value::as_u64)
+                .and_then(|u| u8::try_from(u).ok()),
+            conformity: d
+                .get("conformity_level")
+                .and_then(Value::as_u64)
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(0x81),
             objects: objects.into_iter().collect(),
             exception: exception.unwrap_or(ILLEGAL_ADDRESS),
             registers: Mutex::new(registers),
@@ -88,21 +113,31 @@ impl Device {
         let exc = |code: u8| vec![fc | 0x80, code];
         if let Some(ours) = self.unit_id {
             if unit != ours && unit != 0 && unit != 0xff {
-                return (exc(GATEWAY_NO_RESPONSE), "request", json!({"function": fc, "unit": unit, "error": "unknown unit"}));
+                return (
+                    exc(GATEWAY_NO_RESPONSE),
+                    "request",
+                    json!({"function": fc, "unit": unit, "error": "unknown unit"}),
+                );
             }
         }
         let word = |i: usize| pdu.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
         match fc {
             FC_READ_HOLDING | FC_READ_INPUT => {
                 let (Some(addr), Some(count)) = (word(1), word(3)) else {
-                    return (exc(ILLEGAL_VALUE), "read", json!({"function": fc, "unit": unit, "error": "short request"}));
+                    return (
+                        exc(ILLEGAL_VALUE),
+                        "read",
+                        json!({"function": fc, "unit": unit, "error": "short request"}),
+                    );
                 };
                 let data = json!({"function": fc, "unit": unit, "address": addr, "count": count});
                 if !(1..=125).contains(&count) {
                     return (exc(ILLEGAL_VALUE), "read", data);
                 }
                 let regs = self.registers.lock().unwrap_or_else(|e| e.into_inner());
-                let values: Option<Vec<u16>> = (0..count).map(|i| addr.checked_add(i).and_then(|a| regs.get(&a).copied())).collect();
+                let values: Option<Vec<u16>> = (0..count)
+                    .map(|i| addr.checked_add(i).and_then(|a| regs.get(&a).copied()))
+                    .collect();
                 match values {
                     Some(values) => {
                         let mut out = vec![fc, (values.len() * 2) as u8];
@@ -116,9 +151,14 @@ impl Device {
             }
             FC_WRITE_SINGLE => {
                 let (Some(addr), Some(value)) = (word(1), word(3)) else {
-                    return (exc(ILLEGAL_VALUE), "write", json!({"function": fc, "unit": unit, "error": "short request"}));
+                    return (
+                        exc(ILLEGAL_VALUE),
+                        "write",
+                        json!({"function": fc, "unit": unit, "error": "short request"}),
+                    );
                 };
-                let data = json!({"function": fc, "unit": unit, "address": addr, "values": [value]});
+                let data =
+                    json!({"function": fc, "unit": unit, "address": addr, "values": [value]});
                 let mut regs = self.registers.lock().unwrap_or_else(|e| e.into_inner());
                 match regs.get_mut(&addr) {
                     Some(slot) => {
@@ -130,15 +170,28 @@ impl Device {
             }
             FC_WRITE_MULTIPLE => {
                 let (Some(addr), Some(count), Some(&n)) = (word(1), word(3), pdu.get(5)) else {
-                    return (exc(ILLEGAL_VALUE), "write", json!({"function": fc, "unit": unit, "error": "short request"}));
+                    return (
+                        exc(ILLEGAL_VALUE),
+                        "write",
+                        json!({"function": fc, "unit": unit, "error": "short request"}),
+                    );
                 };
-                let values: Vec<u16> = pdu.get(6..6 + n as usize).unwrap_or(&[]).chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+                let values: Vec<u16> = pdu
+                    .get(6..6 + n as usize)
+                    .unwrap_or(&[])
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect();
                 let data = json!({"function": fc, "unit": unit, "address": addr, "count": count, "values": values});
-                if !(1..=123).contains(&count) || n as usize != count as usize * 2 || values.len() != count as usize {
+                if !(1..=123).contains(&count)
+                    || n as usize != count as usize * 2
+                    || values.len() != count as usize
+                {
                     return (exc(ILLEGAL_VALUE), "write", data);
                 }
                 let mut regs = self.registers.lock().unwrap_or_else(|e| e.into_inner());
-                let all_known = (0..count).all(|i| addr.checked_add(i).is_some_and(|a| regs.contains_key(&a)));
+                let all_known =
+                    (0..count).all(|i| addr.checked_add(i).is_some_and(|a| regs.contains_key(&a)));
                 if !all_known {
                     return (exc(self.exception), "write", data);
                 }
@@ -148,7 +201,11 @@ impl Device {
                 (pdu[..5].to_vec(), "write", data)
             }
             FC_MEI => {
-                let (mei, code, object) = (pdu.get(1).copied(), pdu.get(2).copied().unwrap_or(0), pdu.get(3).copied().unwrap_or(0));
+                let (mei, code, object) = (
+                    pdu.get(1).copied(),
+                    pdu.get(2).copied().unwrap_or(0),
+                    pdu.get(3).copied().unwrap_or(0),
+                );
                 let data = json!({"function": fc, "unit": unit, "mei": mei, "read_code": code, "object": object});
                 if mei != Some(MEI_DEVICE_ID) {
                     return (exc(ILLEGAL_FUNCTION), "read", data);
@@ -158,7 +215,11 @@ impl Device {
                     Err(e) => (exc(e), "read", data),
                 }
             }
-            _ => (exc(ILLEGAL_FUNCTION), "request", json!({"function": fc, "unit": unit, "pdu_len": pdu.len()})),
+            _ => (
+                exc(ILLEGAL_FUNCTION),
+                "request",
+                json!({"function": fc, "unit": unit, "pdu_len": pdu.len()}),
+            ),
         }
     }
 
@@ -175,10 +236,23 @@ impl Device {
             return Err(ILLEGAL_ADDRESS);
         }
         // Streaming access restarts at 0 for an object id it does not have.
-        let first = if code != 4 && self.objects.iter().any(|(id, _)| *id == object && range.contains(id)) { object } else { *range.start() };
+        let first = if code != 4
+            && self
+                .objects
+                .iter()
+                .any(|(id, _)| *id == object && range.contains(id))
+        {
+            object
+        } else {
+            *range.start()
+        };
         let mut out = vec![FC_MEI, MEI_DEVICE_ID, code, self.conformity, 0, 0, 0];
         let mut count = 0u8;
-        for (id, value) in self.objects.iter().filter(|(id, _)| range.contains(id) && *id >= first) {
+        for (id, value) in self
+            .objects
+            .iter()
+            .filter(|(id, _)| range.contains(id) && *id >= first)
+        {
             let value = &value[..value.len().min(245)];
             if out.len() + 2 + value.len() > 253 {
                 out[4] = 0xFF; // more follows
@@ -266,11 +340,17 @@ pub(crate) mod tests {
         // The probe's captures ID_BASIC / ID_REGULAR, PDU part.
         let (basic, action, _) = d.answer(1, &[0x2b, 0x0e, 1, 0]);
         assert_eq!(action, "read");
-        assert_eq!(hex(&basic), "2b0e0183000003000f41636d65204175746f6d6174696f6e0104353030300203322e31");
+        assert_eq!(
+            hex(&basic),
+            "2b0e0183000003000f41636d65204175746f6d6174696f6e0104353030300203322e31"
+        );
         let (regular, _, _) = d.answer(1, &[0x2b, 0x0e, 2, 0]);
         assert_eq!(hex(&regular), "2b0e0283000006000f41636d65204175746f6d6174696f6e0104353030300203322e310313687474703a2f2f6578616d706c652e6e65742f0408504c4320353030300508504c432035303030");
         let (one, _, _) = d.answer(1, &[0x2b, 0x0e, 4, 4]);
-        assert_eq!(hex(&one), "2b0e0483000001" .to_string() + "0408504c432035303030");
+        assert_eq!(
+            hex(&one),
+            "2b0e0483000001".to_string() + "0408504c432035303030"
+        );
         assert_eq!(d.answer(1, &[0x2b, 0x0e, 4, 9]).0, vec![0xab, 2]);
     }
 
@@ -279,15 +359,31 @@ pub(crate) mod tests {
         let d = Device::from_details(&plc_details());
         // The probe's capture HR_0, PDU part.
         let (r, _, data) = d.answer(1, &[3, 0, 0, 0, 16]);
-        assert_eq!(hex(&r), "03200064006405aa01470013000000000000000c00220038004e0000000000000001");
-        assert_eq!(data, json!({"function": 3, "unit": 1, "address": 0, "count": 16}));
-        assert_eq!(d.answer(1, &[3, 0, 100, 0, 16]).0, vec![0x83, 2], "HR_100 was exception 2");
+        assert_eq!(
+            hex(&r),
+            "03200064006405aa01470013000000000000000c00220038004e0000000000000001"
+        );
+        assert_eq!(
+            data,
+            json!({"function": 3, "unit": 1, "address": 0, "count": 16})
+        );
+        assert_eq!(
+            d.answer(1, &[3, 0, 100, 0, 16]).0,
+            vec![0x83, 2],
+            "HR_100 was exception 2"
+        );
         assert_eq!(d.answer(1, &[4, 0, 2, 0, 1]).0, vec![4, 2, 0x05, 0xaa]);
         let (w, action, data) = d.answer(1, &[6, 0, 3, 0x12, 0x34]);
         assert_eq!((w, action), (vec![6, 0, 3, 0x12, 0x34], "write"));
         assert_eq!(data["values"], json!([0x1234]));
-        assert_eq!(d.answer(1, &[16, 0, 4, 0, 2, 4, 0, 7, 0, 8]).0, vec![16, 0, 4, 0, 2]);
-        assert_eq!(d.answer(1, &[3, 0, 3, 0, 3]).0, vec![3, 6, 0x12, 0x34, 0, 7, 0, 8]);
+        assert_eq!(
+            d.answer(1, &[16, 0, 4, 0, 2, 4, 0, 7, 0, 8]).0,
+            vec![16, 0, 4, 0, 2]
+        );
+        assert_eq!(
+            d.answer(1, &[3, 0, 3, 0, 3]).0,
+            vec![3, 6, 0x12, 0x34, 0, 7, 0, 8]
+        );
         assert_eq!(d.answer(1, &[6, 0, 200, 0, 1]).0, vec![0x86, 2]);
         assert_eq!(d.answer(1, &[0x11]).0, vec![0x91, 1]);
         assert_eq!(d.answer(7, &[3, 0, 0, 0, 1]).0, vec![0x83, 0x0b]);
@@ -313,6 +409,8 @@ pub(crate) mod tests {
             let _ = d.answer(1, &p);
             let _ = d.answer(1, &p[1..]);
         }
-        let _ = Device::from_details(&json!({"holding_registers": [{"start": 65535, "values": [1, 2, 3]}], "device_id_objects_hex": {"x": "zz"}}));
+        let _ = Device::from_details(
+            &json!({"holding_registers": [{"start": 65535, "values": [1, 2, 3]}], "device_id_objects_hex": {"x": "zz"}}),
+        );
     }
 }
