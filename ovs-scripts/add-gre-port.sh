@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# Add a GRE port to an OVS bridge (the tunnel that carries redirected traffic
-# between the production fabric and the twin). Userspace datapath: REMOTE_IP must
-# be reachable from an IP on one of the instance's bridge internal ports.
+# Add the GRE port that carries redirected traffic between the production fabric
+# and the twin to an OVS bridge. Userspace datapath: REMOTE_IP must be reachable
+# from an address on one of the instance's bridge internal ports (add-underlay.sh).
+#
+# The port is an access port of VLAN 4094, which no segment uses: OVS NORMAL then
+# never floods a broadcast into the tunnel. gemelo's redirection flows output to
+# it explicitly (port VLAN settings only steer NORMAL).
 set -euo pipefail
 
 usage() {
     cat >&2 <<USAGE
-usage: $0 RUNDIR BRIDGE PORT REMOTE_IP [KEY]
+usage: $0 RUNDIR BRIDGE PORT REMOTE_IP [REMOTE_MAC]
 
-  PORT       port name to create (gm- prefix, at most 15 characters), e.g. gm-gre0
-  REMOTE_IP  the far tunnel end
-  KEY        GRE key: a number, or "flow" (default) so flows set it with set_field:K->tun_id
+  PORT        port name to create (gm- prefix, at most 15 characters), e.g. gm-gre0
+  REMOTE_IP   the far tunnel end
+  REMOTE_MAC  the far end's underlay MAC: a static tunnel neighbour entry, so the
+              first packet of a redirection is not lost to an ARP resolution
 
-example: $0 /run/gemelo/lab/prod gm-sw1 gm-gre0 198.18.0.2
+The GRE key is set per flow (options:key=flow): each redirection has its own.
+
+example: $0 /run/gemelo/lab/prod gm-sw1 gm-gre0 198.18.0.2 02:67:6d:75:6c:02
 USAGE
     exit 2
 }
 
 [[ $# -eq 4 || $# -eq 5 ]] || usage
-rundir=$1 bridge=$2 port=$3 remote=$4 key=${5:-flow}
+rundir=$1 bridge=$2 port=$3 remote=$4 remote_mac=${5:-}
 [[ $port == gm* && ${#port} -le 15 ]] || { echo "$0: PORT must start with gm and have at most 15 characters" >&2; exit 2; }
 [[ $remote =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "$0: REMOTE_IP must be an IPv4 address" >&2; exit 2; }
-[[ $key == flow || $key =~ ^[0-9]+$ ]] || { echo "$0: KEY must be a number or 'flow'" >&2; exit 2; }
+[[ -z $remote_mac || $remote_mac =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || { echo "$0: REMOTE_MAC must be six lowercase hex pairs" >&2; exit 2; }
 export OVS_RUNDIR=$rundir
 ovs-vsctl --db="unix:$rundir/db.sock" \
     --may-exist add-port "$bridge" "$port" \
-    -- set interface "$port" type=gre options:remote_ip="$remote" options:key="$key"
+    -- set interface "$port" type=gre options:remote_ip="$remote" options:key=flow \
+    -- set port "$port" tag=4094
+if [[ -n $remote_mac ]]; then
+    ovs-appctl -t "$rundir/ovs-vswitchd.ctl" tnl/neigh/set gm-ul "$remote" "$remote_mac" >/dev/null
+fi

@@ -17,6 +17,7 @@ pub mod flowset;
 pub mod lab;
 pub mod openflow;
 pub mod pipeline;
+pub mod redirect;
 pub mod serve;
 pub mod store;
 pub mod switch;

@@ -55,6 +55,17 @@ pub mod priority {
     pub const DISCOVERY: u16 = 200;
     /// gemelo's own LLDP link probes: to the controller only.
     pub const LINK_PROBE: u16 = 210;
+    /// The GRE tunnel port: skips discovery (table 0); anything without an
+    /// active redirection's key is dropped (table 1, and table 0 of the twin).
+    pub const TUNNEL_GUARD: u16 = 250;
+    /// Redirection: whatever else arrives on a redirected host's port (anti-spoof);
+    /// in the twin, the twin's own copy of the redirected host is silenced.
+    pub const REDIRECT_FENCE: u16 = 290;
+    /// Redirection: the host's packets toward the twin; anything toward the
+    /// host from production dropped; in the twin, replies toward the tunnel.
+    pub const REDIRECT: u16 = 300;
+    /// Redirection: the twin's packets back toward the redirected host.
+    pub const REDIRECT_RETURN: u16 = 310;
 }
 
 /// How the forward table forwards.
@@ -205,7 +216,7 @@ pub fn markdown(mode_note: bool) -> String {
     for t in TABLES {
         let flows = match t.id {
             0 => "priority 210: gemelo's LLDP link probes → `CONTROLLER`; priority 200: ARP, DHCP (udp 67/68), LLDP, TCP SYN-ACK → `CONTROLLER` + `goto_table:1`; priority 0: `goto_table:1`",
-            1 => "priority 0: `goto_table:2`; one cookie per redirection above it",
+            1 => "priority 310: from the tunnel with a redirection's key → the redirected host (along the discovered path); priority 300: the host's `dl_src` → `set_field:KEY->tun_id`, tunnel; `dl_dst`/ARP toward the host → drop; priority 290: the rest of its port → drop; priority 250: the rest of the tunnel → drop; priority 0: `goto_table:2`. One cookie per redirection (kind 3, id = its number; id 0 = the tunnel guard, also priority 250 in table 0: tunnel → `goto_table:1`)",
             _ => "priority 0: `NORMAL` (normal) or `CONTROLLER:65535` (learning); priority 100: learned `dl_dst` → `output`",
         };
         out.push_str(&format!(

@@ -174,7 +174,18 @@ mod tests {
             )
             .unwrap();
         }
-        let s = Store::open(&dir).unwrap();
+        // sled's background flusher may hold the file lock a moment after drop.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let s = loop {
+            match Store::open(&dir) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        };
         let got: Option<Rec> = s.get(Kind::Switches, "0000000000000001").unwrap();
         assert_eq!(
             got,

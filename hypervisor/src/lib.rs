@@ -11,6 +11,7 @@ pub mod launch;
 pub mod netns;
 pub mod plan;
 pub mod status;
+pub mod tunnel;
 
 pub use decoy::{launches, run_decoy, DecoyError};
 pub use launch::Launch;

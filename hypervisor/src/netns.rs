@@ -61,6 +61,7 @@ use crate::plan::{Backend, TwinHost, TwinPlan, TwinSwitch};
 use crate::status::{
     DaemonStatus, HostState, ServiceStatus, SwitchStatus, TwinHostStatus, TwinState, TwinStatus,
 };
+use crate::tunnel;
 
 /// Where the twin keeps its run state by default.
 pub const DEFAULT_RUN_DIR: &str = "/run/gemelo/twin";
@@ -353,6 +354,15 @@ pub fn build(
             state.namespaces.push(ns.clone());
         }
     }
+    // The underlay is the production side's (the lab's, or the operator's);
+    // one the twin has to create is the twin's to remove.
+    if !reuse
+        && !namespaces()?
+            .iter()
+            .any(|n| n == tunnel::UNDERLAY_NAMESPACE)
+    {
+        state.namespaces.push(tunnel::UNDERLAY_NAMESPACE.to_owned());
+    }
     write_json(&state_file, &state)?;
     if !reuse {
         start_switch(plan, opts)?;
@@ -537,6 +547,15 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
     )?;
     // The LOCAL port is the switch's own interface: never up, never addressed.
     run_args("ip", &["-n", &sw.namespace, "link", "set", br, "down"])?;
+    // The only way in or out: the tunnel, which carries nothing until a
+    // redirection's flows use it.
+    tunnel::attach(
+        Path::new(&sw.rundir),
+        &sw.namespace,
+        br,
+        tunnel::TWIN,
+        tunnel::PRODUCTION,
+    )?;
     Ok(())
 }
 

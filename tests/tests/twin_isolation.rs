@@ -26,7 +26,7 @@
 //! only network isolation.
 
 use gemelo::lab;
-use gemelo_hypervisor::netns;
+use gemelo_hypervisor::{netns, tunnel};
 use gemelo_tests::controller::{temp_dir, ControllerProc};
 use gemelo_tests::{lab_session_or_skip, topology, TWIN_RUN_DIR};
 use serde_json::Value;
@@ -320,12 +320,14 @@ fn twin_sends_nothing_to_production() {
         status.hosts.len()
     );
 
-    // The twin switch's namespace has no address at all (only its ports).
+    // The twin switch's namespace has one address: its tunnel endpoint on the
+    // underlay (no host port is on that bridge).
     let sw_addrs = non_loopback_addresses(&tstatus.switch.namespace);
     let sw_addrs: Vec<&String> = sw_addrs.iter().filter(|a| !a.contains("fe80:")).collect();
-    assert!(
-        sw_addrs.is_empty(),
-        "twin switch namespace has addresses: {sw_addrs:?}"
+    assert_eq!(
+        sw_addrs,
+        [&format!("gm-ul: \"{}\"", tunnel::TWIN.ip())],
+        "twin switch namespace has addresses besides its tunnel end: {sw_addrs:?}"
     );
     let ll_twin_sw = link_locals(&tstatus.switch.namespace);
 
@@ -347,6 +349,13 @@ fn twin_sends_nothing_to_production() {
         dir.join("prod.pcap"),
     ));
     let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", tunnel::UNDERLAY_NAMESPACE]);
+    caps.push(Capture::start(
+        tunnel::UNDERLAY_NAMESPACE,
+        cmd,
+        dir.join("underlay.pcap"),
+    ));
+    let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &status.probe.namespace]);
     caps.push(Capture::start(
         &status.probe.namespace,
@@ -364,6 +373,8 @@ fn twin_sends_nothing_to_production() {
             "10.10.1.254",
             "10.10.2.254",
             "127.0.0.1",
+            tunnel::PRODUCTION.ip(),
+            tunnel::TWIN.ip(),
         ]
         .map(str::to_owned),
     );

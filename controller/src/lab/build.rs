@@ -21,6 +21,7 @@ use super::{
     LabError, DEFAULT_SCOPE_FILE, HOSTS_DIR, LAB_DIR, PROBE_IFNAME, PROBE_NAMESPACE,
     PROD_NAMESPACE, PROD_RUNDIR, UTS_DIR,
 };
+use gemelo_hypervisor::tunnel;
 
 const STATE_FILE: &str = "/run/gemelo/lab/state.json";
 const STATUS_FILE: &str = "/run/gemelo/lab/status.json";
@@ -83,10 +84,14 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     let mut status = LabStatus::planned(&topology, source, controller, Path::new(HOSTS_DIR));
     let mut state = RunState {
         lab: topology.name.clone(),
-        namespaces: [PROD_NAMESPACE.to_owned(), PROBE_NAMESPACE.to_owned()]
-            .into_iter()
-            .chain(status.hosts.iter().map(|h| h.namespace.clone()))
-            .collect(),
+        namespaces: [
+            PROD_NAMESPACE.to_owned(),
+            PROBE_NAMESPACE.to_owned(),
+            tunnel::UNDERLAY_NAMESPACE.to_owned(),
+        ]
+        .into_iter()
+        .chain(status.hosts.iter().map(|h| h.namespace.clone()))
+        .collect(),
         etc_netns_created: false,
         scope_file: false,
         daemons: Vec::new(),
@@ -110,6 +115,18 @@ pub fn up(path: &Path, controller: &str) -> Result<LabStatus, LabError> {
     start_switches(&topology, &status)?;
     build_hosts(&topology, &status)?;
     plug_ports(&topology)?;
+    // The GRE tunnel toward the twin hypervisor ends on the first switch, as an
+    // operator would add it (`add-underlay.sh`, `add-gre-port.sh`); after the
+    // host ports, which have their numbers from the topology.
+    if let Some(sw) = status.switches.first() {
+        tunnel::attach(
+            Path::new(PROD_RUNDIR),
+            PROD_NAMESPACE,
+            &sw.bridge,
+            tunnel::PRODUCTION,
+            tunnel::TWIN,
+        )?;
+    }
     build_probe(&topology, &mut status)?;
 
     // Daemons: host keys for every SSH host at once, then configs and launches.

@@ -36,7 +36,7 @@ pub use multipart::{
     AggregateStats, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody,
     MultipartRequest, MultipartRequestBody, PortStats, TableStats,
 };
-pub use ofctl::{format_actions, format_instructions, format_port};
+pub use ofctl::{format_actions, format_instructions, format_match, format_port};
 pub use oxm::{ethertype, field as oxm_field, Match, OxmField};
 pub use oxm::{
     ONF_EXPERIMENTER_ID, OXM_CLASS_EXPERIMENTER, OXM_CLASS_OPENFLOW_BASIC, VID_NONE, VID_PRESENT,

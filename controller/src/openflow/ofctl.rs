@@ -130,6 +130,11 @@ impl fmt::Display for Match {
     }
 }
 
+/// A match as `ovs-ofctl dump-flows` prints it (empty for match-all).
+pub fn format_match(m: &Match) -> String {
+    match_parts(m).join(",")
+}
+
 /// The comma-separated pieces of a match, in OVS's order.
 fn match_parts(m: &Match) -> Vec<String> {
     let find = |pred: &dyn Fn(&OxmField) -> bool| m.fields.iter().find(|f| pred(f));

@@ -1,0 +1,91 @@
+//! The GRE tunnel between the production fabric and the twin hypervisor.
+//!
+//! Both ends are userspace OVS instances. Each is plugged into the underlay
+//! (`ovs-scripts/add-underlay.sh`: a `gm-ul` bridge whose internal port holds the
+//! tunnel address, joined to the underlay namespace) and gets one GRE port
+//! (`ovs-scripts/add-gre-port.sh`: key set per flow, kept out of NORMAL flooding).
+//! The addresses and MACs are fixed so that each end holds a static tunnel
+//! neighbour entry for the other: no ARP resolution delays a redirection's first
+//! packet, and no entry expires under an idle tunnel.
+//!
+//! In a data center the operator plugs the production switch into its real
+//! underlay with the same two scripts; the lab does it for its own fabric.
+
+use std::path::Path;
+
+use crate::host::system::run_script;
+use crate::host::HostError;
+
+pub const ADD_UNDERLAY_SH: &str = include_str!("../../ovs-scripts/add-underlay.sh");
+pub const ADD_GRE_PORT_SH: &str = include_str!("../../ovs-scripts/add-gre-port.sh");
+
+/// The namespace standing for the underlay network (created by the first plug).
+pub const UNDERLAY_NAMESPACE: &str = "gm-underlay";
+/// The GRE port's name on the production switch and on the twin switch.
+pub const TUNNEL_PORT: &str = "gm-gre0";
+
+/// One end of the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    /// Short name of the end (veth `gm-ul-NAME`).
+    pub name: &'static str,
+    /// Tunnel address with prefix.
+    pub addr: &'static str,
+    /// MAC of the end's `gm-ul` port.
+    pub mac: &'static str,
+}
+
+impl End {
+    pub fn ip(&self) -> &'static str {
+        self.addr.split('/').next().unwrap_or(self.addr)
+    }
+}
+
+/// The production fabric's end (RFC 2544 benchmarking space, inside namespaces only).
+pub const PRODUCTION: End = End {
+    name: "prod",
+    addr: "198.18.0.1/24",
+    mac: "02:67:6d:75:6c:01",
+};
+/// The twin hypervisor's end.
+pub const TWIN: End = End {
+    name: "twin",
+    addr: "198.18.0.2/24",
+    mac: "02:67:6d:75:6c:02",
+};
+
+/// Plugs the OVS instance in `namespace` (run dir `rundir`) into the underlay as
+/// `local`, and adds the GRE port toward `remote` on `bridge`.
+pub fn attach(
+    rundir: &Path,
+    namespace: &str,
+    bridge: &str,
+    local: End,
+    remote: End,
+) -> Result<(), HostError> {
+    let rundir = rundir.display().to_string();
+    run_script(
+        "add-underlay.sh",
+        ADD_UNDERLAY_SH,
+        &[&rundir, namespace, local.name, local.addr, local.mac],
+    )?;
+    run_script(
+        "add-gre-port.sh",
+        ADD_GRE_PORT_SH,
+        &[&rundir, bridge, TUNNEL_PORT, remote.ip(), remote.mac],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ends_share_a_subnet_and_differ() {
+        assert_eq!(PRODUCTION.ip(), "198.18.0.1");
+        assert_eq!(TWIN.ip(), "198.18.0.2");
+        assert_ne!(PRODUCTION.mac, TWIN.mac);
+        assert!(TUNNEL_PORT.starts_with("gm-") && TUNNEL_PORT.len() <= 15);
+    }
+}
