@@ -20,4 +20,5 @@ pub mod pipeline;
 pub mod serve;
 pub mod store;
 pub mod switch;
+pub mod trigger;
 pub mod twin;
