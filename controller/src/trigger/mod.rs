@@ -12,6 +12,7 @@
 //! Both take their settings from TOML and refuse a bad setting with a
 //! `ConfigError` that names the field.
 
+pub mod detect;
 pub mod source;
 pub mod webhook;
 
@@ -31,4 +32,19 @@ pub enum ConfigError {
         field: String,
         why: String,
     },
+}
+
+impl ConfigError {
+    /// The TOML parser's message, with the line it stopped at.
+    fn from_toml(config: &'static str, text: &str, e: &toml::de::Error) -> Self {
+        let line = e.span().map(|span| {
+            let start = span.start.min(text.len());
+            text[..start].matches('\n').count() + 1
+        });
+        let message = match line {
+            Some(line) => format!("{} (line {line})", e.message().trim_end()),
+            None => e.message().trim_end().to_string(),
+        };
+        ConfigError::Toml { config, message }
+    }
 }

@@ -68,10 +68,8 @@ impl fmt::Debug for HooksConfig {
 
 impl HooksConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: HooksConfig = toml::from_str(text).map_err(|e| ConfigError::Toml {
-            config: CONFIG,
-            message: e.message().to_string() + &span_hint(text, e.span()),
-        })?;
+        let config: HooksConfig =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(CONFIG, text, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -102,17 +100,6 @@ impl HooksConfig {
             }
         }
         Ok(())
-    }
-}
-
-/// Where in the TOML text the parser stopped, as " (line N)".
-pub(crate) fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!(" (line {line})")
-        }
-        None => String::new(),
     }
 }
 
