@@ -21,4 +21,5 @@ pub mod redirect;
 pub mod serve;
 pub mod store;
 pub mod switch;
+pub mod trigger;
 pub mod twin;
