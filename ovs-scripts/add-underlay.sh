@@ -54,7 +54,7 @@ ip -n "$UNDERLAY_NS" link set "$peer" master "$UNDERLAY_BR" up
 ip -n "$ns" link set "$veth" up
 
 vsctl --may-exist add-br "$OVS_BR" -- set bridge "$OVS_BR" datapath_type=netdev \
-    -- set interface "$OVS_BR" mac="\"$mac\"" \
+    other-config:hwaddr="\"$mac\"" \
     -- --may-exist add-port "$OVS_BR" "$veth"
 ip -n "$ns" addr flush dev "$OVS_BR"
 ip -n "$ns" addr add "$addr" dev "$OVS_BR"

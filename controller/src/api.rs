@@ -18,6 +18,9 @@ pub struct ApiState {
     pub discovery: Arc<crate::discovery::Discovery>,
     pub events: Arc<crate::events::Events>,
     pub twin: Arc<crate::twin::Twin>,
+    pub redirections: Arc<crate::redirect::Redirections>,
+    /// Verifier of signed webhooks; `None` when no integration is configured.
+    pub hooks: Option<std::sync::Mutex<crate::trigger::webhook::WebhookVerifier>>,
     pub forwarding: ForwardingMode,
     pub started: Instant,
 }
@@ -358,6 +361,8 @@ pub fn routes(
             }
         });
     health
+        .or(redirect_routes(st()))
+        .unify()
         .or(twin_get)
         .unify()
         .or(twin_post)
@@ -385,6 +390,143 @@ pub fn routes(
         .or(job)
         .unify()
         .recover(recover)
+}
+
+/// A redirection error as a JSON reply; a conflict with an active
+/// redirection carries that redirection's id.
+fn redirect_error(e: crate::redirect::RedirectError) -> Boxed {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = serde_json::json!({"error": e.to_string()});
+    if let crate::redirect::RedirectError::AlreadyRedirected { id, .. } = &e {
+        body["id"] = serde_json::json!(id);
+    }
+    boxed(warp::reply::with_status(warp::reply::json(&body), status))
+}
+
+fn created(r: &crate::redirect::Redirection) -> Boxed {
+    boxed(warp::reply::with_status(
+        warp::reply::json(r),
+        StatusCode::CREATED,
+    ))
+}
+
+/// `/api/v1/redirections[/{id}]` and `/api/v1/hooks/{integration}`.
+fn redirect_routes(
+    st: impl Filter<Extract = (Arc<ApiState>,), Error = Infallible> + Clone + Send + Sync + 'static,
+) -> impl Filter<Extract = (Boxed,), Error = Rejection> + Clone {
+    use crate::redirect::RedirectRequest;
+    let v1 = warp::path("api").and(warp::path("v1"));
+    let list = v1
+        .and(warp::path("redirections"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st.clone())
+        .map(|st: Arc<ApiState>| json(&st.redirections.list()));
+    let get = v1
+        .and(warp::path("redirections"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(st.clone())
+        .and_then(|id: String, st: Arc<ApiState>| async move {
+            st.redirections.get(&id).map(|r| json(&r)).ok_or_else(|| {
+                reject(
+                    StatusCode::NOT_FOUND,
+                    format!("no redirection {id} (GET /api/v1/redirections)"),
+                )
+            })
+        });
+    let create = v1
+        .and(warp::path("redirections"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::bytes())
+        .and(st.clone())
+        .and_then(|body: bytes::Bytes, st: Arc<ApiState>| async move {
+            let req: RedirectRequest = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Ok::<_, Rejection>(redirect_error(crate::redirect::RedirectError::BadRequest(format!(
+                        "bad redirection request: {e}; expected {{\"source\": \"IP | MAC | CIDR\", \"reason\": \"...\", \"ttl_s\": 3600}}"
+                    ))))
+                }
+            };
+            Ok(match st.redirections.create(req, "api").await {
+                Ok(r) => created(&r),
+                Err(e) => redirect_error(e),
+            })
+        });
+    let release = v1
+        .and(warp::path("redirections"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::delete())
+        .and(st.clone())
+        .and_then(|id: String, st: Arc<ApiState>| async move {
+            Ok::<_, Rejection>(match st.redirections.release(&id, "api").await {
+                Ok(r) => json(&r),
+                Err(e) => redirect_error(e),
+            })
+        });
+    let hook = v1
+        .and(warp::path("hooks"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(warp::header::optional::<String>("x-gemelo-timestamp"))
+        .and(warp::header::optional::<String>("x-gemelo-signature"))
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::bytes())
+        .and(st)
+        .and_then(
+            |integration: String, ts: Option<String>, sig: Option<String>, body: bytes::Bytes, st: Arc<ApiState>| async move {
+                use crate::trigger::webhook::HookAction;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let verified = match &st.hooks {
+                    None => Err((StatusCode::NOT_FOUND, format!("no webhook integration {integration:?}: none is configured (serve --hooks FILE)"))),
+                    Some(v) => v
+                        .lock()
+                        .expect("hooks lock")
+                        .verify(&integration, ts.as_deref(), sig.as_deref(), &body, now)
+                        .map_err(|e| (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED), e.to_string())),
+                };
+                let action = match verified {
+                    Ok(a) => a,
+                    Err((status, msg)) => {
+                        return Ok::<_, Rejection>(boxed(warp::reply::with_status(
+                            warp::reply::json(&serde_json::json!({"error": msg})),
+                            status,
+                        )))
+                    }
+                };
+                let trigger = format!("webhook:{integration}");
+                Ok(match action {
+                    HookAction::Redirect { source, reason, ttl_s } => {
+                        let req = RedirectRequest { source: source.to_string(), reason, ttl_s };
+                        match st.redirections.create(req, &trigger).await {
+                            Ok(r) => created(&r),
+                            Err(e) => redirect_error(e),
+                        }
+                    }
+                    HookAction::Release { id } => match st.redirections.release(&id, &trigger).await {
+                        Ok(r) => json(&r),
+                        Err(e) => redirect_error(e),
+                    },
+                })
+            },
+        );
+    list.or(get)
+        .unify()
+        .or(create)
+        .unify()
+        .or(release)
+        .unify()
+        .or(hook)
+        .unify()
 }
 
 /// Nodes (switches, hosts) and edges (links, attachments) for drawing.

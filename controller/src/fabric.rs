@@ -152,6 +152,7 @@ pub struct Controller {
     pub store: Store,
     pub forwarding: ForwardingMode,
     pub discovery: Arc<Discovery>,
+    pub redirections: Arc<crate::redirect::Redirections>,
 }
 
 impl Controller {
@@ -211,6 +212,21 @@ impl Controller {
                     info!(dpid = %dpid_str(dpid), %reason, "switch gone");
                 }
                 SwitchEvent::PortStatus { dpid, status } => {
+                    // A tunnel port that appears later: its guard (and any
+                    // active redirection's flows) go in now.
+                    if status.reason == openflow::port_reason::ADD
+                        && status.port.name == gemelo_hypervisor::tunnel::TUNNEL_PORT
+                    {
+                        if let Some(handle) = this.fabric.handle(dpid) {
+                            let this = this.clone();
+                            let port_no = status.port.port_no;
+                            tokio::spawn(async move {
+                                this.redirections
+                                    .switch_connected(&handle, Some(port_no))
+                                    .await
+                            });
+                        }
+                    }
                     this.discovery.port_changed(
                         dpid,
                         &status.port,
@@ -258,6 +274,10 @@ impl Controller {
     /// Baseline pipeline, then discovery's classifier flows, each reconciled by its cookie.
     async fn switch_ready(&self, handle: SwitchHandle, name: String, ports: Vec<Port>) {
         let dpid = handle.dpid();
+        let tunnel_port = ports
+            .iter()
+            .find(|p| p.name == gemelo_hypervisor::tunnel::TUNNEL_PORT)
+            .map(|p| p.port_no);
         if dpid == crate::twin::plan::TWIN_DPID {
             // The twin's own switch: twin flows only; discovery never looks at the twin.
             match reconcile(
@@ -274,6 +294,9 @@ impl Controller {
                 }
                 Err(e) => warn!(dpid = %dpid_str(dpid), error = %e, "twin switch reconcile failed"),
             }
+            self.redirections
+                .switch_connected(&handle, tunnel_port)
+                .await;
             return;
         }
         let want = pipeline::baseline(self.forwarding);
@@ -309,6 +332,9 @@ impl Controller {
             }
             (Ok(_), None) => {}
         }
+        self.redirections
+            .switch_connected(&handle, tunnel_port)
+            .await;
     }
 }
 

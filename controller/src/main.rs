@@ -68,6 +68,12 @@ enum Cmd {
         /// Unix datagram socket where twin decoys send their events (default: DATA/events.sock).
         #[arg(long)]
         events_socket: Option<PathBuf>,
+        /// TOML with a secret per webhook integration (`[integration.NAME] secret = "..."`).
+        #[arg(long)]
+        hooks: Option<PathBuf>,
+        /// TOML configuring the built-in detectors (scan, honeytoken, bruteforce).
+        #[arg(long)]
+        detectors: Option<PathBuf>,
     },
     /// Build, inspect or remove the embedded lab (a production network in namespaces).
     Lab {
@@ -107,6 +113,31 @@ enum Cmd {
         #[arg(long, global = true)]
         api: Option<String>,
     },
+    /// Swap a source (IP, MAC or CIDR) into the twin (through the REST API).
+    Redirect {
+        source: String,
+        /// Why (kept with the redirection and in its events).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Release automatically after this many seconds.
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// Restore production forwarding for a redirection.
+    Release {
+        id: String,
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// List redirections (active and released).
+    Redirections {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        api: Option<String>,
+    },
     /// Print gemelo's OpenFlow pipeline (tables, priorities, cookies) as Markdown.
     Pipeline,
     /// Run the whole story on the embedded lab: lab, controller, traffic, flows.
@@ -128,6 +159,16 @@ enum Cmd {
         spec: PathBuf,
         #[arg(long)]
         events: PathBuf,
+    },
+    /// Turns a twin daemon's access log (stdin) into decoy events.
+    #[command(hide = true)]
+    AccessLog {
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long)]
+        twin_host: String,
+        #[arg(long)]
+        protocol: String,
     },
     /// Login shell of a twin host's decoy user (sshd / telnetd run it).
     #[command(hide = true)]
@@ -175,6 +216,17 @@ enum LabCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Plug a visitor (e.g. an attacker's laptop) into the running lab:
+    /// namespace gm-LAB-NAME with IP on SEGMENT, on SWITCH.
+    Visitor {
+        name: String,
+        #[arg(long)]
+        switch: String,
+        #[arg(long)]
+        segment: String,
+        #[arg(long)]
+        ip: std::net::Ipv4Addr,
+    },
 }
 
 fn main() {
@@ -196,6 +248,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Decoy { spec, events } => {
             gemelo_hypervisor::decoy::run_decoy(&spec, &events).context("decoy")
         }
+        Cmd::AccessLog {
+            events,
+            twin_host,
+            protocol,
+        } => gemelo_hypervisor::decoy::access_log::run(&events, &twin_host, &protocol)
+            .context("access log"),
         Cmd::PersonaShell {
             events,
             twin_host,
@@ -219,6 +277,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             packet_in_rate,
             sweep_interval,
             events_socket,
+            hooks,
+            detectors,
         } => {
             if !no_default_listeners && listen.is_empty() {
                 listen.push(serve::DEFAULT_UNIX_LISTENER.parse().expect("valid default"));
@@ -241,6 +301,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 discovery: discovery_config(scope, probe_netns, packet_in_rate, sweep_interval)?,
                 events_socket,
+                hooks: hooks
+                    .map(|p| read_config(&p, gemelo::trigger::webhook::HooksConfig::from_toml))
+                    .transpose()?,
+                detectors: detectors
+                    .map(|p| read_config(&p, gemelo::trigger::detect::DetectorsConfig::from_toml))
+                    .transpose()?,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -259,6 +325,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             LabCmd::Down => {
                 lab::down()?;
                 println!("lab removed");
+                Ok(())
+            }
+            LabCmd::Visitor {
+                name,
+                switch,
+                segment,
+                ip,
+            } => {
+                let status = lab::status()?.ok_or_else(|| anyhow::anyhow!("no lab is up"))?;
+                let ns = lab::add_visitor(&status, &name, &switch, &segment, ip)?;
+                println!("{ns}");
                 Ok(())
             }
             LabCmd::Status { json } => match lab::status()? {
@@ -359,6 +436,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Twin { cmd, api } => twin_cmd(cmd, &client::base(api.as_deref())),
+        Cmd::Redirect {
+            source,
+            reason,
+            ttl,
+            api,
+        } => {
+            let body = serde_json::json!({"source": source, "reason": reason, "ttl_s": ttl});
+            let r: serde_json::Value = client::post_json(
+                &client::base(api.as_deref()),
+                "/api/v1/redirections",
+                &body.to_string(),
+            )?;
+            println!(
+                "{} {} redirected into the twin: key {}, {} flows on {} switch(es), {:.2} ms",
+                r["id"].as_str().unwrap_or("?"),
+                r["source"].as_str().unwrap_or("?"),
+                r["key"],
+                r["flows"],
+                r["switches"].as_array().map_or(0, Vec::len),
+                r["install_ms"].as_f64().unwrap_or(0.0)
+            );
+            Ok(())
+        }
+        Cmd::Release { id, api } => {
+            let r: serde_json::Value = client::delete_json(
+                &client::base(api.as_deref()),
+                &format!("/api/v1/redirections/{id}"),
+            )?;
+            println!(
+                "{} {} released in {:.2} ms",
+                r["id"].as_str().unwrap_or("?"),
+                r["source"].as_str().unwrap_or("?"),
+                r["release_ms"].as_f64().unwrap_or(0.0)
+            );
+            Ok(())
+        }
+        Cmd::Redirections { json, api } => {
+            let list: Vec<serde_json::Value> =
+                client::get_json(&client::base(api.as_deref()), "/api/v1/redirections")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            println!(
+                "{:<6} {:<20} {:<9} {:>6} {:>6} {:<20} reason",
+                "id", "source", "state", "key", "flows", "created"
+            );
+            for r in &list {
+                println!(
+                    "{:<6} {:<20} {:<9} {:>6} {:>6} {:<20} {}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["source"].as_str().unwrap_or(""),
+                    r["state"].as_str().unwrap_or(""),
+                    r["key"],
+                    r["flows"],
+                    r["created"].as_str().unwrap_or(""),
+                    r["reason"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
         Cmd::Pipeline => {
             print!("{}", gemelo::pipeline::markdown(true));
             Ok(())
@@ -635,4 +773,14 @@ fn print_lab(s: &lab::LabStatus) {
             services.join(" ")
         );
     }
+}
+
+/// Reads and parses a TOML config file, naming the file in any error.
+fn read_config<T, E: std::fmt::Display>(
+    path: &std::path::Path,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

@@ -8,6 +8,7 @@ use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::events::{self, Events};
 use crate::fabric::{Controller, Fabric};
 use crate::pipeline::ForwardingMode;
+use crate::redirect::Redirections;
 use crate::store::Store;
 use crate::switch::{self, Endpoint, SessionConfig, SessionContext};
 use crate::twin::{plan::TwinConfig, Twin};
@@ -34,6 +35,8 @@ pub struct ServeConfig {
     pub discovery: DiscoveryConfig,
     /// Unix datagram socket where decoys send their events (default: DATA/events.sock).
     pub events_socket: Option<PathBuf>,
+    pub hooks: Option<crate::trigger::webhook::HooksConfig>,
+    pub detectors: Option<crate::trigger::detect::DetectorsConfig>,
 }
 
 impl ServeConfig {
@@ -86,11 +89,19 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             .run_sweeps(std::time::Duration::from_secs(2)),
     );
     tokio::spawn(discovery.clone().run_new_host_probes());
+    let redirections = Redirections::new(
+        store.clone(),
+        fabric.clone(),
+        discovery.clone(),
+        events.clone(),
+    );
+    tokio::spawn(redirections.clone().run_expiry());
     let controller = Controller {
         fabric: fabric.clone(),
         store: store.clone(),
         forwarding: cfg.forwarding(),
         discovery: discovery.clone(),
+        redirections: redirections.clone(),
     };
     tokio::spawn(controller.run(rx));
 
@@ -113,6 +124,11 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         discovery: discovery.clone(),
         events,
         twin,
+        redirections,
+        hooks: cfg
+            .hooks
+            .clone()
+            .map(|h| std::sync::Mutex::new(crate::trigger::webhook::WebhookVerifier::new(h))),
         forwarding: cfg.forwarding(),
         started: Instant::now(),
     });

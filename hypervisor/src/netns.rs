@@ -51,9 +51,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::daemon::{self, log_tail, HostPlace, Started};
 use crate::host::system::{
-    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl,
-    private_mount_dir, proc_id, run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH,
-    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    checksum_in_software, create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points,
+    namespaces, ovs_vsctl, private_mount_dir, proc_id, run_args, run_script, stop_all, write_file,
+    ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use crate::host::HostError;
 use crate::launch::Launch;
@@ -540,15 +540,9 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
         ]
         .map(str::to_owned),
     )?;
-    run_script(
-        "attach-controller.sh",
-        ATTACH_CONTROLLER_SH,
-        &[&sw.rundir, br, &opts.controller],
-    )?;
-    // The LOCAL port is the switch's own interface: never up, never addressed.
-    run_args("ip", &["-n", &sw.namespace, "link", "set", br, "down"])?;
     // The only way in or out: the tunnel, which carries nothing until a
-    // redirection's flows use it.
+    // redirection's flows use it. Before the controller: the switch connects
+    // with its tunnel port, and gets its guard flow at once.
     tunnel::attach(
         Path::new(&sw.rundir),
         &sw.namespace,
@@ -556,6 +550,13 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
         tunnel::TWIN,
         tunnel::PRODUCTION,
     )?;
+    run_script(
+        "attach-controller.sh",
+        ATTACH_CONTROLLER_SH,
+        &[&sw.rundir, br, &opts.controller],
+    )?;
+    // The LOCAL port is the switch's own interface: never up, never addressed.
+    run_args("ip", &["-n", &sw.namespace, "link", "set", br, "down"])?;
     Ok(())
 }
 
@@ -658,6 +659,10 @@ fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Resul
             lines.push(format!("route add default via {gw}"));
         }
         ip_batch(Some(&ns), &lines)?;
+        let ifaces: Vec<String> = (0..h.interfaces.len())
+            .map(|i| format!("{HOST_IFNAME_PREFIX}{i}"))
+            .collect();
+        checksum_in_software(&ns, &ifaces)?;
         // Explicitly either way: a new namespace may inherit the machine's setting.
         let forward = format!("net.ipv4.ip_forward={}", u8::from(h.ip_forward));
         run_args("ip", &["netns", "exec", &ns, "sysctl", "-qw", &forward])?;

@@ -69,11 +69,18 @@ pub fn attach(
         ADD_UNDERLAY_SH,
         &[&rundir, namespace, local.name, local.addr, local.mac],
     )?;
-    run_script(
-        "add-gre-port.sh",
-        ADD_GRE_PORT_SH,
-        &[&rundir, bridge, TUNNEL_PORT, remote.ip(), remote.mac],
-    )?;
+    let mut args = vec![
+        rundir.as_str(),
+        bridge,
+        TUNNEL_PORT,
+        remote.ip(),
+        remote.mac,
+    ];
+    if local == TWIN {
+        // Redirected packets enter the twin's switching tagged with their segment.
+        args.insert(0, "--trunk");
+    }
+    run_script("add-gre-port.sh", ADD_GRE_PORT_SH, &args)?;
     Ok(())
 }
 

@@ -144,6 +144,70 @@ impl ControllerProc {
         )
     }
 
+    /// Waits until discovery has identified every host of the lab: a hostname
+    /// and, for each service the lab runs on it (LLDP aside), its port with a
+    /// product. A twin built before that would lack decoys.
+    pub fn wait_identified(&self, status: &gemelo::lab::LabStatus, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let known = status
+                .hosts
+                .iter()
+                .filter(|h| {
+                    let wanted: Vec<u16> = h
+                        .services
+                        .iter()
+                        .filter(|s| s.name != "lldp")
+                        .map(|s| s.port)
+                        .collect();
+                    h.interfaces.iter().all(|i| {
+                        self.get(&format!("/api/v1/hosts/{}", i.mac))
+                            .is_ok_and(|v| {
+                                let identified = |port: u16| {
+                                    v["services"].as_array().is_some_and(|s| {
+                                        s.iter()
+                                            .any(|s| s["port"] == port && !s["product"].is_null())
+                                    })
+                                };
+                                !v["hostname"].is_null() && wanted.iter().all(|p| identified(*p))
+                            })
+                    })
+                })
+                .count();
+            if known == status.hosts.len() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "discovery identified {known}/{} hosts with hostname and every service",
+                    status.hosts.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// `POST /api/v1/twin` and waits for the build to end; the final status.
+    pub fn build_twin(&self, limit: Duration) -> Result<Value> {
+        let r = ureq::post(&format!("{}/api/v1/twin", self.api))
+            .send_string("")
+            .map_err(|e| anyhow!("POST /api/v1/twin: {e}"))?;
+        if r.status() != 202 {
+            bail!("POST /api/v1/twin answered {}", r.status());
+        }
+        let t = Instant::now();
+        loop {
+            let s = self.get("/api/v1/twin")?;
+            if s["state"] != "building" && s["state"] != "absent" {
+                return Ok(s);
+            }
+            if t.elapsed() > limit {
+                bail!("twin not built within {limit:?}: {s}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Kills the controller with SIGKILL (a crash), without cleanup.
     pub fn crash(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -235,6 +235,7 @@ pub fn assert_lab_gone(lab_name: &str, ovs: &[u32]) -> Result<()> {
     Ok(())
 }
 
+pub mod capture;
 pub mod controller;
 
 /// Runs `argv` in the lab's probe namespace (gemelo's own port on the fabric).

@@ -27,6 +27,7 @@
 
 use gemelo::lab;
 use gemelo_hypervisor::{netns, tunnel};
+use gemelo_tests::capture::Capture;
 use gemelo_tests::controller::{temp_dir, ControllerProc};
 use gemelo_tests::{lab_session_or_skip, topology, TWIN_RUN_DIR};
 use serde_json::Value;
@@ -86,66 +87,6 @@ impl Drop for TwinGuard<'_> {
             .timeout(Duration::from_secs(60))
             .call();
     }
-}
-
-/// A capture; stopped (SIGTERM) when dropped.
-struct Capture {
-    name: String,
-    file: PathBuf,
-    child: Option<Child>,
-}
-
-impl Capture {
-    fn start(name: &str, mut cmd: Command, file: PathBuf) -> Capture {
-        let filter = format!("({TWIN_MARK}) or ({CONTROL_MARK})");
-        let child = cmd
-            .args(["tcpdump", "-nn", "-i", "any", "-U", "-w"])
-            .arg(&file)
-            .arg(filter)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tcpdump");
-        Capture {
-            name: name.into(),
-            file,
-            child: Some(child),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(c) = self.child.take() {
-            gemelo_tests::controller::stop_child(c);
-        }
-    }
-
-    /// Packets in the capture matching `filter`, as tcpdump prints them.
-    fn read(&self, filter: &str) -> Vec<String> {
-        let out = Command::new("tcpdump")
-            .args(["-nn", "-e", "-r"])
-            .arg(&self.file)
-            .arg(filter)
-            .stderr(Stdio::null())
-            .output()
-            .expect("tcpdump -r");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn wait_listening(cmd: &mut Command) {
-    // tcpdump has no "ready" signal on -w: give it a moment to open its sockets.
-    let _ = cmd;
-    std::thread::sleep(Duration::from_millis(1500));
 }
 
 fn ips_of(status: &lab::LabStatus) -> Vec<String> {
@@ -247,59 +188,11 @@ fn twin_sends_nothing_to_production() {
     let ctl = ControllerProc::start(&dir, &LISTEN).expect("controller");
     let _twin = TwinGuard(&ctl);
 
-    // Wait until discovery knows every lab host (by its first MAC).
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let known = status
-            .hosts
-            .iter()
-            .filter(|h| {
-                // Every service the lab runs must be identified (port and
-                // product) before the twin is built, or its decoy is missing.
-                let wanted: Vec<u16> = h
-                    .services
-                    .iter()
-                    .filter(|s| s.name != "lldp")
-                    .map(|s| s.port)
-                    .collect();
-                h.interfaces.iter().all(|i| {
-                    ctl.get(&format!("/api/v1/hosts/{}", i.mac)).is_ok_and(|v| {
-                        let identified = |port: u16| {
-                            v["services"].as_array().is_some_and(|s| {
-                                s.iter()
-                                    .any(|s| s["port"] == port && !s["product"].is_null())
-                            })
-                        };
-                        !v["hostname"].is_null() && wanted.iter().all(|p| identified(*p))
-                    })
-                })
-            })
-            .count();
-        if known == status.hosts.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "discovery identified {known}/{} hosts with hostname and every service",
-            status.hosts.len()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    ctl.wait_identified(&status, Duration::from_secs(90))
+        .expect("discovery");
     eprintln!("discovery done at {:.1} s", t0.elapsed().as_secs_f64());
 
-    let r = ureq::post(&format!("{}/api/v1/twin", ctl.api))
-        .send_string("")
-        .expect("POST /api/v1/twin");
-    assert_eq!(r.status(), 202);
-    let t = Instant::now();
-    let twin = loop {
-        let s = ctl.get("/api/v1/twin").unwrap();
-        if s["state"] != "building" && s["state"] != "absent" {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(45), "twin not built: {s}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let twin = ctl.build_twin(Duration::from_secs(45)).expect("twin");
     assert_eq!(twin["state"], "ready", "{twin}");
     let tstatus = netns::status(Path::new(TWIN_RUN_DIR))
         .expect("twin status")
@@ -332,6 +225,7 @@ fn twin_sends_nothing_to_production() {
     let ll_twin_sw = link_locals(&tstatus.switch.namespace);
 
     // Captures on the production side.
+    let filter = format!("({TWIN_MARK}) or ({CONTROL_MARK})");
     let mut caps = Vec::new();
     for h in &status.hosts {
         let cmd = lab::host_command(&status, &h.name, &[]).expect("host command");
@@ -339,6 +233,7 @@ fn twin_sends_nothing_to_production() {
             &h.name,
             cmd,
             dir.join(format!("{}.pcap", h.name)),
+            &filter,
         ));
     }
     let mut cmd = Command::new("ip");
@@ -347,6 +242,7 @@ fn twin_sends_nothing_to_production() {
         &status.namespace,
         cmd,
         dir.join("prod.pcap"),
+        &filter,
     ));
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", tunnel::UNDERLAY_NAMESPACE]);
@@ -354,6 +250,7 @@ fn twin_sends_nothing_to_production() {
         tunnel::UNDERLAY_NAMESPACE,
         cmd,
         dir.join("underlay.pcap"),
+        &filter,
     ));
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &status.probe.namespace]);
@@ -361,8 +258,10 @@ fn twin_sends_nothing_to_production() {
         &status.probe.namespace,
         cmd,
         dir.join("probe.pcap"),
+        &filter,
     ));
-    wait_listening(&mut Command::new("true"));
+    Capture::settle();
+    caps.iter_mut().for_each(Capture::assert_running);
 
     // Every twin host tries to reach production.
     let mut targets = ips_of(&status);

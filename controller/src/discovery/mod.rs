@@ -20,6 +20,7 @@ use crate::openflow::{port, Action, Message, PacketIn, PacketOut, Port, NO_BUFFE
 use crate::pipeline::{Cookie, CookieKind};
 use crate::store::{Kind, Store};
 use crate::switch::{SwitchError, SwitchHandle};
+use gemelo_hypervisor::tunnel::TUNNEL_PORT;
 use inventory::{Change, Host, Inventory};
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
@@ -338,7 +339,10 @@ impl Discovery {
     }
 
     async fn send_link_probes(&self, handle: &SwitchHandle, ports: &[Port]) {
-        for p in ports.iter().filter(|p| p.port_no < port::MAX && p.is_up()) {
+        for p in ports
+            .iter()
+            .filter(|p| p.port_no < port::MAX && p.is_up() && p.name != TUNNEL_PORT)
+        {
             let out = PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: port::CONTROLLER,
@@ -389,7 +393,7 @@ impl Discovery {
                         h.clone(),
                         v.ports
                             .iter()
-                            .filter(|p| p.up && p.no < port::MAX)
+                            .filter(|p| p.up && p.no < port::MAX && p.name != TUNNEL_PORT)
                             .map(|p| p.no)
                             .collect(),
                     )

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use super::daemons::{self, Daemon};
 use super::status::{DaemonRecord, DaemonStatus, LabStatus, RunState};
 use super::system::{
-    create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl,
-    private_mount_dir, proc_id, run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH,
-    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    checksum_in_software, create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points,
+    namespaces, ovs_vsctl, private_mount_dir, proc_id, run_args, run_script, stop_all, write_file,
+    ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use super::topology::Topology;
 use super::{
@@ -261,6 +261,8 @@ fn build_hosts(topology: &Topology, status: &LabStatus) -> Result<(), LabError> 
             lines.push(format!("route add default via {gw}"));
         }
         ip_batch(Some(&hs.namespace), &lines)?;
+        let ifaces: Vec<String> = host.interfaces.iter().map(|i| i.name.clone()).collect();
+        checksum_in_software(&hs.namespace, &ifaces)?;
         if host.ip_forward {
             run_args(
                 "ip",

@@ -100,6 +100,8 @@ pub enum LabError {
     },
     #[error("the lab needs root (network namespaces, mounts, Open vSwitch)")]
     NotRoot,
+    #[error("visitor {name}: {why}")]
+    Visitor { name: String, why: String },
 }
 
 /// Builds the lab of `topology`, with every bridge pointed at `controller`;
@@ -159,4 +161,88 @@ pub fn prod_command(status: &LabStatus, argv: &[&str]) -> Command {
         .args(["netns", "exec", &status.namespace])
         .args(argv);
     cmd
+}
+
+/// A visitor: a machine plugged into the running lab after it was built (the
+/// demo's and tests' attacker), with an address on a segment and that
+/// segment's default route. Namespace `gm-<lab>-<name>`, so `lab down` removes
+/// it with the lab. Returns the namespace.
+pub fn add_visitor(
+    status: &LabStatus,
+    name: &str,
+    switch: &str,
+    segment: &str,
+    ip: std::net::Ipv4Addr,
+) -> Result<String, LabError> {
+    use gemelo_hypervisor::host::system::{ip_batch, ovs_vsctl};
+    let bad = |why: String| LabError::Visitor {
+        name: name.to_owned(),
+        why,
+    };
+    if name.is_empty()
+        || name.len() > 9
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err(bad(
+            "a visitor's name is 1-9 lowercase letters or digits".into()
+        ));
+    }
+    let sw = status
+        .switches
+        .iter()
+        .find(|s| s.name == switch)
+        .ok_or_else(|| bad(format!("no switch {switch} in lab {}", status.lab)))?;
+    let seg = status
+        .segments
+        .iter()
+        .find(|s| s.name == segment)
+        .ok_or_else(|| bad(format!("no segment {segment} in lab {}", status.lab)))?;
+    let prefix = seg.cidr.split('/').nth(1).unwrap_or("24");
+    let ns = format!("gm-{}-{name}", status.lab);
+    let port = format!("gmv-{name}");
+    let o = ip.octets();
+    let mac = format!("02:66:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    let etc = Path::new("/etc/netns").join(&ns);
+    std::fs::create_dir_all(&etc).map_err(|e| bad(format!("{}: {e}", etc.display())))?;
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1\tlocalhost\n{ip}\t{name}\n"),
+    )
+    .and_then(|_| std::fs::write(etc.join("resolv.conf"), ""))
+    .map_err(|e| bad(format!("{}: {e}", etc.display())))?;
+    ip_batch(
+        None,
+        &[
+            format!("netns add {ns}"),
+            format!(
+                "link add {port} netns {} type veth peer name eth0 netns {ns} address {mac}",
+                status.namespace
+            ),
+        ],
+    )?;
+    ip_batch(
+        Some(&ns),
+        &[
+            "link set lo up".into(),
+            "link set eth0 up".into(),
+            format!("addr add {ip}/{prefix} dev eth0"),
+            format!("route add default via {}", seg.gateway),
+        ],
+    )?;
+    gemelo_hypervisor::host::system::checksum_in_software(&ns, &["eth0".to_string()])?;
+    ip_batch(Some(&status.namespace), &[format!("link set {port} up")])?;
+    let mut args = vec!["add-port".to_string(), sw.bridge.clone(), port.clone()];
+    if let Some(vlan) = seg.vlan {
+        args.extend([
+            "--".into(),
+            "set".into(),
+            "port".into(),
+            port,
+            format!("tag={vlan}"),
+        ]);
+    }
+    ovs_vsctl(&status.rundir, &args)?;
+    Ok(ns)
 }

@@ -49,6 +49,8 @@ pub struct Member {
     pub ips: Vec<Ipv4Addr>,
     pub dpid: u64,
     pub port: u32,
+    /// Its segment's VLAN: its packets enter the twin's switching with that tag.
+    pub vlan: Option<u16>,
 }
 
 /// What the flows of one redirection depend on.
@@ -152,6 +154,12 @@ fn apply(actions: Vec<Action>) -> Vec<Instruction> {
     vec![Instruction::ApplyActions(actions)]
 }
 
+/// No instruction at all: what the switch reports back for `actions=drop`,
+/// so reconciliation finds the flow unchanged.
+fn drop_it() -> Vec<Instruction> {
+    Vec::new()
+}
+
 fn set_key(key: u64) -> Action {
     Action::SetField(OxmField::TunnelId {
         id: key,
@@ -245,7 +253,7 @@ pub fn production(
                 t,
                 priority::REDIRECT,
                 Match::new().eth_dst(m.mac),
-                apply(vec![]),
+                drop_it(),
                 c,
             ));
             for ip in &m.ips {
@@ -253,7 +261,7 @@ pub fn production(
                     t,
                     priority::REDIRECT,
                     Match::new().eth_type(ETH_ARP).arp_tpa(*ip),
-                    apply(vec![]),
+                    drop_it(),
                     c,
                 ));
             }
@@ -263,7 +271,7 @@ pub fn production(
                     t,
                     priority::REDIRECT_FENCE,
                     Match::new().in_port(hop.down),
-                    apply(vec![]),
+                    drop_it(),
                     c,
                 ));
             }
@@ -288,7 +296,7 @@ pub fn production_guard(tunnel_port: u32) -> FlowSet {
         REDIRECT.id,
         priority::TUNNEL_GUARD,
         Match::new().in_port(tunnel_port),
-        apply(vec![]),
+        drop_it(),
         c,
     ));
     set
@@ -301,7 +309,7 @@ pub fn twin_guard(tunnel_port: u32) -> FlowSet {
         CLASSIFIER.id,
         priority::TUNNEL_GUARD,
         Match::new().in_port(tunnel_port),
-        apply(vec![]),
+        drop_it(),
         guard_cookie(),
     ));
     set
@@ -315,6 +323,15 @@ pub fn twin(spec: &Spec, tunnel_port: u32) -> FlowSet {
     let mut set = FlowSet::new();
     let back = || apply(vec![set_key(k), out(tunnel_port)]);
     for m in &spec.members {
+        let mut into_twin = Vec::new();
+        if let Some(vid) = m.vlan {
+            into_twin.push(Action::PushVlan(0x8100));
+            into_twin.push(Action::SetField(OxmField::VlanVid {
+                vid: vid | crate::openflow::VID_PRESENT,
+                mask: None,
+            }));
+        }
+        into_twin.push(out(port::NORMAL));
         set.insert(FlowSpec::new(
             t,
             priority::REDIRECT_RETURN,
@@ -322,7 +339,7 @@ pub fn twin(spec: &Spec, tunnel_port: u32) -> FlowSet {
                 .in_port(tunnel_port)
                 .tunnel_id(k)
                 .eth_src(m.mac),
-            apply(vec![out(port::NORMAL)]),
+            apply(into_twin),
             c,
         ));
         set.insert(FlowSpec::new(
@@ -346,7 +363,7 @@ pub fn twin(spec: &Spec, tunnel_port: u32) -> FlowSet {
             t,
             priority::REDIRECT_FENCE,
             Match::new().eth_src(m.mac),
-            apply(vec![]),
+            drop_it(),
             c,
         ));
     }
@@ -368,6 +385,7 @@ mod tests {
             ips: vec!["10.10.2.66".parse().unwrap()],
             dpid,
             port,
+            vlan: None,
         }
     }
 
@@ -498,6 +516,24 @@ mod tests {
         assert_eq!(
             production(&spec0, Tunnel { dpid: 1, port: 9 }, &[]).unwrap_err(),
             PlanError::ReservedNumber
+        );
+    }
+
+    #[test]
+    fn twin_side_tags_with_the_member_segment() {
+        let mut m = member(1, 6);
+        m.vlan = Some(20);
+        let l = lines(&twin(
+            &Spec {
+                number: 1,
+                members: vec![m],
+            },
+            3,
+        ));
+        assert!(
+            l.iter().any(|x| x.contains("priority=310")
+                && x.ends_with("actions=push_vlan:0x8100,set_field:4116->vlan_vid,NORMAL")),
+            "{l:#?}"
         );
     }
 

@@ -12,6 +12,7 @@
 //! and the host dir visible at its real path. Every attacker interaction is an
 //! event (`events`) sent as a JSON datagram to the twin's event socket.
 
+pub mod access_log;
 pub mod daemon;
 pub mod emulate;
 pub mod events;

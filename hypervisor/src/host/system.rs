@@ -276,3 +276,20 @@ pub fn create_uts(path: &Path, hostname: &str) -> Result<(), HostError> {
         .args(["hostname", hostname]))?;
     Ok(())
 }
+
+/// Turns transmit checksum offload off on `ifaces` inside `namespace`: the
+/// userspace datapath of OVS 3.1 drops, instead of tunneling, packets that
+/// still carry offload flags ("Tunneling packets with HW offload flags is not
+/// supported"), so every host whose packets may cross the GRE tunnel computes
+/// its checksums itself.
+pub fn checksum_in_software(namespace: &str, ifaces: &[String]) -> Result<(), HostError> {
+    if ifaces.is_empty() {
+        return Ok(());
+    }
+    let script: String = ifaces
+        .iter()
+        .map(|i| format!("ethtool -K {i} tx off >/dev/null || exit 1\n"))
+        .collect();
+    run_args("ip", &["netns", "exec", namespace, "sh", "-c", &script])?;
+    Ok(())
+}

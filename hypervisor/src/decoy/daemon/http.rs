@@ -62,6 +62,16 @@ pub fn config(cx: &Context, spec: &DecoySpec) -> Option<String> {
         q(tag),
         q(content_type),
     );
+    // Every request is an event: lighttpd pipes its access log into gemelo.
+    modules.push("\"mod_accesslog\"");
+    c.push_str(&format!(
+        "accesslog.filename = \"|{} access-log --events {} --twin-host {} --protocol http\"\n\
+         accesslog.format = \"{}\"\n",
+        q(&cx.gemelo_exe.display().to_string()),
+        q(&cx.events.display().to_string()),
+        q(&cx.host.name),
+        crate::decoy::access_log::LIGHTTPD_FORMAT,
+    ));
     if !modules.is_empty() {
         c.push_str(&format!("server.modules += ({})\n", modules.join(", ")));
     }
@@ -122,6 +132,13 @@ mod tests {
         let host = host_with("http", 80, "lighttpd", lighttpd_details());
         let cx = context_for(&host);
         let c = config(&cx, &host.services[0]).unwrap();
+        assert!(c.contains("accesslog.filename = \"|"), "{c}");
+        assert!(c.contains(" access-log --events "), "{c}");
+        assert!(
+            c.ends_with("server.modules += (\"mod_accesslog\")\n"),
+            "{c}"
+        );
+        let c = c.split("accesslog.filename").next().unwrap();
         assert_eq!(
             c,
             "# gemelo twin host web1: lighttpd as discovery saw it\nserver.document-root = \"/tmp/gemelo-x/web1/www\"\nserver.port = 80\n\
@@ -145,7 +162,7 @@ mimetype.assign = (\"\" => \"text/html\")\n"
         let host = host_with("http", 8080, "lighttpd", redirect);
         let cx = context_for(&host);
         let c = config(&cx, &host.services[0]).unwrap();
-        assert!(c.ends_with("server.modules += (\"mod_redirect\")\nurl.redirect = (\"^/$\" => \"/login.html\")\nurl.redirect-code = 302\n"), "{c}");
+        assert!(c.ends_with("server.modules += (\"mod_redirect\", \"mod_accesslog\")\nurl.redirect = (\"^/$\" => \"/login.html\")\nurl.redirect-code = 302\n"), "{c}");
         let teapot = host_with(
             "http",
             80,
