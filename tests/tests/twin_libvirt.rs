@@ -136,21 +136,18 @@ fn install_normal_flow(status: &TwinStatus) -> Result<()> {
     Ok(())
 }
 
-/// What a TCP service sends first, read from the observer (2 s idle timeout).
+/// The first line a TCP service sends, read from the observer (then a
+/// client line is sent, so the decoy records an exchange); returns as soon
+/// as the line arrives.
 fn banner_from_observer(status: &TwinStatus, ip: &str, port: u16) -> Result<String> {
-    let mut child = netns::observer_command(status, &["nc", "-w", "2", ip, &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("nc")?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(b"SSH-2.0-gemelo-test\r\n")?;
-    let out = child.wait_with_output()?;
+    let script = format!(
+        "exec 3<>/dev/tcp/{ip}/{port} || exit 1; IFS= read -r -t 3 line <&3; \\
+         printf 'SSH-2.0-gemelo-test\\r\\n' >&3; printf '%s' \"$line\""
+    );
+    let out = netns::observer_command(status, &["timeout", "5", "bash", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .context("bash /dev/tcp")?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -477,4 +474,87 @@ fn check_rebuild(plan: &TwinPlan, opts: &TwinOptions, qemu: &[u32]) -> Result<()
     );
     ensure!(qemu_pids() == qemu, "the guest restarted");
     Ok(())
+}
+
+/// Time to service-ready of N libvirt hosts (run by
+/// `benches/twin/libvirt.sh`; ignored in CI). For each backend and N: a twin
+/// with the switch and observer only, then `twin::build` of N hosts of that
+/// backend, each with one banner decoy (cold: libvirtd starts with them),
+/// until every banner answers from the observer; then every host rebuilt
+/// with a new hostname (warm: libvirtd runs; includes stopping the old
+/// domains). Prints one JSON line per measurement.
+///
+/// Environment: `GEMELO_LIBVIRT_SIZES` (default "1,4"),
+/// `GEMELO_LIBVIRT_BACKENDS` (default "lxc,qemu"), `GEMELO_LIBVIRT_REPS` (default 1).
+#[test]
+#[ignore]
+fn libvirt_ready_time() {
+    let _session = twin_session_or_skip!();
+    if let Some(why) = daemon::unavailable() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let sizes: Vec<usize> = env("GEMELO_LIBVIRT_SIZES", "1,4")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let reps: usize = env("GEMELO_LIBVIRT_REPS", "1").parse().unwrap_or(1);
+    let tmp = temp_dir("libvirt-bench");
+    let opts = options(&tmp.join("events.sock"));
+    for backend in env("GEMELO_LIBVIRT_BACKENDS", "lxc,qemu").split(',') {
+        let kind = match backend.trim() {
+            "lxc" => Backend::Lxc,
+            "qemu" => Backend::Qemu,
+            other => panic!("unknown backend {other}"),
+        };
+        for &n in &sizes {
+            for rep in 0..reps {
+                twin::destroy(Path::new(TWIN_RUN_DIR)).expect("clear");
+                let mut p = plan();
+                p.hosts.clear();
+                let status = twin::build(&p, &opts, &mut |_, _| {}).expect("switch");
+                install_normal_flow(&status).expect("flow");
+                for phase in ["cold", "warm"] {
+                    p.hosts = (0..n)
+                        .map(|i| {
+                            let mut h = host(
+                                &format!("b{i}"),
+                                &format!("02:78:00:00:02:{:02x}", i + 1),
+                                &format!("10.78.1.{}/24", 101 + i),
+                                kind,
+                                banner_service("ssh", 22, SSH_BANNER),
+                            );
+                            h.hostname = format!("b{i}-{phase}");
+                            h
+                        })
+                        .collect();
+                    let t = Instant::now();
+                    let status = twin::build(&p, &opts, &mut |_, _| {}).expect("build");
+                    let built = t.elapsed().as_secs_f64();
+                    assert_eq!(status.state, TwinState::Ready, "{:#?}", status.hosts);
+                    for i in 0..n {
+                        banner_eventually(&status, &format!("10.78.1.{}", 101 + i), 22, SSH_BANNER)
+                            .expect("banner");
+                    }
+                    let ready = t.elapsed().as_secs_f64();
+                    let rss: u64 = qemu_pids()
+                        .iter()
+                        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+                        .filter_map(|s| {
+                            s.lines()
+                                .find(|l| l.starts_with("VmRSS:"))
+                                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                        })
+                        .sum();
+                    println!(
+                        "{{\"backend\":\"{backend}\",\"hosts\":{n},\"rep\":{rep},\"phase\":\"{phase}\",\"build_s\":{built:.2},\"ready_s\":{ready:.2},\"qemu_rss_mib\":{}}}",
+                        rss / 1024
+                    );
+                }
+            }
+        }
+    }
+    twin::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
+    let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -54,7 +54,12 @@ pub fn kernel_args(host: &TwinHost) -> Vec<String> {
 pub fn init_script(settings: Settings<'_>, launches: &[Launch], log_dir: &str) -> String {
     let mut s = String::from("#!/bin/busybox sh\n# gemelo twin host init (generated)\n");
     s.push_str("bb=/bin/busybox\n");
-    s.push_str("fail() { echo \"gemelo-init: failed: $*\"; while :; do $bb sleep 3600; done; }\n");
+    // PID 1 of a PID namespace gets only signals it handles: without this
+    // trap, libvirt's destroy waits ~2 s before it kills the container.
+    s.push_str("trap 'exit 0' TERM\n");
+    s.push_str(
+        "fail() { echo \"gemelo-init: failed: $*\"; while :; do $bb sleep 3600 & wait $!; done; }\n",
+    );
     match settings {
         Settings::Inline(h) => {
             let ifs: Vec<String> = h
@@ -137,7 +142,8 @@ pids=
 "#;
 
 /// Waits for every listening socket (LISTEN is state 0A in /proc/net/tcp*,
-/// a bound UDP socket 07), then reaps children forever.
+/// a bound UDP socket 07), then reaps children forever (in `wait`, so that
+/// SIGTERM ends the init at once).
 const WAIT: &str = r#"listening() {
   port=$($bb printf '%04X' "${1#*:}")
   case $1 in
@@ -158,7 +164,7 @@ while :; do
   $bb sleep 0.1
 done
 echo "gemelo-init: ready"
-while :; do wait; $bb sleep 60; done
+while :; do wait; $bb sleep 60 & wait $!; done
 "#;
 
 #[cfg(test)]

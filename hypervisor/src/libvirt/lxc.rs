@@ -206,7 +206,9 @@ fn prepare(cx: &HostContext<'_>, h: &TwinHost) -> Result<String, String> {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .map_err(|e| io(&p, e))?;
     }
-    let binds = binds(&dir, &launches, &dirs);
+    let mut binds = binds(&dir, &launches, &dirs);
+    // An event socket nobody listens on yet is not there to bind (events are dropped).
+    binds.retain(|(src, _, _)| src.exists());
     // libvirt makes a missing directory mount point, not a file's (nor its parents).
     for (src, dst, _) in binds.iter().skip(1) {
         let Some(at) = mount_point(&dir, &dirs, dst) else {
