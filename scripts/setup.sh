@@ -15,6 +15,13 @@ PACKAGES=(
   curl nmap mbpoll iperf3 tshark tcpdump netcat-openbsd ethtool iputils-ping
   # peers and harness of the benchmarks
   openvswitch-testcontroller
+  # libvirt twin hosts: LXC containers and QEMU (TCG) guests booting Debian's
+  # kernel with an initramfs gemelo writes (busybox, stripped decoy); never
+  # dnsmasq (libvirt's default NAT network must not be able to start)
+  libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
+  libvirt-daemon-driver-lxc qemu-system-x86 linux-image-amd64 cpio binutils
+  # building the virt crate
+  libvirt-dev pkg-config
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -54,7 +54,7 @@ impl Drop for Cleanup {
             let _ = c.wait();
         }
         if let Err(e) =
-            gemelo_hypervisor::netns::destroy(std::path::Path::new(gemelo::twin::TWIN_RUN_DIR))
+            gemelo_hypervisor::twin::destroy(std::path::Path::new(gemelo::twin::TWIN_RUN_DIR))
         {
             eprintln!("gemelo demo: twin destroy failed: {e}");
         }

@@ -1170,6 +1170,18 @@ fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
     Ok(())
 }
 
+/// Whether `build` would keep the running twin switch of `run_dir` for
+/// `plan`; otherwise it starts over and removes everything attached to the
+/// switch (the libvirt backends stop their domains first).
+pub fn keeps_switch(plan: &TwinPlan, run_dir: &Path) -> bool {
+    let state: Option<RunState> = read_json(&run_dir.join("state.json")).ok().flatten();
+    let built = read_json::<TwinStatus>(&run_dir.join("status.json"))
+        .ok()
+        .flatten()
+        .is_some();
+    built && state.and_then(|s| s.switch).as_ref() == Some(&plan.switch) && ovs_alive(&plan.switch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,14 +270,14 @@ pub struct TwinSession {
 impl TwinSession {
     pub fn start() -> TwinSession {
         let lab = LabSession::start();
-        gemelo_hypervisor::netns::destroy(Path::new(TWIN_RUN_DIR)).expect("clear a leftover twin");
+        gemelo_hypervisor::twin::destroy(Path::new(TWIN_RUN_DIR)).expect("clear a leftover twin");
         TwinSession { _lab: lab }
     }
 }
 
 impl Drop for TwinSession {
     fn drop(&mut self) {
-        if let Err(e) = gemelo_hypervisor::netns::destroy(Path::new(TWIN_RUN_DIR)) {
+        if let Err(e) = gemelo_hypervisor::twin::destroy(Path::new(TWIN_RUN_DIR)) {
             eprintln!("twin destroy after the test failed: {e}");
         }
     }

@@ -2,7 +2,7 @@
 //! hypervisor crate's backends, adopted across controller restarts.
 //!
 //! `Twin` owns the lifecycle behind `POST/GET/DELETE /api/v1/twin`: a build runs
-//! in the background (the hypervisor's netns backend is blocking work) and
+//! in the background (the hypervisor's backends do blocking work) and
 //! reports each host's progress; a rebuild is incremental (the backend restarts
 //! only hosts whose plan changed); a controller that restarts finds the running
 //! twin through the backend's run state and adopts it instead of rebuilding.
@@ -12,7 +12,8 @@ pub mod plan;
 
 use crate::discovery::InventoryView;
 use crate::store::{Kind, Store};
-use gemelo_hypervisor::netns::{self, BuildOptions};
+use gemelo_hypervisor::netns::BuildOptions;
+use gemelo_hypervisor::twin::{self as backends, TwinOptions};
 use gemelo_hypervisor::{HostState, TwinPlan, TwinStatus};
 use plan::TwinConfig;
 use serde_json::{json, Value};
@@ -86,7 +87,7 @@ impl Twin {
             config.installed = installed_products();
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gemelo"));
-        if let Ok(Some(status)) = netns::status(std::path::Path::new(TWIN_RUN_DIR)) {
+        if let Ok(Some(status)) = backends::status(std::path::Path::new(TWIN_RUN_DIR)) {
             info!(hosts = status.hosts.len(), "adopting the running twin");
         }
         Arc::new(Twin {
@@ -143,13 +144,17 @@ impl Twin {
         tokio::task::spawn_blocking(move || {
             let exe = this.exe.clone();
             let events = this.events_socket.clone();
-            let opts = BuildOptions {
-                controller: this.controller.clone(),
-                run_dir: PathBuf::from(TWIN_RUN_DIR),
-                launches: Box::new(move |host, dir| {
-                    gemelo_hypervisor::decoy::launches(host, dir, &exe, &events)
-                        .map_err(|e| e.to_string())
-                }),
+            let decoy_exe = TwinOptions::decoy_next_to(&exe);
+            let opts = TwinOptions {
+                netns: BuildOptions {
+                    controller: this.controller.clone(),
+                    run_dir: PathBuf::from(TWIN_RUN_DIR),
+                    launches: Box::new(move |host, dir| {
+                        gemelo_hypervisor::decoy::launches(host, dir, &exe, &events)
+                            .map_err(|e| e.to_string())
+                    }),
+                },
+                decoy_exe,
             };
             let progress = this.progress.clone();
             let mut report = |name: &str, state: HostState| {
@@ -159,7 +164,7 @@ impl Twin {
                     .hosts
                     .insert(name.to_string(), state);
             };
-            let result = netns::build(&job_plan, &opts, &mut report);
+            let result = backends::build(&job_plan, &opts, &mut report);
             let mut p = this.progress.lock().expect("progress lock");
             p.building = false;
             match result {
@@ -180,7 +185,7 @@ impl Twin {
         if self.progress.lock().expect("progress lock").building {
             return Err(TwinError::Busy);
         }
-        netns::destroy(std::path::Path::new(TWIN_RUN_DIR))
+        backends::destroy(std::path::Path::new(TWIN_RUN_DIR))
             .map_err(|e| TwinError::Backend(e.to_string()))?;
         let _ = self.store.remove(Kind::Twin, "plan");
         *self.progress.lock().expect("progress lock") = Progress::default();
@@ -190,7 +195,7 @@ impl Twin {
     /// What `GET /api/v1/twin` returns.
     pub fn status(&self) -> Value {
         let p = self.progress.lock().expect("progress lock");
-        let backend: Option<TwinStatus> = netns::status(std::path::Path::new(TWIN_RUN_DIR))
+        let backend: Option<TwinStatus> = backends::status(std::path::Path::new(TWIN_RUN_DIR))
             .ok()
             .flatten();
         let mut v = match &backend {

@@ -1,0 +1,353 @@
+//! QEMU twin hosts (`qemu:///system`): a small virtual machine per host, its
+//! own kernel, for services that may hand an attacker code execution.
+//!
+//! PLATFORM.md: there is no usable KVM here, so the domain is
+//! `<domain type='qemu'>` (TCG). The guest boots this machine's Debian kernel
+//! (`/boot/vmlinuz-VERSION`, package linux-image-amd64) with an initramfs
+//! gemelo writes per host (`initramfs`): busybox, `gemelo-decoy` and its glibc
+//! libraries, the virtio-net modules, and an `/init` (`guest`) that reads the
+//! host's hostname, MACs, addresses, gateway from the kernel command line.
+//! Real daemons are not in the initramfs, so every service runs in the
+//! decoy's emulation (`decoy::launches_with` with nothing installed); a
+//! service the emulation cannot serve (UDP) is left out and named in the
+//! host's `error`. The serial console goes to `console.log` in the host dir,
+//! where the init's `READY` line appears. The NIC is virtio with host
+//! checksum offload off (PLATFORM.md's checksum trap on the userspace
+//! datapath). ~5 s to a listening service, 128 MiB of guest RAM (~200 MB of
+//! host RSS each).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::backend::{HostBackend, HostContext};
+use crate::decoy::{self, Installed};
+use crate::launch::Launch;
+use crate::plan::{Backend, TwinHost};
+use crate::status::{HostState, TwinHostStatus};
+
+use super::guest::{self, Settings};
+use super::initramfs::{self, Base, Entry};
+use super::lxc::order_like;
+use super::{
+    check_host, domain_name, failed, fresh_dir, interfaces_xml, starting_status, stop_host,
+    wait_ready, xml_escape, Conn,
+};
+
+pub const URI: &str = "qemu:///system";
+pub const MEMORY_MIB: u32 = 128;
+/// TCG boots are slow, more so several at once on two cores.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Where the decoy binary lies inside the guest.
+pub const DECOY_IN_GUEST: &str = "/gm/gemelo-decoy";
+
+pub struct Qemu {
+    /// The `gemelo-decoy` binary to put in every guest (built with gemelo).
+    pub decoy_exe: PathBuf,
+}
+
+/// The kernel a guest boots, and its modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    pub image: PathBuf,
+    pub modules_dir: PathBuf,
+}
+
+/// The newest `/boot/vmlinuz-VERSION` whose `/lib/modules/VERSION` exists.
+pub fn find_kernel() -> Result<Kernel, String> {
+    let mut found: Vec<(String, Kernel)> = std::fs::read_dir("/boot")
+        .map_err(|e| format!("/boot: {e}"))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix("vmlinuz-")?.to_owned();
+            let modules_dir = Path::new("/lib/modules").join(&version);
+            modules_dir.join("modules.dep").is_file().then(|| {
+                (
+                    version,
+                    Kernel {
+                        image: e.path(),
+                        modules_dir,
+                    },
+                )
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.pop().map(|(_, k)| k).ok_or_else(|| {
+        "no /boot/vmlinuz-VERSION with /lib/modules/VERSION/modules.dep (Debian: apt-get install linux-image-amd64)".into()
+    })
+}
+
+/// The kernel command line of a guest.
+pub fn cmdline(h: &TwinHost) -> String {
+    let mut args = vec![
+        "console=ttyS0".to_owned(),
+        "quiet".into(),
+        "panic=-1".into(),
+        "rdinit=/init".into(),
+    ];
+    args.extend(guest::kernel_args(h));
+    args.join(" ")
+}
+
+/// The domain XML of a QEMU twin host.
+pub fn domain_xml(
+    h: &TwinHost,
+    bridge: &str,
+    kernel: &Path,
+    initrd: &Path,
+    console: &Path,
+) -> String {
+    let nic =
+        "      <model type='virtio'/>\n      <driver name='qemu'><host csum='off'/></driver>\n";
+    format!(
+        "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>{MEMORY_MIB}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>{cmdline}</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+{nics}    <serial type='file'>
+      <source path='{console}'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        name = xml_escape(&domain_name(&h.name)),
+        kernel = xml_escape(&kernel.display().to_string()),
+        initrd = xml_escape(&initrd.display().to_string()),
+        cmdline = xml_escape(&cmdline(h)),
+        console = xml_escape(&console.display().to_string()),
+        nics = interfaces_xml(bridge, &h.interfaces, nic),
+    )
+}
+
+/// What a guest runs: every service emulated by the decoy (files under /gm),
+/// and the services left out.
+pub fn guest_launches(h: &TwinHost) -> Result<(Vec<Launch>, Vec<String>), String> {
+    let l = decoy::launches_with(
+        h,
+        Path::new("/gm"),
+        Path::new(DECOY_IN_GUEST),
+        Path::new("/gm/events.sock"),
+        &Installed::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let served: Vec<(String, u16)> = l.iter().flat_map(|x| x.listens.clone()).collect();
+    let left_out = h
+        .services
+        .iter()
+        .filter(|s| !served.contains(&(s.proto.clone(), s.port)))
+        .map(|s| format!("{}/{} ({})", s.proto, s.port, s.name))
+        .collect();
+    Ok((l, left_out))
+}
+
+/// The shared part of every guest's initramfs, as archive bytes (no trailer).
+fn base_archive(decoy_exe: &Path, kernel: &Kernel, scratch: &Path) -> Result<Vec<u8>, String> {
+    if !decoy_exe.is_file() {
+        return Err(format!(
+            "{}: the decoy binary for QEMU guests is missing (cargo build --bins builds gemelo-decoy next to gemelo)",
+            decoy_exe.display()
+        ));
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        return Err("/bin/busybox is missing (Debian: apt-get install busybox-static)".into());
+    }
+    // A debug build carries ~20 MB of debug info the guest does not need.
+    std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let stripped = scratch.join("gemelo-decoy");
+    let decoy = match Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(decoy_exe)
+        .status()
+    {
+        Ok(s) if s.success() => stripped,
+        _ => decoy_exe.to_path_buf(),
+    };
+    let ldd = Command::new("ldd")
+        .arg(&decoy)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    let libraries = initramfs::parse_ldd(&String::from_utf8_lossy(&ldd.stdout));
+    let dep_file = kernel.modules_dir.join("modules.dep");
+    let dep =
+        std::fs::read_to_string(&dep_file).map_err(|e| format!("{}: {e}", dep_file.display()))?;
+    let modules = initramfs::module_load_order(&dep, &initramfs::NIC_MODULES);
+    let entries = initramfs::base_entries(&Base {
+        busybox,
+        decoy: &decoy,
+        decoy_at: DECOY_IN_GUEST,
+        libraries: &libraries,
+        modules_dir: &kernel.modules_dir,
+        modules: &modules,
+    });
+    let mut out = Vec::new();
+    let mut ino = 0;
+    initramfs::write_newc(&mut out, &entries, &mut ino).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Writes the host's initramfs (`base` + its own files) and returns the
+/// domain XML; the services left out, if any.
+fn prepare(
+    cx: &HostContext<'_>,
+    h: &TwinHost,
+    kernel: &Kernel,
+    base: &[u8],
+) -> Result<(String, Vec<String>), String> {
+    let dir = cx.host_dir(&h.name);
+    fresh_dir(&dir)?;
+    let (launches, left_out) = guest_launches(h)?;
+    let init = guest::init_script(Settings::KernelCommandLine, &launches, "/gm");
+    let files: Vec<(PathBuf, Vec<u8>, u32)> =
+        launches.iter().flat_map(|l| l.files.clone()).collect();
+    let entries: Vec<Entry> = initramfs::host_entries(&init, &files);
+    let mut archive = base.to_vec();
+    let mut ino = 1_000_000;
+    initramfs::write_newc(&mut archive, &entries, &mut ino).map_err(|e| e.to_string())?;
+    initramfs::trailer(&mut archive).map_err(|e| e.to_string())?;
+    let initrd = dir.join("initrd.img");
+    std::fs::write(&initrd, &archive).map_err(|e| format!("{}: {e}", initrd.display()))?;
+    let console = dir.join("console.log");
+    Ok((
+        domain_xml(h, &cx.plan.switch.bridge, &kernel.image, &initrd, &console),
+        left_out,
+    ))
+}
+
+impl HostBackend for Qemu {
+    fn kind(&self) -> Backend {
+        Backend::Qemu
+    }
+
+    fn start(
+        &self,
+        cx: &HostContext<'_>,
+        hosts: &[&TwinHost],
+        progress: &mut dyn FnMut(&str, HostState),
+    ) -> Vec<TwinHostStatus> {
+        let shared = find_kernel().and_then(|k| {
+            let base = base_archive(&self.decoy_exe, &k, &cx.run_dir.join("libvirt"))?;
+            Ok((k, base))
+        });
+        let conn = shared.and_then(|s| Conn::open(URI).map(|c| (s, c)).map_err(|e| e.to_string()));
+        let ((kernel, base), conn) = match conn {
+            Ok(x) => x,
+            Err(e) => {
+                return hosts
+                    .iter()
+                    .map(|h| failed(starting_status(cx, h), e.clone(), progress))
+                    .collect()
+            }
+        };
+        let mut started: Vec<(TwinHostStatus, PathBuf)> = Vec::new();
+        let mut out = Vec::new();
+        for h in hosts {
+            progress(&h.name, HostState::Starting);
+            let mut hs = starting_status(cx, h);
+            let console = cx.host_dir(&h.name).join("console.log");
+            match prepare(cx, h, &kernel, &base).and_then(|(xml, left_out)| {
+                conn.create(&xml).map_err(|e| e.to_string())?;
+                Ok(left_out)
+            }) {
+                Ok(left_out) => {
+                    if !left_out.is_empty() {
+                        hs.error = Some(format!(
+                            "not served in a QEMU guest (no emulation): {}",
+                            left_out.join(", ")
+                        ));
+                    }
+                    started.push((hs, console));
+                }
+                Err(e) => out.push(failed(hs, e, progress)),
+            }
+        }
+        wait_ready(&conn, &mut started, READY_TIMEOUT, progress);
+        out.extend(started.into_iter().map(|(hs, _)| hs));
+        order_like(hosts, out)
+    }
+
+    fn stop(&self, cx: &HostContext<'_>, host: &str) -> Result<(), String> {
+        stop_host(URI, cx, host)
+    }
+
+    fn check(&self, host: &TwinHostStatus) -> Option<String> {
+        check_host(URI, host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decoy::tests::host_with;
+    use crate::plan::{DecoyMode, DecoySpec};
+
+    #[test]
+    fn domain_xml_is_a_tcg_guest_on_the_twin_bridge() {
+        let mut h = host_with("ssh", 22, "OpenSSH", serde_json::Value::Null);
+        h.gateway = Some("10.10.1.1".into());
+        let xml = domain_xml(
+            &h,
+            "gm-twin0",
+            Path::new("/boot/vmlinuz-6.1.0-56-amd64"),
+            Path::new("/run/gemelo/twin/hosts/web1/initrd.img"),
+            Path::new("/run/gemelo/twin/hosts/web1/console.log"),
+        );
+        assert!(
+            xml.starts_with("<domain type='qemu'>\n  <name>gm-twin-web1</name>\n"),
+            "{xml}"
+        );
+        assert!(xml.contains("<memory unit='MiB'>128</memory>"));
+        assert!(xml.contains("<kernel>/boot/vmlinuz-6.1.0-56-amd64</kernel>"));
+        assert!(xml.contains("<initrd>/run/gemelo/twin/hosts/web1/initrd.img</initrd>"));
+        assert!(xml.contains(
+            "<cmdline>console=ttyS0 quiet panic=-1 rdinit=/init gm.host=web1 gm.if=02:00:00:00:00:01=10.10.1.10/24 gm.gw=10.10.1.1 gm.fwd=0</cmdline>"
+        ), "{xml}");
+        assert!(xml.contains(
+            "      <source bridge='gm-twin0'/>\n      <virtualport type='openvswitch'/>\n      <mac address='02:00:00:00:00:01'/>\n      <model type='virtio'/>\n      <driver name='qemu'><host csum='off'/></driver>\n"
+        ), "{xml}");
+        assert!(xml.contains("<source path='/run/gemelo/twin/hosts/web1/console.log'/>"));
+        // One NIC, on the bridge: no libvirt network, no user networking, no disk.
+        assert_eq!(xml.matches("<interface ").count(), 1);
+        assert!(!xml.contains("type='network'") && !xml.contains("type='user'"));
+        assert!(!xml.contains("<disk"));
+        assert!(!xml.contains("kvm"));
+    }
+
+    #[test]
+    fn guests_emulate_every_tcp_service_and_name_the_rest() {
+        let mut h = host_with("ssh", 22, "OpenSSH", serde_json::Value::Null);
+        h.services.push(DecoySpec {
+            port: 161,
+            proto: "udp".into(),
+            name: "snmp".into(),
+            product: None,
+            version: None,
+            banner: None,
+            mode: DecoyMode::Daemon {
+                product: "net-snmp".into(),
+            },
+            details: serde_json::Value::Null,
+        });
+        let (l, left_out) = guest_launches(&h).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].argv[0], DECOY_IN_GUEST);
+        assert_eq!(l[0].listens, vec![("tcp".to_string(), 22)]);
+        assert_eq!(l[0].files[0].0, PathBuf::from("/gm/decoy-spec.json"));
+        assert_eq!(left_out, ["udp/161 (snmp)"]);
+    }
+}

@@ -1,0 +1,560 @@
+//! The libvirt backends against real libvirtd, Open vSwitch and decoys: a twin
+//! with one LXC host and one QEMU host (TCG) on a VLAN of the twin bridge,
+//! each answering with its decoy's banner from the observer namespace; the
+//! LXC host's decoy reports to the event socket; both hosts reach nothing but
+//! the twin bridge; a rebuild leaves them running; destroy leaves nothing
+//! (`gm-` namespaces, domains, libvirtd). Root only; skipped with a printed
+//! reason when libvirt cannot run here.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use gemelo_hypervisor::libvirt::{daemon, qemu};
+use gemelo_hypervisor::netns::{self, BuildOptions};
+use gemelo_hypervisor::plan::{
+    Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch,
+};
+use gemelo_hypervisor::twin::{self, TwinOptions};
+use gemelo_hypervisor::{HostState, TwinState, TwinStatus};
+use gemelo_tests::controller::{gemelo_bin, temp_dir};
+use gemelo_tests::{namespaces_with_prefix, pid_alive, twin_session_or_skip, TWIN_RUN_DIR};
+
+/// No controller listens here: the test installs the bridge's NORMAL flow.
+const NO_CONTROLLER: &str = "unix:/run/gemelo/twin-test-no-controller.sock";
+const SSH_BANNER: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3";
+const FTP_BANNER: &str = "220 (vsFTPd 3.0.3)";
+
+fn banner_service(name: &str, port: u16, banner: &str) -> DecoySpec {
+    DecoySpec {
+        port,
+        proto: "tcp".into(),
+        name: name.into(),
+        product: None,
+        version: None,
+        banner: Some(banner.into()),
+        mode: DecoyMode::Emulated,
+        details: serde_json::Value::Null,
+    }
+}
+
+fn host(name: &str, mac: &str, ip: &str, backend: Backend, service: DecoySpec) -> TwinHost {
+    TwinHost {
+        name: name.into(),
+        mirrors: vec![mac.into()],
+        hostname: format!("{name}-twin"),
+        interfaces: vec![TwinInterface {
+            mac: mac.into(),
+            ips: vec![ip.into()],
+            segment: "10.78.1.0/24".into(),
+            vlan: Some(10),
+        }],
+        gateway: Some("10.78.1.1".into()),
+        ip_forward: false,
+        backend,
+        services: vec![service],
+        honeytoken: false,
+    }
+}
+
+fn plan() -> TwinPlan {
+    TwinPlan {
+        switch: TwinSwitch {
+            namespace: "gm-twin".into(),
+            rundir: format!("{TWIN_RUN_DIR}/ovs"),
+            bridge: "gm-twin0".into(),
+            dpid: 0x0000_7477_696e_0078,
+        },
+        observer_namespace: "gm-twin-observer".into(),
+        segments: vec![TwinSegment {
+            cidr: "10.78.1.0/24".into(),
+            vlan: Some(10),
+            gateway: Some("10.78.1.1".into()),
+        }],
+        hosts: vec![
+            host(
+                "web1",
+                "02:78:00:00:01:10",
+                "10.78.1.10/24",
+                Backend::Lxc,
+                banner_service("ssh", 22, SSH_BANNER),
+            ),
+            host(
+                "vm1",
+                "02:78:00:00:01:20",
+                "10.78.1.20/24",
+                Backend::Qemu,
+                banner_service("ftp", 21, FTP_BANNER),
+            ),
+        ],
+    }
+}
+
+fn options(events: &Path) -> TwinOptions {
+    let exe = gemelo_bin();
+    let events = events.to_path_buf();
+    let decoy_exe = TwinOptions::decoy_next_to(&exe);
+    TwinOptions {
+        netns: BuildOptions {
+            controller: NO_CONTROLLER.into(),
+            run_dir: TWIN_RUN_DIR.into(),
+            launches: Box::new(move |h, dir| {
+                gemelo_hypervisor::decoy::launches(h, dir, &exe, &events).map_err(|e| e.to_string())
+            }),
+        },
+        decoy_exe,
+    }
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn install_normal_flow(status: &TwinStatus) -> Result<()> {
+    let mgmt = format!(
+        "unix:{}/{}.mgmt",
+        status.switch.rundir, status.switch.bridge
+    );
+    output(Command::new("ovs-ofctl").args([
+        "-O",
+        "OpenFlow13",
+        "add-flow",
+        &mgmt,
+        "priority=0,actions=NORMAL",
+    ]))?;
+    Ok(())
+}
+
+/// The first line a TCP service sends, read from the observer (then a
+/// client line is sent, so the decoy records an exchange); returns as soon
+/// as the line arrives.
+fn banner_from_observer(status: &TwinStatus, ip: &str, port: u16) -> Result<String> {
+    let script = format!(
+        "exec 3<>/dev/tcp/{ip}/{port} || exit 1; IFS= read -r -t 3 line <&3; \\
+         printf 'SSH-2.0-gemelo-test\\r\\n' >&3; printf '%s' \"$line\""
+    );
+    let out = netns::observer_command(status, &["timeout", "5", "bash", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .context("bash /dev/tcp")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn banner_eventually(status: &TwinStatus, ip: &str, port: u16, want: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = banner_from_observer(status, ip, port)?;
+        if got.contains(want) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{ip}:{port} answered {got:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The container's init: the child of its libvirt_lxc controller.
+fn lxc_init_pid(domain: &str) -> Result<u32> {
+    let controller: u32 = std::fs::read_to_string(format!("/run/libvirt/lxc/{domain}.pid"))
+        .context("libvirt_lxc pid file")?
+        .trim()
+        .parse()?;
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(controller) {
+            return Ok(pid);
+        }
+    }
+    bail!("no child of libvirt_lxc {controller}")
+}
+
+fn qemu_pids() -> Vec<u32> {
+    daemon::processes("qemu-system-x86")
+        .into_iter()
+        .chain(daemon::processes("qemu-system-x86_64"))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("guest=gm-twin-"))
+        })
+        .collect()
+}
+
+#[test]
+fn lxc_and_qemu_hosts_serve_stay_isolated_and_leave_nothing() {
+    let _session = twin_session_or_skip!();
+    if let Some(why) = daemon::unavailable() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let exe = gemelo_bin();
+    let decoy = TwinOptions::decoy_next_to(&exe);
+    for bin in [&exe, &decoy] {
+        assert!(
+            bin.exists(),
+            "{} is missing: cargo build --workspace --bins (or set GEMELO_BIN)",
+            bin.display()
+        );
+    }
+    let kernel = qemu::find_kernel().expect("a kernel for QEMU guests");
+    eprintln!("QEMU guests boot {}", kernel.image.display());
+
+    let tmp = temp_dir("libvirt");
+    let events_path = tmp.join("events.sock");
+    let events = UnixDatagram::bind(&events_path).expect("event socket");
+    events
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let plan = plan();
+    let opts = options(&events_path);
+    let t = Instant::now();
+    let mut seen = Vec::new();
+    let status = twin::build(&plan, &opts, &mut |h, s| seen.push((h.to_owned(), s)))
+        .expect("build the twin");
+    eprintln!(
+        "LXC + QEMU twin built in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let libvirtd = std::fs::read_to_string(daemon::libvirtd_pidfile(Path::new(TWIN_RUN_DIR)))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    let qemu = qemu_pids();
+
+    let result = check_twin(&status, &seen)
+        .and_then(|()| check_services(&status, &events))
+        .and_then(|()| check_isolation(&status))
+        .and_then(|()| check_rebuild(&plan, &opts, &qemu));
+    let lxc_init = lxc_init_pid("gm-twin-web1").ok();
+    if let Err(e) = &result {
+        for h in ["web1", "vm1"] {
+            for f in ["init.log", "console.log", "decoy.log"] {
+                let p = Path::new(TWIN_RUN_DIR).join("hosts").join(h).join(f);
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    eprintln!("--- {}\n{text}", p.display());
+                }
+            }
+        }
+        panic!("{e:#}");
+    }
+
+    twin::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
+    assert_eq!(
+        namespaces_with_prefix("gm-twin"),
+        Vec::<String>::new(),
+        "namespaces left"
+    );
+    let libvirtd = libvirtd.expect("gemelo started libvirtd");
+    assert!(!pid_alive(libvirtd), "libvirtd {libvirtd} survived destroy");
+    assert!(
+        daemon::processes("libvirtd").is_empty(),
+        "a libvirtd still runs"
+    );
+    assert!(qemu.iter().all(|p| !pid_alive(*p)), "a QEMU guest survived");
+    assert!(qemu_pids().is_empty(), "a gm- QEMU guest still runs");
+    if let Some(init) = lxc_init {
+        assert!(!pid_alive(init), "the LXC container's init survived");
+    }
+    let libvirt_state: Vec<String> = [
+        "/run/libvirt/lxc",
+        "/run/libvirt/qemu",
+        "/var/log/libvirt/lxc",
+        "/var/log/libvirt/qemu",
+    ]
+    .iter()
+    .flat_map(|dir| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("gm-twin-"))
+            })
+            .map(|p| p.display().to_string())
+    })
+    .collect();
+    assert!(
+        libvirt_state.is_empty(),
+        "libvirt state left: {libvirt_state:?}"
+    );
+    assert!(!Path::new(TWIN_RUN_DIR).exists(), "run dir left");
+    assert!(twin::status(Path::new(TWIN_RUN_DIR)).unwrap().is_none());
+    twin::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy again");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+fn check_twin(status: &TwinStatus, seen: &[(String, HostState)]) -> Result<()> {
+    ensure!(
+        status.state == TwinState::Ready,
+        "twin {:?}: {:#?}",
+        status.state,
+        status.hosts
+    );
+    for (name, backend, domain) in [
+        ("web1", Backend::Lxc, "gm-twin-web1"),
+        ("vm1", Backend::Qemu, "gm-twin-vm1"),
+    ] {
+        let h = status.host(name).context(name)?;
+        ensure!(
+            h.state == HostState::Ready
+                && h.backend == backend
+                && h.domain.as_deref() == Some(domain)
+                && h.namespace.is_none()
+                && h.error.is_none(),
+            "{name}: {h:#?}"
+        );
+        ensure!(
+            seen.contains(&(name.to_owned(), HostState::Starting))
+                && seen.contains(&(name.to_owned(), HostState::Ready)),
+            "progress {seen:?}"
+        );
+    }
+    let back = twin::status(Path::new(TWIN_RUN_DIR))?.context("status after build")?;
+    ensure!(back == *status, "status() differs from build()'s");
+    Ok(())
+}
+
+fn check_services(status: &TwinStatus, events: &UnixDatagram) -> Result<()> {
+    install_normal_flow(status)?;
+    banner_eventually(status, "10.78.1.10", 22, SSH_BANNER)?;
+    banner_eventually(status, "10.78.1.20", 21, FTP_BANNER)?;
+    // The LXC host's decoy reaches the event socket bound into it.
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = events
+            .recv(&mut buf)
+            .context("no decoy event from the LXC host")?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.contains("\"twin_host\":\"web1\"") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no event from web1 (last {text})"
+        );
+    }
+    // Hostnames are the plan's.
+    let init = lxc_init_pid("gm-twin-web1")?;
+    let name = output(Command::new("nsenter").args(["-t", &init.to_string(), "-u", "hostname"]))?;
+    ensure!(name.trim() == "web1-twin", "LXC hostname {name:?}");
+    let console = std::fs::read_to_string(Path::new(TWIN_RUN_DIR).join("hosts/vm1/console.log"))?;
+    ensure!(
+        console.contains("gemelo-init: ready"),
+        "QEMU console: {console}"
+    );
+    Ok(())
+}
+
+fn check_isolation(status: &TwinStatus) -> Result<()> {
+    // LXC: one NIC on the twin bridge, no route out, no way to the machine's files.
+    let init = lxc_init_pid("gm-twin-web1")?.to_string();
+    let links: serde_json::Value = serde_json::from_str(&output(
+        Command::new("nsenter").args(["-t", &init, "-n", "ip", "-j", "link"]),
+    )?)?;
+    let names: Vec<&str> = links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .collect();
+    ensure!(
+        names.len() == 2 && names.contains(&"lo"),
+        "LXC links {names:?}"
+    );
+    for target in ["192.0.2.1", "10.10.1.10", "198.51.100.1"] {
+        let ping = Command::new("nsenter")
+            .args(["-t", &init, "-n", "ping", "-c", "1", "-W", "1", target])
+            .output()?;
+        ensure!(!ping.status.success(), "the LXC host pinged {target}");
+        let tcp = Command::new("nsenter")
+            .args(["-t", &init, "-n", "nc", "-z", "-w", "1", target, "22"])
+            .output()?;
+        ensure!(!tcp.status.success(), "the LXC host reached {target}:22");
+    }
+    for path in [
+        format!("{}/db.sock", status.switch.rundir),
+        format!("{TWIN_RUN_DIR}/status.json"),
+        "/run/gemelo/openflow.sock".to_owned(),
+        "/root".to_owned(),
+        env!("CARGO_MANIFEST_DIR").to_owned(),
+    ] {
+        let seen = Command::new("nsenter")
+            .args(["-t", &init, "-m", "test", "-e", &path])
+            .status()?;
+        ensure!(!seen.success(), "the LXC host sees {path}");
+    }
+    let usr = Command::new("nsenter")
+        .args(["-t", &init, "-m", "touch", "/usr/gm-write-test"])
+        .output()?;
+    ensure!(!usr.status.success(), "the LXC host can write /usr");
+
+    // Both domains' NICs are ports of the twin bridge, in the switch's namespace.
+    let ports = output(
+        Command::new("ovs-vsctl")
+            .env("OVS_RUNDIR", &status.switch.rundir)
+            .arg(format!("--db=unix:{}/db.sock", status.switch.rundir))
+            .args(["list-ports", &status.switch.bridge]),
+    )?;
+    let libvirt_ports: Vec<&str> = ports
+        .lines()
+        .filter(|p| !p.starts_with("gmt") && !p.starts_with("gmp"))
+        .collect();
+    ensure!(libvirt_ports.len() == 2, "bridge ports {ports:?}");
+    for p in &libvirt_ports {
+        let tag = output(
+            Command::new("ovs-vsctl")
+                .env("OVS_RUNDIR", &status.switch.rundir)
+                .arg(format!("--db=unix:{}/db.sock", status.switch.rundir))
+                .args(["get", "port", p, "tag"]),
+        )?;
+        ensure!(tag.trim() == "10", "port {p} has tag {tag:?}");
+        let here = Command::new("ip")
+            .args(["-n", &status.switch.namespace, "link", "show", p])
+            .output()?;
+        ensure!(
+            here.status.success(),
+            "{p} is not in {}",
+            status.switch.namespace
+        );
+        let root = Command::new("ip").args(["link", "show", p]).output()?;
+        ensure!(
+            !root.status.success(),
+            "{p} is on the machine's own network"
+        );
+    }
+    // QEMU: exactly that one NIC, no other network of any kind.
+    let xml = output(Command::new("virsh").args(["-c", qemu::URI, "dumpxml", "gm-twin-vm1"]))?;
+    ensure!(xml.matches("<interface ").count() == 1, "{xml}");
+    ensure!(
+        xml.contains("<interface type='bridge'>") && xml.contains("<source bridge='gm-twin0'/>"),
+        "{xml}"
+    );
+    ensure!(!xml.contains("<disk"), "the guest has a disk: {xml}");
+    Ok(())
+}
+
+/// The same plan again leaves both hosts as they are.
+fn check_rebuild(plan: &TwinPlan, opts: &TwinOptions, qemu: &[u32]) -> Result<()> {
+    let init = lxc_init_pid("gm-twin-web1")?;
+    let t = Instant::now();
+    let mut seen = Vec::new();
+    let status = twin::build(plan, opts, &mut |h, s| seen.push((h.to_owned(), s)))?;
+    eprintln!("unchanged rebuild in {:.2} s", t.elapsed().as_secs_f64());
+    ensure!(status.state == TwinState::Ready, "{:#?}", status.hosts);
+    ensure!(
+        !seen
+            .iter()
+            .any(|(h, s)| (h == "web1" || h == "vm1") && *s != HostState::Pending),
+        "rebuild touched a libvirt host: {seen:?}"
+    );
+    ensure!(
+        lxc_init_pid("gm-twin-web1")? == init,
+        "the container restarted"
+    );
+    ensure!(qemu_pids() == qemu, "the guest restarted");
+    Ok(())
+}
+
+/// Time to service-ready of N libvirt hosts (run by
+/// `benches/twin/libvirt.sh`; ignored in CI). For each backend and N: a twin
+/// with the switch and observer only, then `twin::build` of N hosts of that
+/// backend, each with one banner decoy (cold: libvirtd starts with them),
+/// until every banner answers from the observer; then every host rebuilt
+/// with a new hostname (warm: libvirtd runs; includes stopping the old
+/// domains). Prints one JSON line per measurement.
+///
+/// Environment: `GEMELO_LIBVIRT_SIZES` (default "1,4"),
+/// `GEMELO_LIBVIRT_BACKENDS` (default "lxc,qemu"), `GEMELO_LIBVIRT_REPS` (default 1).
+#[test]
+#[ignore]
+fn libvirt_ready_time() {
+    let _session = twin_session_or_skip!();
+    if let Some(why) = daemon::unavailable() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let sizes: Vec<usize> = env("GEMELO_LIBVIRT_SIZES", "1,4")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let reps: usize = env("GEMELO_LIBVIRT_REPS", "1").parse().unwrap_or(1);
+    let tmp = temp_dir("libvirt-bench");
+    let opts = options(&tmp.join("events.sock"));
+    for backend in env("GEMELO_LIBVIRT_BACKENDS", "lxc,qemu").split(',') {
+        let kind = match backend.trim() {
+            "lxc" => Backend::Lxc,
+            "qemu" => Backend::Qemu,
+            other => panic!("unknown backend {other}"),
+        };
+        for &n in &sizes {
+            for rep in 0..reps {
+                twin::destroy(Path::new(TWIN_RUN_DIR)).expect("clear");
+                let mut p = plan();
+                p.hosts.clear();
+                let status = twin::build(&p, &opts, &mut |_, _| {}).expect("switch");
+                install_normal_flow(&status).expect("flow");
+                for phase in ["cold", "warm"] {
+                    p.hosts = (0..n)
+                        .map(|i| {
+                            let mut h = host(
+                                &format!("b{i}"),
+                                &format!("02:78:00:00:02:{:02x}", i + 1),
+                                &format!("10.78.1.{}/24", 101 + i),
+                                kind,
+                                banner_service("ssh", 22, SSH_BANNER),
+                            );
+                            h.hostname = format!("b{i}-{phase}");
+                            h
+                        })
+                        .collect();
+                    let t = Instant::now();
+                    let status = twin::build(&p, &opts, &mut |_, _| {}).expect("build");
+                    let built = t.elapsed().as_secs_f64();
+                    assert_eq!(status.state, TwinState::Ready, "{:#?}", status.hosts);
+                    for i in 0..n {
+                        banner_eventually(&status, &format!("10.78.1.{}", 101 + i), 22, SSH_BANNER)
+                            .expect("banner");
+                    }
+                    let ready = t.elapsed().as_secs_f64();
+                    let rss: u64 = qemu_pids()
+                        .iter()
+                        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+                        .filter_map(|s| {
+                            s.lines()
+                                .find(|l| l.starts_with("VmRSS:"))
+                                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                        })
+                        .sum();
+                    println!(
+                        "{{\"backend\":\"{backend}\",\"hosts\":{n},\"rep\":{rep},\"phase\":\"{phase}\",\"build_s\":{built:.2},\"ready_s\":{ready:.2},\"qemu_rss_mib\":{}}}",
+                        rss / 1024
+                    );
+                }
+            }
+        }
+    }
+    twin::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
