@@ -153,9 +153,83 @@ pub struct Controller {
     pub forwarding: ForwardingMode,
     pub discovery: Arc<Discovery>,
     pub redirections: Arc<crate::redirect::Redirections>,
+    pub detectors: Arc<std::sync::Mutex<crate::trigger::detect::Detectors>>,
+    pub events: Arc<crate::events::Events>,
 }
 
 impl Controller {
+    /// Feeds a copied frame to the detectors; alerts become events, and those
+    /// whose detector is set to redirect swap the source into the twin.
+    fn detect(self: &Arc<Self>, pi: &openflow::PacketIn) {
+        use crate::discovery::frames::{self, Kind};
+        use crate::trigger::detect::{Action as DetectAction, Observation};
+        let Some(frame) = frames::parse(&pi.data) else {
+            return;
+        };
+        if self.discovery.is_own_mac(&frame.src) {
+            return;
+        }
+        let time = SystemTime::now();
+        let src_mac = crate::discovery::inventory::mac_str(&frame.src);
+        let obs = match frame.kind {
+            Kind::Syn {
+                src_ip,
+                dst_ip,
+                src_port,
+                dst_port,
+            } => Observation::Syn {
+                time,
+                src_mac,
+                src_ip,
+                src_port,
+                dst_ip,
+                dst_port,
+            },
+            Kind::Arp {
+                op: 1,
+                sender_ip,
+                target_ip,
+                ..
+            } => Observation::ArpRequest {
+                time,
+                src_mac,
+                src_ip: sender_ip,
+                target_ip,
+            },
+            _ => return,
+        };
+        let alerts = self.detectors.lock().expect("detectors lock").observe(&obs);
+        for alert in alerts {
+            let mut ev = serde_json::to_value(&alert).unwrap_or_default();
+            ev["kind"] = serde_json::json!("alert");
+            ev["time"] = serde_json::json!(rfc3339(alert.time));
+            if let Err(e) = self.events.record(ev) {
+                warn!(error = %e, "could not record alert");
+            }
+            info!(detector = alert.detector.name(), source = %alert.source_ip, reason = %alert.reason, "alert");
+            if alert.action == DetectAction::Redirect {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let req = crate::redirect::RedirectRequest {
+                        source: alert.source_ip.to_string(),
+                        reason: Some(alert.reason.clone()),
+                        ttl_s: None,
+                    };
+                    let trigger = format!("detector:{}", alert.detector.name());
+                    match this.redirections.create(req, &trigger).await {
+                        Ok(r) => {
+                            info!(redirection = %r.id, source = %r.source, "detector redirected")
+                        }
+                        // Already redirected (a second detector, an operator): fine.
+                        Err(e) => {
+                            warn!(source = %alert.source_ip, error = %e, "detector could not redirect")
+                        }
+                    }
+                });
+            }
+        }
+    }
+
     pub async fn run(self, mut events: mpsc::Receiver<SwitchEvent>) {
         let this = Arc::new(self);
         while let Some(ev) = events.recv().await {
@@ -243,7 +317,8 @@ impl Controller {
                 SwitchEvent::PacketIn { dpid, packet_in }
                     if dpid != crate::twin::plan::TWIN_DPID =>
                 {
-                    this.discovery.packet_in(dpid, &packet_in)
+                    this.discovery.packet_in(dpid, &packet_in);
+                    this.detect(&packet_in);
                 }
                 SwitchEvent::PacketIn { .. } => {}
                 SwitchEvent::FlowRemoved { .. } => {}

@@ -51,7 +51,7 @@ pub mod priority {
     pub const MISS: u16 = 0;
     /// L2 flows installed by the learning forwarder.
     pub const LEARNED: u16 = 100;
-    /// Classifier copies of discovery traffic (ARP, DHCP, LLDP, TCP SYN-ACK).
+    /// Classifier copies of discovery and detector traffic (ARP, DHCP, LLDP, TCP SYN-ACK, TCP SYN).
     pub const DISCOVERY: u16 = 200;
     /// gemelo's own LLDP link probes: to the controller only.
     pub const LINK_PROBE: u16 = 210;
@@ -215,8 +215,8 @@ pub fn markdown(mode_note: bool) -> String {
         String::from("| table | name | purpose | flows gemelo installs |\n|---|---|---|---|\n");
     for t in TABLES {
         let flows = match t.id {
-            0 => "priority 210: gemelo's LLDP link probes → `CONTROLLER`; priority 200: ARP, DHCP (udp 67/68), LLDP, TCP SYN-ACK → `CONTROLLER` + `goto_table:1`; priority 0: `goto_table:1`",
-            1 => "priority 310: from the tunnel with a redirection's key → the redirected host (along the discovered path); priority 300: the host's `dl_src` → `set_field:KEY->tun_id`, tunnel; `dl_dst`/ARP toward the host → drop; priority 290: the rest of its port → drop; priority 250: the rest of the tunnel → drop; priority 0: `goto_table:2`. One cookie per redirection (kind 3, id = its number; id 0 = the tunnel guard, also priority 250 in table 0: tunnel → `goto_table:1`)",
+            0 => "priority 250: the GRE tunnel port → `goto_table:1` (skips discovery); priority 210: gemelo's LLDP link probes → `CONTROLLER`; priority 200: ARP, DHCP (udp 67/68), LLDP, TCP SYN-ACK, TCP SYN → `CONTROLLER` + `goto_table:1`; priority 0: `goto_table:1`",
+            1 => "priority 310: from the tunnel with a redirection's key → the redirected host (along the discovered path); priority 300: the host's `dl_src` → `set_field:KEY->tun_id`, tunnel; `dl_dst`/ARP toward the host → drop; priority 290: the rest of its port → drop; priority 250: the rest of the tunnel → drop; priority 0: `goto_table:2`. One cookie per redirection (kind 3, id = its number; id 0 = the tunnel guard)",
             _ => "priority 0: `NORMAL` (normal) or `CONTROLLER:65535` (learning); priority 100: learned `dl_dst` → `output`",
         };
         out.push_str(&format!(

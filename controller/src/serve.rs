@@ -102,6 +102,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         forwarding: cfg.forwarding(),
         discovery: discovery.clone(),
         redirections: redirections.clone(),
+        detectors: Arc::new(std::sync::Mutex::new(
+            crate::trigger::detect::Detectors::new(
+                cfg.detectors.clone().unwrap_or_default(),
+                Default::default(),
+            )
+            .context("detectors")?,
+        )),
+        events: events.clone(),
     };
     tokio::spawn(controller.run(rx));
 

@@ -21,7 +21,7 @@ const LISTEN: [&str; 3] = [
     lab::DEFAULT_CONTROLLER,
 ];
 /// Flows gemelo puts on every switch: 3 of the pipeline's skeleton, 6 classifier copies for discovery.
-const FLOWS_PER_SWITCH: usize = 9;
+const FLOWS_PER_SWITCH: usize = 10;
 /// The tunnel guard on the switch holding the GRE port to the twin (the lab's
 /// first switch): tunnel packets skip discovery, unkeyed ones are dropped.
 const TUNNEL_GUARD_FLOWS: usize = 2;

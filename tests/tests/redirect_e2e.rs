@@ -136,8 +136,16 @@ fn attacker_is_swapped_into_the_twin_and_back() {
     )
     .unwrap();
     let hooks_s = hooks.display().to_string();
+    // The scan detector redirects (the default only alerts).
+    let detectors = dir.join("detectors.toml");
+    std::fs::write(
+        &detectors,
+        "[scan]\naction = \"redirect\"\ncount_arp = false\n",
+    )
+    .unwrap();
+    let detectors_s = detectors.display().to_string();
     let mut args: Vec<&str> = LISTEN.to_vec();
-    args.extend(["--hooks", &hooks_s]);
+    args.extend(["--hooks", &hooks_s, "--detectors", &detectors_s]);
     let mut ctl = ControllerProc::start(&dir, &args).expect("controller");
     ctl.wait_identified(&status, Duration::from_secs(90))
         .expect("discovery");
@@ -466,13 +474,8 @@ fn attacker_is_swapped_into_the_twin_and_back() {
         &status,
         "ws01",
         &[
-            "ping",
-            "-i",
-            "0.001",
-            "-w",
-            &(stream_s - 1).to_string(),
-            "-q",
-            WEB01,
+            // A count, not a deadline (-w): the last echo gets its reply.
+            "ping", "-i", "0.001", "-c", "5000", "-W", "2", "-q", WEB01,
         ],
     )
     .unwrap()
@@ -536,6 +539,49 @@ fn attacker_is_swapped_into_the_twin_and_back() {
     );
     let sent = report["end"]["sum_sent"]["bytes"].as_f64().unwrap_or(0.0);
     assert!(sent > 0.0, "no bytes streamed: {report}");
+
+    // A port scan: the scan detector alerts and swaps the attacker in by itself.
+    let nmap = output(in_ns(
+        &atk,
+        &["nmap", "-sS", "-n", "-Pn", "-T4", "-p", "1-200", WEB01],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let by_detector = loop {
+        let list = ctl.get("/api/v1/redirections").unwrap();
+        if let Some(r) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["trigger"] == "detector:scan" && r["state"] == "active")
+        {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scan detector did not redirect: {list}\nnmap: {nmap}\nalerts: {}",
+            ctl.get("/api/v1/events?kind=alert").unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(by_detector["source"], ATTACKER_IP, "{by_detector}");
+    let alerts = ctl.get("/api/v1/events?kind=alert").unwrap();
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["detector"] == "scan" && a["source_ip"] == ATTACKER_IP),
+        "{alerts}"
+    );
+    eprintln!("scan detector: {}", by_detector["reason"]);
+    let (code, _) = delete(
+        &ctl,
+        &format!(
+            "/api/v1/redirections/{}",
+            by_detector["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(code, 200);
 
     // Every swap is an event.
     let ev = ctl.get("/api/v1/events?kind=redirection").unwrap();

@@ -77,6 +77,18 @@ pub fn classifier() -> FlowSet {
         copy_then_forward(128),
         c,
     ));
+    // SYN without ACK: a connection attempt (what the scan and brute-force
+    // detectors count). Headers are enough.
+    set.insert(FlowSpec::new(
+        CLASSIFIER.id,
+        priority::DISCOVERY,
+        Match::new()
+            .eth_type(0x0800)
+            .ip_proto(6)
+            .tcp_flags(0x002, Some(0x012)),
+        copy_then_forward(128),
+        c,
+    ));
     set
 }
 
@@ -110,7 +122,7 @@ mod tests {
     #[test]
     fn classifier_copies_and_continues() {
         let set = classifier();
-        assert_eq!(set.len(), 6);
+        assert_eq!(set.len(), 7);
         for f in set.iter() {
             assert_eq!(f.table, CLASSIFIER.id);
             assert_eq!(f.cookie.kind(), Some(CookieKind::Discovery));

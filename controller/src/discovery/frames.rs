@@ -37,6 +37,14 @@ pub enum Kind {
         src_port: u16,
         ttl: u8,
     },
+    /// A TCP SYN without ACK: `src_ip` opens a connection to `dst_ip:dst_port`
+    /// (the detectors' input; discovery learns nothing from it).
+    Syn {
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+        src_port: u16,
+        dst_port: u16,
+    },
     Ipv4 {
         src_ip: Ipv4Addr,
         ttl: u8,
@@ -170,6 +178,12 @@ fn classify(p: &SlicedPacket<'_>) -> Kind {
                     dst_ip,
                     src_port: tcp.source_port(),
                     ttl,
+                },
+                Some(TransportSlice::Tcp(tcp)) if tcp.syn() => Kind::Syn {
+                    src_ip,
+                    dst_ip,
+                    src_port: tcp.source_port(),
+                    dst_port: tcp.destination_port(),
                 },
                 Some(TransportSlice::Udp(udp))
                     if matches!(

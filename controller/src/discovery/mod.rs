@@ -202,6 +202,17 @@ impl Discovery {
             .extend(macs);
     }
 
+    /// Whether `mac` is gemelo's own (its probe port, its link probes).
+    pub fn is_own_mac(&self, mac: &frames::Mac) -> bool {
+        *mac == frames::PROBE_SRC
+            || self
+                .inv
+                .lock()
+                .expect("inventory lock")
+                .own_macs
+                .contains(mac)
+    }
+
     fn record(&self, changes: Vec<Change>) {
         if changes.is_empty() {
             return;
