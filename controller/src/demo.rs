@@ -2,8 +2,10 @@
 //!
 //! Builds the lab, starts `gemelo serve` as a child process, waits for every lab
 //! switch to connect and be reconciled, proves real TCP between lab hosts through
-//! gemelo's pipeline (across both switches and the gateway), prints the flows and
-//! says where to look next. Without `--keep` it stops the controller and removes
+//! gemelo's pipeline (across both switches and the gateway), shows the inventory
+//! and the twin, then plays an attack: a visitor scans, the scan detector swaps
+//! it into the twin, it works there (decoy events), it is released. Prints the
+//! flows and says where to look next. Without `--keep` it stops the controller and removes
 //! the lab at the end, also when a step fails.
 
 use anyhow::{anyhow, bail, Context};
@@ -86,9 +88,17 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     step(2, &format!("Controller: gemelo serve (OpenFlow on unix:/run/gemelo/openflow.sock, REST on http://{api})"));
     let log = run_dir.join("serve.log");
     let exe = std::env::current_exe()?;
+    // The scan detector redirects by itself in the demo (its default only alerts).
+    let detectors = run_dir.join("detectors.toml");
+    std::fs::write(
+        &detectors,
+        "[scan]\naction = \"redirect\"\ncount_arp = false\n",
+    )?;
     let child = Command::new(exe)
         .args(["serve", "--api", &api.to_string(), "--data"])
         .arg(run_dir.join("data"))
+        .arg("--detectors")
+        .arg(&detectors)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log)?)
         .stderr(std::fs::File::create(run_dir.join("serve.err"))?)
@@ -148,8 +158,10 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     );
     show_twin(&base)?;
 
+    attack(&base, &status)?;
+
     step(
-        6,
+        10,
         "The flows gemelo installed (GET /api/v1/switches/{dpid}/flows?format=ofctl)",
     );
     for s in &switches {
@@ -164,7 +176,7 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     }
     println!("\nPipeline:\n{}", gemelo::pipeline::markdown(false));
 
-    step(7, "Where to look next");
+    step(11, "Where to look next");
     let sw = lab_json["switches"][0].clone();
     println!("  curl -s {base}/api/v1/switches | jq");
     println!("  gemelo flows --api {api}");
@@ -182,6 +194,7 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         "  ip netns exec gm-twin-observer curl -s http://IP/   # a twin host, from the observer"
     );
     println!("  curl -s '{base}/api/v1/events?kind=decoy' | jq");
+    println!("  gemelo redirections --api {api}    # gemelo redirect SOURCE / gemelo release ID");
     println!("  gemelo lab status --json");
     if keep {
         let pid = cleanup.controller.as_ref().map(|c| c.id()).unwrap_or(0);
@@ -193,6 +206,212 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
     }
     drop(cleanup);
     println!("demo finished: ok");
+    Ok(())
+}
+
+/// Steps 6-9: an attacker plugs in and scans, the scan detector swaps it into
+/// the twin, it works there (its every request an event), and is released.
+fn attack(base: &str, status: &lab::LabStatus) -> anyhow::Result<()> {
+    let target = status
+        .hosts
+        .iter()
+        .find(|h| h.services.iter().any(|s| s.name == "http"))
+        .or_else(|| {
+            status
+                .hosts
+                .iter()
+                .find(|h| h.services.iter().any(|s| s.proto.to_string() == "tcp"))
+        })
+        .ok_or_else(|| anyhow!("the topology has no TCP service to attack"))?;
+    let target_ip = target.ips[0].split('/').next().unwrap_or("").to_string();
+    let port = target
+        .services
+        .iter()
+        .find(|s| s.name == "http")
+        .or(target.services.first())
+        .map(|s| s.port)
+        .unwrap_or(80);
+    // The attacker sits where a client does: the last host's switch and segment.
+    let client = status
+        .hosts
+        .last()
+        .ok_or_else(|| anyhow!("the lab has no hosts"))?;
+    let iface = &client.interfaces[0];
+    let seg = status
+        .segments
+        .iter()
+        .find(|s| s.name == iface.segment)
+        .ok_or_else(|| anyhow!("segment {} not in the lab", iface.segment))?;
+    let net: ipnetwork::Ipv4Network = seg.cidr.parse().map_err(|e| anyhow!("{}: {e}", seg.cidr))?;
+    let used: Vec<String> = status
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.ips
+                .iter()
+                .map(|i| i.split('/').next().unwrap_or("").to_string())
+        })
+        .collect();
+    let ip = (66..250)
+        .filter_map(|n| net.nth(n))
+        .find(|a| !used.contains(&a.to_string()) && a.to_string() != seg.gateway)
+        .ok_or_else(|| anyhow!("no free address for the attacker in {}", seg.cidr))?;
+
+    step(
+        6,
+        &format!(
+            "An attacker plugs into {} ({}) as {ip} and scans {} ({target_ip})",
+            client.switch, seg.name, target.name
+        ),
+    );
+    let ns = lab::add_visitor(status, "atk", &client.switch, &seg.name, ip)?;
+    let in_atk = |argv: &[&str]| -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns]).args(argv);
+        c
+    };
+    let mac = {
+        let o = ip.octets();
+        format!("02:66:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = in_atk(&["ping", "-c1", "-W1", &seg.gateway])
+            .stdout(Stdio::null())
+            .status();
+        let h: Value =
+            client::get_json(base, &format!("/api/v1/hosts/{mac}")).unwrap_or(Value::Null);
+        if !h["switch"].is_null() && h["ips"].as_array().is_some_and(|a| !a.is_empty()) {
+            println!(
+                "discovery sees it: {mac} on switch {} port {}",
+                h["switch"].as_str().unwrap_or("?"),
+                h["port"]
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("discovery did not see the attacker {ip} ({mac})");
+        }
+    }
+    println!("$ nmap -sS -n -Pn -T4 -p 1-1024 {target_ip}");
+    let out = in_atk(&[
+        "nmap", "-sS", "-n", "-Pn", "-T4", "-p", "1-1024", &target_ip,
+    ])
+    .output()
+    .context("nmap")?;
+    for l in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("/tcp") || l.contains("scanned"))
+    {
+        println!("  {l}");
+    }
+
+    step(
+        7,
+        "The scan detector swaps the attacker into the twin (GRE key, one bundle per switch)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let list: Vec<Value> = client::get_json(base, "/api/v1/redirections")?;
+        if let Some(r) = list
+            .into_iter()
+            .find(|r| r["state"] == "active" && r["source"] == ip.to_string())
+        {
+            break r;
+        }
+        if Instant::now() > deadline {
+            bail!("the scan detector did not redirect {ip}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let alerts: Vec<Value> = client::get_json(base, "/api/v1/events?kind=alert")?;
+    for a in alerts.iter().filter(|a| a["source_ip"] == ip.to_string()) {
+        println!(
+            "alert: {} — {}",
+            a["detector"].as_str().unwrap_or("?"),
+            a["reason"].as_str().unwrap_or("")
+        );
+    }
+    println!(
+        "redirection {}: {} by {}, GRE key {}, {} flows on switches {}, confirmed in {:.2} ms",
+        r["id"].as_str().unwrap_or("?"),
+        r["source"].as_str().unwrap_or("?"),
+        r["trigger"].as_str().unwrap_or("?"),
+        r["key"],
+        r["flows"],
+        r["switches"]
+            .as_array()
+            .map(|a| a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default(),
+        r["install_ms"].as_f64().unwrap_or(0.0)
+    );
+
+    step(
+        8,
+        "The attacker works inside the twin; production never sees it",
+    );
+    let since = gemelo::fabric::rfc3339(std::time::SystemTime::now());
+    let url = format!("http://{target_ip}:{port}/");
+    let code = in_atk(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "5",
+        &url,
+    ])
+    .output()?;
+    println!(
+        "$ curl {url}  ->  HTTP {} (answered by the twin's {})",
+        String::from_utf8_lossy(&code.stdout),
+        target.name
+    );
+    let banner = in_atk(&["sh", "-c", &format!("echo | nc -w3 {target_ip} 22")]).output()?;
+    let banner = String::from_utf8_lossy(&banner.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if !banner.is_empty() {
+        println!("$ nc {target_ip} 22  ->  {banner}");
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let events: Vec<Value> =
+        client::get_json(base, &format!("/api/v1/events?kind=decoy&since={since}"))?;
+    println!("decoy events from the attacker (GET /api/v1/events?kind=decoy):");
+    for e in events.iter().filter(|e| {
+        e["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&format!("{ip}:")))
+    }) {
+        println!(
+            "  {} {} {} {} {}",
+            e["time"].as_str().unwrap_or(""),
+            e["twin_host"].as_str().unwrap_or(""),
+            e["peer"].as_str().unwrap_or(""),
+            e["protocol"].as_str().unwrap_or(""),
+            e["data"]
+        );
+    }
+
+    step(
+        9,
+        "Release: production forwarding for the attacker again (DELETE /api/v1/redirections/{id})",
+    );
+    let id = r["id"].as_str().unwrap_or("");
+    let rel: Value = client::delete_json(base, &format!("/api/v1/redirections/{id}"))?;
+    println!(
+        "{id} {} in {:.2} ms",
+        rel["state"].as_str().unwrap_or("?"),
+        rel["release_ms"].as_f64().unwrap_or(0.0)
+    );
     Ok(())
 }
 

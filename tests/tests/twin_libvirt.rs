@@ -418,7 +418,11 @@ fn check_isolation(status: &TwinStatus) -> Result<()> {
     )?;
     let libvirt_ports: Vec<&str> = ports
         .lines()
-        .filter(|p| !p.starts_with("gmt") && !p.starts_with("gmp"))
+        .filter(|p| {
+            !p.starts_with("gmt")
+                && !p.starts_with("gmp")
+                && *p != gemelo_hypervisor::tunnel::TUNNEL_PORT
+        })
         .collect();
     ensure!(libvirt_ports.len() == 2, "bridge ports {ports:?}");
     for p in &libvirt_ports {
