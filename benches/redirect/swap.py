@@ -16,9 +16,9 @@ Usage (root): benches/redirect/swap.py [--levels 1,10,100] [--runs 100]
 import argparse, json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-G = os.environ.get("GEMELO_BIN", os.path.join(ROOT, "target/release/gemelo"))
-if not os.path.exists(G):
-    G = os.path.join(ROOT, "target/debug/gemelo")
+# GEMELO_BIN, else the newest of the release and debug builds.
+_builds = [p for p in (os.path.join(ROOT, "target/release/gemelo"), os.path.join(ROOT, "target/debug/gemelo")) if os.path.exists(p)]
+G = os.environ.get("GEMELO_BIN") or max(_builds, key=os.path.getmtime)
 API = "127.0.0.1:18099"
 BASE = "http://" + API
 PROD = "/run/gemelo/lab/prod"
@@ -87,6 +87,16 @@ def main():
             for ns, ip in visitors:
                 if ip not in known:
                     sh("ip", "netns", "exec", ns, "ping", "-c1", "-W1", "10.10.2.1", check=False)
+        # Discovery probes every new host (banner grabs, sweeps): let it settle,
+        # or the first level measures a busy controller.
+        settle_until = time.time() + 120
+        last = None
+        while time.time() < settle_until:
+            n = len(req("GET", "/api/v1/inventory/history?limit=100000")[1])
+            if n == last:
+                break
+            last = n
+            time.sleep(10)
         results = {}
         active = []
         for level in levels:
