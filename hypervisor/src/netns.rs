@@ -1167,6 +1167,8 @@ fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
     if ovs_rundir.exists() {
         fs::remove_dir_all(&ovs_rundir).map_err(io_err(&ovs_rundir))?;
     }
+    // 6. The underlay, if the twin was the last thing plugged into it.
+    tunnel::remove_underlay_if_unused()?;
     Ok(())
 }
 

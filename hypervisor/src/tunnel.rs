@@ -84,6 +84,35 @@ pub fn attach(
     Ok(())
 }
 
+/// Removes the underlay namespace once nothing is plugged into it (no
+/// `gm-ulb-*` veth end left): the last end to go takes it away, whichever of
+/// the lab and the twin that is, and even when a crash lost who created it.
+pub fn remove_underlay_if_unused() -> Result<(), HostError> {
+    let listed = crate::host::system::run_args("ip", &["netns", "list"])?;
+    if !listed
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(UNDERLAY_NAMESPACE))
+    {
+        return Ok(());
+    }
+    // A deleted namespace's interfaces go asynchronously: give the twin's end
+    // (whose namespace was just deleted) a moment to vanish.
+    let twin_end = format!("gm-ulb-{}", TWIN.name);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let links = loop {
+        let links = crate::host::system::run_args("ip", &["-n", UNDERLAY_NAMESPACE, "-o", "link"])?;
+        if !links.contains(&twin_end) || std::time::Instant::now() > deadline {
+            break links;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if links.lines().any(|l| l.contains("gm-ulb-")) {
+        return Ok(());
+    }
+    crate::host::system::run_args("ip", &["netns", "del", UNDERLAY_NAMESPACE])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -687,6 +687,8 @@ fn destroy_clears_a_twin_whose_run_state_was_lost() {
     assert!(netns::status(Path::new(TWIN_RUN_DIR)).unwrap().is_none());
     netns::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
     assert_eq!(namespaces_with_prefix("gm-twin"), Vec::<String>::new());
+    // The underlay the twin made goes too: nothing else is plugged into it.
+    assert_eq!(namespaces_with_prefix("gm-underlay"), Vec::<String>::new());
     assert!(pids.iter().all(|p| !pid_alive(*p)), "a daemon survived");
     assert!(!Path::new(TWIN_RUN_DIR).exists());
 }
