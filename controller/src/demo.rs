@@ -475,28 +475,17 @@ fn show_twin(base: &str) -> anyhow::Result<()> {
             .into_iter()
             .flatten()
             .find(|p| mirrors.contains(&p["mac"].as_str().unwrap_or("")));
-        let ips: Vec<&str> = h["ips"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.as_str())
-            .collect();
-        let services: Vec<String> = h["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"]))
-            .collect();
+        let (ips, services) = crate::twin_host_ips_services(h);
         println!(
             "  {:<12} {:<17} {:<26} | {:<14} {:<7} {:<6} {}",
             prod.and_then(|p| p["hostname"].as_str())
                 .unwrap_or("(honeytoken)"),
             h["mac"].as_str().unwrap_or(""),
-            ips.join(","),
+            ips,
             h["name"].as_str().unwrap_or(""),
             h["state"].as_str().unwrap_or(""),
             h["backend"].as_str().unwrap_or(""),
-            services.join(" ")
+            services
         );
     }
     // The twin switch connects to gemelo like any switch; wait until its flows are in.

@@ -160,13 +160,12 @@ pub struct Controller {
 impl Controller {
     /// Feeds a copied frame to the detectors; alerts become events, and those
     /// whose detector is set to redirect swap the source into the twin.
-    fn detect(self: &Arc<Self>, pi: &openflow::PacketIn) {
-        use crate::discovery::frames::{self, Kind};
+    fn detect(self: &Arc<Self>, frame: &crate::discovery::frames::Frame) {
+        use crate::discovery::frames::Kind;
         use crate::trigger::detect::{Action as DetectAction, Observation};
-        let Some(frame) = frames::parse(&pi.data) else {
-            return;
-        };
-        if self.discovery.is_own_mac(&frame.src) {
+        if !matches!(frame.kind, Kind::Syn { .. } | Kind::Arp { op: 1, .. })
+            || self.discovery.is_own_mac(&frame.src)
+        {
             return;
         }
         let time = SystemTime::now();
@@ -317,8 +316,14 @@ impl Controller {
                 SwitchEvent::PacketIn { dpid, packet_in }
                     if dpid != crate::twin::plan::TWIN_DPID =>
                 {
-                    this.discovery.packet_in(dpid, &packet_in);
-                    this.detect(&packet_in);
+                    // Parsed once, for discovery and the detectors.
+                    if let (Some(in_port), Some(frame)) = (
+                        packet_in.in_port(),
+                        crate::discovery::frames::parse(&packet_in.data),
+                    ) {
+                        this.discovery.frame_in(dpid, in_port, &frame);
+                        this.detect(&frame);
+                    }
                 }
                 SwitchEvent::PacketIn { .. } => {}
                 SwitchEvent::FlowRemoved { .. } => {}

@@ -623,26 +623,15 @@ fn twin_cmd(cmd: TwinCmd, base: &str) -> anyhow::Result<()> {
                     s["observer_namespace"].as_str().unwrap_or("-")
                 );
                 for h in s["hosts"].as_array().into_iter().flatten() {
-                    let ips: Vec<&str> = h["ips"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|i| i.as_str())
-                        .collect();
-                    let services: Vec<String> = h["services"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"]))
-                        .collect();
+                    let (ips, services) = twin_host_ips_services(h);
                     println!(
                         "  {:<14} {:<8} {:<20} {:<18} {} {}",
                         h["name"].as_str().unwrap_or(""),
                         h["state"].as_str().unwrap_or(""),
-                        ips.join(","),
+                        ips,
                         h["mac"].as_str().unwrap_or(""),
                         h["backend"].as_str().unwrap_or(""),
-                        services.join(" ")
+                        services
                     );
                 }
             }
@@ -783,4 +772,22 @@ fn read_config<T, E: std::fmt::Display>(
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// A twin host's addresses ("a,b") and services ("ssh/22 http/80"), as
+/// `gemelo twin status` and the demo print them.
+fn twin_host_ips_services(h: &serde_json::Value) -> (String, String) {
+    let ips: Vec<&str> = h["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.as_str())
+        .collect();
+    let services: Vec<String> = h["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| format!("{}/{}", v["name"].as_str().unwrap_or("?"), v["port"]))
+        .collect();
+    (ips.join(","), services.join(" "))
 }

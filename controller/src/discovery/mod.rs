@@ -372,18 +372,23 @@ impl Discovery {
     /// One copied frame from a switch.
     pub fn packet_in(&self, dpid: u64, pi: &PacketIn) {
         let Some(in_port) = pi.in_port() else { return };
-        let Some(frame) = frames::parse(&pi.data) else {
-            return;
-        };
+        if let Some(frame) = frames::parse(&pi.data) {
+            self.frame_in(dpid, in_port, &frame);
+        }
+    }
+
+    /// One copied frame, already parsed (the controller parses each once for
+    /// discovery and the detectors).
+    pub fn frame_in(&self, dpid: u64, in_port: u32, frame: &frames::Frame) {
         let t = now();
         let changes = {
             let mut inv = self.inv.lock().expect("inventory lock");
             match &frame.kind {
                 frames::Kind::Lldp(l) => match frames::probe_origin(l) {
                     Some(from) => inv.observe_link(from, (dpid, in_port), &t),
-                    None => inv.observe(dpid, in_port, &frame, &t),
+                    None => inv.observe(dpid, in_port, frame, &t),
                 },
-                _ => inv.observe(dpid, in_port, &frame, &t),
+                _ => inv.observe(dpid, in_port, frame, &t),
             }
         };
         self.record(changes);

@@ -315,14 +315,16 @@ impl Redirections {
         }
         let _guard = self.lock.lock().await;
         let canonical = source.to_string();
-        if let Some(r) = self.active().into_iter().find(|r| r.source == canonical) {
+        // One read of the store serves the conflict checks and the next number.
+        let all = self.list();
+        let active: Vec<&Redirection> = all.iter().filter(|r| r.is_active()).collect();
+        if let Some(r) = active.iter().find(|r| r.source == canonical) {
             return Err(RedirectError::AlreadyRedirected {
                 what: canonical,
-                id: r.id,
+                id: r.id.clone(),
             });
         }
         let members = self.resolve(&source)?;
-        let active = self.active();
         for m in &members {
             if let Some(r) = active
                 .iter()
@@ -344,7 +346,7 @@ impl Redirections {
                 "no twin to redirect into: build it first (POST /api/v1/twin); its switch must be connected with port {TUNNEL_PORT}"
             ))
         })?;
-        let number = self.list().iter().map(|r| r.number).max().unwrap_or(0) + 1;
+        let number = all.iter().map(|r| r.number).max().unwrap_or(0) + 1;
         let links: Vec<LinkPorts> = self
             .discovery
             .view()
@@ -451,19 +453,14 @@ impl Redirections {
         let start = Instant::now();
         let c = plan::cookie(r.number);
         // Members' switches first: the release happens where the member is.
-        let mut order: Vec<u64> = r
-            .members
-            .iter()
-            .filter_map(|m| crate::fabric::parse_dpid(&m.switch).ok())
-            .collect();
-        for s in &r.switches {
+        let mut order: Vec<u64> = Vec::new();
+        for s in r.members.iter().map(|m| &m.switch).chain(&r.switches) {
             if let Ok(d) = crate::fabric::parse_dpid(s) {
                 if !order.contains(&d) {
                     order.push(d);
                 }
             }
         }
-        order.dedup();
         for d in &order {
             match self.fabric.handle(*d) {
                 Some(h) => h.bundle(vec![delete_by_cookie(c)]).await?,

@@ -55,35 +55,26 @@ pub fn run_args<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> Result<
     run(Command::new(program).args(args))
 }
 
-/// Runs an embedded bash script (`bash -s -- ARGS` with the script on stdin).
-pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, HostError> {
-    let mut cmd = Command::new("bash");
-    cmd.arg("-s").arg("--").args(args);
-    let command = format!("{name} {}", args.join(" "));
+/// Runs `cmd` with `input` on its stdin; its stdout on success, else an error
+/// naming it `command` with its stderr.
+fn run_with_stdin(cmd: &mut Command, command: String, input: &[u8]) -> Result<String, HostError> {
+    let spawn_err = |source| HostError::Spawn {
+        command: command.clone(),
+        source,
+    };
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| HostError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
+        .map_err(spawn_err)?;
     child
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(script.as_bytes())
-        .map_err(|source| HostError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    let out = child
-        .wait_with_output()
-        .map_err(|source| HostError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
+        .write_all(input)
+        .map_err(spawn_err)?;
+    let out = child.wait_with_output().map_err(spawn_err)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -93,6 +84,14 @@ pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, Hos
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })
     }
+}
+
+/// Runs an embedded bash script (`bash -s -- ARGS` with the script on stdin).
+pub fn run_script(name: &str, script: &str, args: &[&str]) -> Result<String, HostError> {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-s").arg("--").args(args);
+    let command = format!("{name} {}", args.join(" "));
+    run_with_stdin(&mut cmd, command, script.as_bytes())
 }
 
 /// `ovs-vsctl` against the instance whose run dir is `rundir`.
@@ -196,37 +195,11 @@ pub fn ip_batch(namespace: Option<&str>, lines: &[String]) -> Result<(), HostErr
     }
     cmd.args(["-batch", "-"]);
     let command = format!("{} <<< {:?}", describe(&cmd), lines.join("; "));
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| HostError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
-        .map_err(|source| HostError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    let out = child
-        .wait_with_output()
-        .map_err(|source| HostError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(HostError::Command {
-            command,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
+    run_with_stdin(
+        &mut cmd,
+        command,
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    )?;
     Ok(())
 }
 
