@@ -13,7 +13,7 @@
 #     flow_install.rs) vs raw ofbench.py flowmod, interleaved on the same bridge.
 #  3. One FLOW_MOD + BARRIER round trip: gemelo transact(vec![fm]) vs raw ofbench.
 #
-# It starts its own OVS instance (namespace gm-bench, run dir /tmp/gemelo-bench-ovs),
+# It starts its own OVS instance (namespace gm-bench, run dir /tmp/gm-bench-ovs),
 # its controllers on 127.0.0.1 ports 16650-16799, and stops exactly what it started
 # (by PID) on exit. Needs root (namespaces, OVS). Nothing else on the machine is touched.
 #
@@ -26,7 +26,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OFBENCH=${OFBENCH:-/work/shared/bench/ofbench.py}
 PY=${PYTHON:-python3}
 NS=gm-bench
-RUNDIR=/tmp/gemelo-bench-ovs
+RUNDIR=/tmp/gm-bench-ovs
 BR=gm-bench0
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
@@ -39,7 +39,7 @@ else
 fi
 CBENCH_SWITCHES=${CBENCH_SWITCHES:-"1 4 16"}
 CBENCH_PROCS=${CBENCH_PROCS:-4}
-WORK=$(mktemp -d /tmp/gemelo-bench-XXXXXX)
+WORK=$(mktemp -d /tmp/gm-bench-XXXXXX)
 RESULTS=${RESULTS:-$WORK/results}
 mkdir -p "$RESULTS"
 

@@ -3,7 +3,7 @@
 (inventory.json), per host of the ground truth (truth.json), with the wall
 time of each (result.json). Standard library only.
 
-    python3 nmap_table.py /tmp/gemelo-bench-nmap-office
+    python3 nmap_table.py /tmp/gm-bench-nmap-office
 """
 import json
 import sys

@@ -4,7 +4,7 @@
 # and polls the inventory until it matches what each host namespace says about
 # itself (IP, MAC, hostname, attachment, every listening socket, service names,
 # products and versions). Prints a per-host table, the time to complete
-# inventory, and every mismatch. Output files: /tmp/gemelo-bench-truth-TOPOLOGY/.
+# inventory, and every mismatch. Output files: /tmp/gm-bench-truth-TOPOLOGY/.
 #
 #   benches/discovery/truth.sh plant
 #
@@ -13,7 +13,7 @@
 set -euo pipefail
 TOPO=${1:-plant}
 cd "$(dirname "$0")/../.."
-OUT=/tmp/gemelo-bench-truth-$TOPO
+OUT=/tmp/gm-bench-truth-$TOPO
 rm -rf "$OUT"
 cargo build -q -p gemelo --bins
 GEMELO_TOPOLOGY=$TOPO GEMELO_BENCH_OUT=$OUT \

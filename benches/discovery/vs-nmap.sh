@@ -11,7 +11,7 @@ set -euo pipefail
 TOPO=${1:-office}
 NMAP_ARGS=${NMAP_ARGS:--sV -O -T4}
 cd "$(dirname "$0")/../.."
-OUT=/tmp/gemelo-bench-nmap-$TOPO
+OUT=/tmp/gm-bench-nmap-$TOPO
 rm -rf "$OUT"
 command -v nmap >/dev/null || { echo "nmap is not installed (apt-get install nmap)"; exit 1; }
 cargo build -q -p gemelo --bins

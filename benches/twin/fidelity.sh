@@ -6,7 +6,7 @@
 # nmap -sV -O with ssh2-enum-algos/http-title/banner, curl (status, title, body
 # hash), mbpoll (Modbus holding registers), mosquitto_sub (MQTT topics),
 # snmpget (sysName, sysDescr), hostname (UTS). Prints per-field match rates
-# and every mismatch. Output: /tmp/gemelo-bench-fidelity-TOPOLOGY/.
+# and every mismatch. Output: /tmp/gm-bench-fidelity-TOPOLOGY/.
 #
 #   benches/twin/fidelity.sh office
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 TOPO=${1:-office}
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-OUT=/tmp/gemelo-bench-fidelity-$TOPO
+OUT=/tmp/gm-bench-fidelity-$TOPO
 cargo build -q -p gemelo --bins
 BIN=$ROOT/target/debug/gemelo
 exec 9>/run/gemelo/test.lock

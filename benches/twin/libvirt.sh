@@ -11,13 +11,13 @@
 #   benches/twin/libvirt.sh                      # sizes 1 4, lxc and qemu
 #   SIZES="1 4 8" REPS=3 BACKENDS="qemu" benches/twin/libvirt.sh
 #
-# Output: /tmp/gemelo-bench-libvirt/libvirt.jsonl and a median table.
+# Output: /tmp/gm-bench-libvirt/libvirt.jsonl and a median table.
 set -euo pipefail
 SIZES=${SIZES:-1 4}
 REPS=${REPS:-1}
 BACKENDS=${BACKENDS:-lxc qemu}
 cd "$(dirname "$0")/../.."
-OUT=/tmp/gemelo-bench-libvirt
+OUT=/tmp/gm-bench-libvirt
 rm -rf "$OUT"; mkdir -p "$OUT"
 cargo build -q --workspace --bins
 export GEMELO_BIN=$PWD/target/debug/gemelo

@@ -12,13 +12,13 @@
 #   benches/twin/vs-mininet.sh            # N = 10 50 100
 #   SIZES="10 50" REPS=3 benches/twin/vs-mininet.sh
 #
-# Output: /tmp/gemelo-bench-vs-mininet/{twin,mininet}.jsonl
+# Output: /tmp/gm-bench-vs-mininet/{twin,mininet}.jsonl
 set -euo pipefail
 SIZES=${SIZES:-10 50 100}
 REPS=${REPS:-1}
 MN=${MN_HARNESS:-/work/shared/bench/mininet}
 cd "$(dirname "$0")/../.."
-OUT=/tmp/gemelo-bench-vs-mininet
+OUT=/tmp/gm-bench-vs-mininet
 rm -rf "$OUT"; mkdir -p "$OUT"
 command -v mnexec >/dev/null || { echo "install Debian's mininet first (apt-get install --no-install-recommends mininet)"; exit 1; }
 

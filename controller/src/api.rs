@@ -371,6 +371,7 @@ pub fn routes(
         .unify()
         .or(events)
         .unify()
+        .boxed()
         .or(switches)
         .unify()
         .or(switch)
@@ -527,6 +528,8 @@ fn redirect_routes(
         .unify()
         .or(hook)
         .unify()
+        // Boxed: a release build otherwise overflows the type checker's recursion limit.
+        .boxed()
 }
 
 /// Nodes (switches, hosts) and edges (links, attachments) for drawing.

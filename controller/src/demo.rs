@@ -71,7 +71,7 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         bail!("the demo builds namespaces and Open vSwitch instances: run it as root");
     }
     let topology = topology.unwrap_or_else(default_topology);
-    let run_dir = PathBuf::from(format!("/tmp/gemelo-demo-{}", std::process::id()));
+    let run_dir = PathBuf::from(format!("/tmp/gm-demo-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)?;
 
     step(1, &format!("Production lab from {}", topology.display()));

@@ -67,7 +67,7 @@ impl Events {
             .as_micros();
         if let Err(e) = self
             .store
-            .put(Kind::Events, &format!("{micros:020}-{n:010}"), &ev)
+            .put_soon(Kind::Events, &format!("{micros:020}-{n:010}"), &ev)
         {
             warn!(error = %e, "could not store event");
         }
@@ -135,8 +135,7 @@ mod tests {
     use super::*;
 
     fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let d =
-            std::env::temp_dir().join(format!("gemelo-events-test-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("gm-events-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         (Store::open(&d).unwrap(), d)
     }

@@ -94,7 +94,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         fabric.clone(),
         discovery.clone(),
         events.clone(),
-    );
+    )
+    .context("stored redirections")?;
     tokio::spawn(redirections.clone().run_expiry());
     let controller = Controller {
         fabric: fabric.clone(),

@@ -95,15 +95,48 @@ impl Store {
         Ok(self.db.open_tree(kind.tree())?)
     }
 
-    /// Stores `value` under `key` and flushes it to disk.
+    /// Stores `value` under `key` and flushes it to disk before returning.
     pub fn put<T: Serialize>(&self, kind: Kind, key: &str, value: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(&Versioned {
-            v: SCHEMA_VERSION,
-            data: value,
-        })
-        .expect("gemelo's own types always serialize");
-        self.tree(kind)?.insert(key, bytes)?;
-        self.db.flush()?;
+        self.tree(kind)?.insert(key, encode(value))?;
+        self.flush()
+    }
+
+    /// Stores `value` under `key`; sled's background flusher writes it to disk
+    /// within half a second. For high-rate records (events) where one fsync
+    /// each would cost more than the record.
+    pub fn put_soon<T: Serialize>(
+        &self,
+        kind: Kind,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.tree(kind)?.insert(key, encode(value))?;
+        Ok(())
+    }
+
+    /// Stores every `(key, value)` atomically, with one flush for all of them.
+    pub fn put_all<'a, T: Serialize + 'a>(
+        &self,
+        kind: Kind,
+        items: impl IntoIterator<Item = (String, &'a T)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for (key, value) in items {
+            batch.insert(key.as_bytes(), encode(value));
+            any = true;
+        }
+        if !any {
+            return Ok(());
+        }
+        self.tree(kind)?.apply_batch(batch)?;
+        self.flush()
+    }
+
+    /// Waits until everything written so far is on disk. The fsync runs without
+    /// holding up the async runtime's other tasks (switch sessions above all).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        off_runtime(|| self.db.flush())?;
         Ok(())
     }
 
@@ -116,7 +149,7 @@ impl Store {
 
     pub fn remove(&self, kind: Kind, key: &str) -> Result<bool, StoreError> {
         let existed = self.tree(kind)?.remove(key)?.is_some();
-        self.db.flush()?;
+        self.flush()?;
         Ok(existed)
     }
 
@@ -129,6 +162,24 @@ impl Store {
             out.push((key.clone(), decode(kind, &key, &v)?));
         }
         Ok(out)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(&Versioned {
+        v: SCHEMA_VERSION,
+        data: value,
+    })
+    .expect("gemelo's own types always serialize")
+}
+
+/// Runs blocking disk I/O. On a multi-threaded tokio runtime the worker hands
+/// its other tasks to a fresh thread first, so an fsync never stalls them.
+fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -153,10 +204,73 @@ mod tests {
     }
 
     fn tmp(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("gemelo-store-test-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("gm-store-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn batches_land_whole_and_survive_reopen() {
+        let dir = tmp("batch");
+        {
+            let s = Store::open(&dir).unwrap();
+            let rows: Vec<Rec> = (0..50)
+                .map(|n| Rec {
+                    name: format!("host{n}"),
+                    n,
+                })
+                .collect();
+            s.put_all(
+                Kind::Inventory,
+                rows.iter().map(|r| (format!("host/{:03}", r.n), r)),
+            )
+            .unwrap();
+            s.put_all::<Rec>(Kind::Inventory, std::iter::empty())
+                .unwrap();
+            s.put_soon(
+                Kind::Events,
+                "e1",
+                &Rec {
+                    name: "event".into(),
+                    n: 1,
+                },
+            )
+            .unwrap();
+            s.flush().unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let s = loop {
+            match Store::open(&dir) {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        };
+        let hosts = s.list::<Rec>(Kind::Inventory).unwrap();
+        assert_eq!(hosts.len(), 50);
+        assert_eq!(hosts[7].0, "host/007");
+        assert_eq!(hosts[7].1.name, "host7");
+        assert_eq!(s.list::<Rec>(Kind::Events).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flush_inside_the_runtime_does_not_panic() {
+        let dir = tmp("runtime");
+        let s = Store::open(&dir).unwrap();
+        s.put(
+            Kind::Twin,
+            "plan",
+            &Rec {
+                name: "p".into(),
+                n: 1,
+            },
+        )
+        .unwrap();
+        assert!(s.get::<Rec>(Kind::Twin, "plan").unwrap().is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn upstream(version: &str) -> String {
 }
 
 fn start_lab() -> Lab {
-    let dir = std::env::temp_dir().join(format!("gemelo-probetest-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("gm-probetest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut lab = Lab {
         dir: dir.clone(),

@@ -37,6 +37,9 @@ pub fn ofports(status: &LabStatus) -> Result<BTreeMap<String, (String, u32)>> {
     Ok(map)
 }
 
+/// Where one interface of a lab host attaches: (mac, ip, dpid, ofport).
+pub type Attachment = (String, String, String, u32);
+
 /// A host's hostname (from its UTS namespace) and, per interface with an IPv4
 /// address, (mac, ip, dpid, ofport) — the switch side found through the OVS port
 /// the lab wired that MAC to.
@@ -44,7 +47,7 @@ pub fn host_identity(
     status: &LabStatus,
     host: &str,
     ports: &BTreeMap<String, (String, u32)>,
-) -> Result<(String, Vec<(String, String, String, u32)>)> {
+) -> Result<(String, Vec<Attachment>)> {
     let h = status
         .hosts
         .iter()

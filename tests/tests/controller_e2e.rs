@@ -51,11 +51,11 @@ fn ip(status: &LabStatus, name: &str) -> String {
         .to_string()
 }
 
-/// `ovs-ofctl dump-flows` of one lab bridge, as (cookie, table, priority, duration_s, text) rows.
-fn dump_flows(
-    status: &LabStatus,
-    sw: &lab::SwitchStatus,
-) -> Result<Vec<(u64, u8, u16, f64, String)>> {
+/// One dumped flow: (cookie, table, priority, duration_s, text).
+type FlowRow = (u64, u8, u16, f64, String);
+
+/// `ovs-ofctl dump-flows` of one lab bridge, one row per flow.
+fn dump_flows(status: &LabStatus, sw: &lab::SwitchStatus) -> Result<Vec<FlowRow>> {
     let text = in_prod(
         status,
         &[

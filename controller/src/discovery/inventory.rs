@@ -648,12 +648,13 @@ mod tests {
     }
 
     fn scoped() -> Inventory {
-        let mut inv = Inventory::default();
-        inv.scope = vec![
-            "10.10.1.0/24".parse().unwrap(),
-            "10.10.2.0/24".parse().unwrap(),
-        ];
-        inv
+        Inventory {
+            scope: vec![
+                "10.10.1.0/24".parse().unwrap(),
+                "10.10.2.0/24".parse().unwrap(),
+            ],
+            ..Inventory::default()
+        }
     }
 
     #[test]

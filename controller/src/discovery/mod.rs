@@ -261,27 +261,44 @@ impl Discovery {
         if hosts.is_empty() && history.is_empty() {
             return;
         }
-        let inv = self.inv.lock().expect("inventory lock").clone();
-        for id in &hosts {
-            if let Some(h) = inv.hosts.get(id) {
-                if let Err(e) = self.store.put(Kind::Inventory, &format!("host/{id}"), h) {
-                    warn!(host = %id, error = %e, "could not store host");
-                }
-            }
-        }
-        for s in inv.segments.values() {
-            let _ = self
-                .store
-                .put(Kind::Inventory, &format!("segment/{}", s.cidr), s);
-        }
+        let (host_rows, segment_rows) = {
+            let inv = self.inv.lock().expect("inventory lock");
+            let hosts: Vec<(String, Host)> = hosts
+                .iter()
+                .filter_map(|id| Some((format!("host/{id}"), inv.hosts.get(id)?.clone())))
+                .collect();
+            let segments: Vec<(String, inventory::Segment)> = inv
+                .segments
+                .values()
+                .map(|s| (format!("segment/{}", s.cidr), s.clone()))
+                .collect();
+            (hosts, segments)
+        };
         let base = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        for (i, e) in history.iter().enumerate() {
-            let _ = self
-                .store
-                .put(Kind::Inventory, &format!("history/{base:024}-{i:06}"), e);
+        let history_rows: Vec<(String, &HistoryEntry)> = history
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("history/{base:024}-{i:06}"), e))
+            .collect();
+        // One batch and one fsync per kind of row, not one per host.
+        let written = self
+            .store
+            .put_all(
+                Kind::Inventory,
+                host_rows.iter().map(|(k, h)| (k.clone(), h)),
+            )
+            .and_then(|()| {
+                self.store.put_all(
+                    Kind::Inventory,
+                    segment_rows.iter().map(|(k, s)| (k.clone(), s)),
+                )
+            })
+            .and_then(|()| self.store.put_all(Kind::Inventory, history_rows));
+        if let Err(e) = written {
+            warn!(hosts = hosts.len(), error = %e, "could not store the inventory");
         }
     }
 
@@ -440,6 +457,11 @@ impl Discovery {
             self.record(changes);
             self.flush();
         }
+    }
+
+    /// Runs `f` on the inventory under its lock, without copying it.
+    pub fn read<R>(&self, f: impl FnOnce(&Inventory) -> R) -> R {
+        f(&self.inv.lock().expect("inventory lock"))
     }
 
     pub fn view(&self) -> InventoryView {

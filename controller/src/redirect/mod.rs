@@ -11,7 +11,7 @@
 
 pub mod plan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,6 +47,9 @@ pub struct MemberView {
     pub port: u32,
     #[serde(default)]
     pub vlan: Option<u16>,
+    /// Other hosts were discovered behind the same switch port.
+    #[serde(default)]
+    pub shared_port: bool,
 }
 
 /// One redirection, as stored and returned by the API.
@@ -93,6 +96,7 @@ impl Redirection {
                     dpid: crate::fabric::parse_dpid(&m.switch).map_err(RedirectError::Stored)?,
                     port: m.port,
                     vlan: m.vlan,
+                    shared_port: m.shared_port,
                 })
             })
             .collect::<Result<Vec<_>, RedirectError>>()?;
@@ -166,6 +170,9 @@ pub struct Redirections {
     events: Arc<Events>,
     /// One change at a time: numbers, conflicts and bundles stay consistent.
     lock: tokio::sync::Mutex<()>,
+    /// Every stored redirection by number, written through to the store, so a
+    /// swap reads no disk before its bundles go out.
+    known: std::sync::Mutex<BTreeMap<u64, Redirection>>,
 }
 
 fn now_str() -> String {
@@ -186,28 +193,39 @@ impl Redirections {
         fabric: Arc<Fabric>,
         discovery: Arc<Discovery>,
         events: Arc<Events>,
-    ) -> Arc<Self> {
-        Arc::new(Redirections {
+    ) -> Result<Arc<Self>, crate::store::StoreError> {
+        let known = store
+            .list::<Redirection>(Kind::Redirections)?
+            .into_iter()
+            .map(|(_, r)| (r.number, r))
+            .collect();
+        Ok(Arc::new(Redirections {
             store,
             fabric,
             discovery,
             events,
             lock: tokio::sync::Mutex::new(()),
-        })
+            known: std::sync::Mutex::new(known),
+        }))
     }
 
+    /// Every redirection, active and released, oldest first.
     pub fn list(&self) -> Vec<Redirection> {
-        let mut v: Vec<Redirection> = self
-            .store
-            .list::<Redirection>(Kind::Redirections)
-            .map(|l| l.into_iter().map(|(_, r)| r).collect())
-            .unwrap_or_default();
-        v.sort_by_key(|r| r.number);
-        v
+        self.known
+            .lock()
+            .expect("redirections lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Redirection> {
-        self.store.get(Kind::Redirections, id).ok().flatten()
+        self.known
+            .lock()
+            .expect("redirections lock")
+            .values()
+            .find(|r| r.id == id)
+            .cloned()
     }
 
     fn active(&self) -> Vec<Redirection> {
@@ -217,7 +235,12 @@ impl Redirections {
     fn save(&self, r: &Redirection) -> Result<(), RedirectError> {
         self.store
             .put(Kind::Redirections, &r.id, r)
-            .map_err(|e| RedirectError::Store(e.to_string()))
+            .map_err(|e| RedirectError::Store(e.to_string()))?;
+        self.known
+            .lock()
+            .expect("redirections lock")
+            .insert(r.number, r.clone());
+        Ok(())
     }
 
     /// The production switch and port holding the tunnel.
@@ -240,40 +263,57 @@ impl Redirections {
 
     /// The hosts `source` names, where production sees them.
     fn resolve(&self, source: &Source) -> Result<Vec<MemberView>, RedirectError> {
-        let view = self.discovery.view();
+        self.discovery.read(|inv| Self::resolve_in(inv, source))
+    }
+
+    fn resolve_in(
+        inv: &crate::discovery::inventory::Inventory,
+        source: &Source,
+    ) -> Result<Vec<MemberView>, RedirectError> {
         let located = |h: &crate::discovery::inventory::Host| -> Option<MemberView> {
             let ips: Vec<Ipv4Addr> = h.ips.iter().filter_map(|i| i.parse().ok()).collect();
-            let segment_vlan = view
+            let segment_vlan = inv
                 .segments
-                .iter()
+                .values()
                 .find(|s| {
                     crate::discovery::parse_cidr(&s.cidr)
                         .is_ok_and(|n| ips.iter().any(|i| n.contains(*i)))
                 })
                 .and_then(|s| s.vlan);
+            let (switch, port) = (h.switch.clone()?, h.port?);
+            let shared_port = inv.hosts.values().any(|o| {
+                o.mac != h.mac
+                    && o.switch.as_deref() == Some(switch.as_str())
+                    && o.port == Some(port)
+            }) || inv.links.values().any(|l| {
+                [&l.a, &l.b]
+                    .iter()
+                    .any(|e| e.dpid == switch && e.port == port)
+            });
             Some(MemberView {
                 mac: h.mac.clone(),
-                switch: h.switch.clone()?,
-                port: h.port?,
+                switch,
+                port,
                 vlan: h.vlan.or(segment_vlan),
                 ips,
+                shared_port,
             })
         };
         let hosts: Vec<&crate::discovery::inventory::Host> = match source {
-            Source::Ip(ip) => view
+            Source::Ip(ip) => inv
                 .hosts
-                .iter()
+                .values()
                 .filter(|h| h.ips.iter().any(|i| i == &ip.to_string()))
                 .collect(),
-            Source::Mac(mac) => view.hosts.iter().filter(|h| &h.mac == mac).collect(),
+            Source::Mac(mac) => inv.hosts.values().filter(|h| &h.mac == mac).collect(),
             Source::Cidr(net) => {
                 if net.prefix() < MIN_PREFIX {
                     return Err(RedirectError::BadRequest(format!(
                         "{net} is wider than /{MIN_PREFIX}: redirect a narrower range"
                     )));
                 }
-                view.hosts
-                    .iter()
+                inv.hosts
+                    .values()
                     .filter(|h| {
                         h.ips
                             .iter()
@@ -313,9 +353,9 @@ impl Redirections {
                 "ttl_s must be at least 1 (or left out)".into(),
             ));
         }
+        let start = Instant::now();
         let _guard = self.lock.lock().await;
         let canonical = source.to_string();
-        // One read of the store serves the conflict checks and the next number.
         let all = self.list();
         let active: Vec<&Redirection> = all.iter().filter(|r| r.is_active()).collect();
         if let Some(r) = active.iter().find(|r| r.source == canonical) {
@@ -347,18 +387,17 @@ impl Redirections {
             ))
         })?;
         let number = all.iter().map(|r| r.number).max().unwrap_or(0) + 1;
-        let links: Vec<LinkPorts> = self
-            .discovery
-            .view()
-            .links
-            .iter()
-            .filter_map(|l| {
-                Some((
-                    (crate::fabric::parse_dpid(&l.a.dpid).ok()?, l.a.port),
-                    (crate::fabric::parse_dpid(&l.b.dpid).ok()?, l.b.port),
-                ))
-            })
-            .collect();
+        let links: Vec<LinkPorts> = self.discovery.read(|inv| {
+            inv.links
+                .values()
+                .filter_map(|l| {
+                    Some((
+                        (crate::fabric::parse_dpid(&l.a.dpid).ok()?, l.a.port),
+                        (crate::fabric::parse_dpid(&l.b.dpid).ok()?, l.b.port),
+                    ))
+                })
+                .collect()
+        });
         let created = SystemTime::now();
         let mut r = Redirection {
             id: format!("r{number}"),
@@ -405,23 +444,53 @@ impl Redirections {
             handles.push((*d, h));
         }
 
-        let start = Instant::now();
-        let mut done: Vec<SwitchHandle> = Vec::new();
-        let result = async {
-            twin_handle.bundle(adds(&twin_set)).await?;
-            done.push(twin_handle.clone());
-            for (d, h) in &handles {
-                h.bundle(adds(&sets[d])).await?;
-                done.push(h.clone());
+        let planned = start.elapsed();
+        // Two waves, each switch of a wave at once: first the twin's return path
+        // and the transit switches, then (the swap itself) the members' switches.
+        let (members_wave, transit): (Vec<_>, Vec<_>) = handles
+            .iter()
+            .partition(|(d, _)| member_switches.contains(d));
+        let timed = |label: String, h: SwitchHandle, msgs: Vec<Message>| async move {
+            let t = Instant::now();
+            let r = h.bundle(msgs).await;
+            (label, t.elapsed().as_secs_f64() * 1e3, r)
+        };
+        let mut steps: Vec<String> = vec![format!("plan {:.2}", planned.as_secs_f64() * 1e3)];
+        let mut attempted: Vec<SwitchHandle> = Vec::new();
+        let mut failure: Option<SwitchError> = None;
+        let first = std::iter::once(timed("twin".into(), twin_handle.clone(), adds(&twin_set)))
+            .chain(
+                transit
+                    .iter()
+                    .map(|(d, h)| timed(dpid_str(*d), h.clone(), adds(&sets[d]))),
+            );
+        attempted.push(twin_handle.clone());
+        attempted.extend(transit.iter().map(|(_, h)| h.clone()));
+        for (label, ms, res) in futures_util::future::join_all(first).await {
+            steps.push(format!("{label} {ms:.2}"));
+            if let Err(e) = res {
+                failure.get_or_insert(e);
             }
-            Ok::<(), SwitchError>(())
         }
-        .await;
-        if let Err(e) = result {
-            // All or nothing: take back what was installed.
-            for h in done.iter().rev() {
-                let _ = h.bundle(vec![delete_by_cookie(plan::cookie(number))]).await;
+        if failure.is_none() {
+            let second = members_wave
+                .iter()
+                .map(|(d, h)| timed(dpid_str(*d), h.clone(), adds(&sets[d])));
+            attempted.extend(members_wave.iter().map(|(_, h)| h.clone()));
+            for (label, ms, res) in futures_util::future::join_all(second).await {
+                steps.push(format!("{label} {ms:.2}"));
+                if let Err(e) = res {
+                    failure.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = failure {
+            // All or nothing: take back whatever may have been installed (a switch
+            // that timed out may still have committed).
+            let undo = attempted
+                .iter()
+                .map(|h| h.bundle(vec![delete_by_cookie(plan::cookie(number))]));
+            futures_util::future::join_all(undo).await;
             warn!(redirection = %r.id, error = %e, "redirection failed; rolled back");
             return Err(e.into());
         }
@@ -429,7 +498,7 @@ impl Redirections {
         r.switches = order.iter().map(|d| dpid_str(*d)).collect();
         r.flows = sets.values().map(FlowSet::len).sum::<usize>() + twin_set.len();
         self.save(&r)?;
-        info!(redirection = %r.id, source = %r.source, key = r.key, flows = r.flows, ms = r.install_ms, "redirected into the twin");
+        info!(redirection = %r.id, source = %r.source, key = r.key, flows = r.flows, ms = r.install_ms, steps = %steps.join(", "), "redirected into the twin");
         self.event(
             "redirect",
             &r,
@@ -440,6 +509,7 @@ impl Redirections {
 
     /// Restores production forwarding for redirection `id`.
     pub async fn release(&self, id: &str, why: &str) -> Result<Redirection, RedirectError> {
+        let start = Instant::now();
         let _guard = self.lock.lock().await;
         let mut r = self.get(id).ok_or_else(|| {
             RedirectError::NotFound(format!("no redirection {id} (GET /api/v1/redirections)"))
@@ -450,9 +520,7 @@ impl Redirections {
                 r.released.clone().unwrap_or_default()
             )));
         }
-        let start = Instant::now();
         let c = plan::cookie(r.number);
-        // Members' switches first: the release happens where the member is.
         let mut order: Vec<u64> = Vec::new();
         for s in r.members.iter().map(|m| &m.switch).chain(&r.switches) {
             if let Ok(d) = crate::fabric::parse_dpid(s) {
@@ -461,17 +529,40 @@ impl Redirections {
                 }
             }
         }
-        for d in &order {
-            match self.fabric.handle(*d) {
-                Some(h) => h.bundle(vec![delete_by_cookie(c)]).await?,
+        // The members' switches first (the release happens where they are), then
+        // the transit switches and the twin, each wave at once.
+        let members: BTreeSet<u64> = r
+            .members
+            .iter()
+            .filter_map(|m| crate::fabric::parse_dpid(&m.switch).ok())
+            .collect();
+        let connected = |d: &u64| match self.fabric.handle(*d) {
+            Some(h) => Some(h),
+            None => {
                 // Reconciliation removes them when it reconnects.
-                None => {
-                    warn!(redirection = %r.id, dpid = %dpid_str(*d), "switch not connected; its flows go when it reconnects")
-                }
+                warn!(redirection = %r.id, dpid = %dpid_str(*d), "switch not connected; its flows go when it reconnects");
+                None
             }
+        };
+        let delete = |h: SwitchHandle| async move { h.bundle(vec![delete_by_cookie(c)]).await };
+        let first: Vec<_> = order
+            .iter()
+            .filter(|d| members.contains(d))
+            .filter_map(connected)
+            .map(delete)
+            .collect();
+        for res in futures_util::future::join_all(first).await {
+            res?;
         }
-        if let Some(h) = self.fabric.handle(TWIN_DPID) {
-            h.bundle(vec![delete_by_cookie(c)]).await?;
+        let second: Vec<_> = order
+            .iter()
+            .filter(|d| !members.contains(d))
+            .filter_map(connected)
+            .chain(self.fabric.handle(TWIN_DPID))
+            .map(delete)
+            .collect();
+        for res in futures_util::future::join_all(second).await {
+            res?;
         }
         r.state = "released".into();
         r.released = Some(now_str());

@@ -51,6 +51,10 @@ pub struct Member {
     pub port: u32,
     /// Its segment's VLAN: its packets enter the twin's switching with that tag.
     pub vlan: Option<u16>,
+    /// Other hosts sit behind the same switch port (a hypervisor's bridge, a
+    /// downstream switch): the port is not fenced, and only what is addressed
+    /// to the member is delivered to it.
+    pub shared_port: bool,
 }
 
 /// What the flows of one redirection depend on.
@@ -213,7 +217,7 @@ pub fn production(
                     m
                 }
             };
-            if direct {
+            if direct && !m.shared_port {
                 // The member's own port: everything of this key goes there.
                 set.insert(FlowSpec::new(
                     t,
@@ -230,7 +234,7 @@ pub fn production(
                     c,
                 ));
             } else {
-                // A shared link: only what is addressed to the member.
+                // A shared link or port: only what is addressed to the member.
                 set.insert(FlowSpec::new(
                     t,
                     priority::REDIRECT_RETURN,
@@ -265,7 +269,7 @@ pub fn production(
                     c,
                 ));
             }
-            if at_member {
+            if at_member && !m.shared_port {
                 // Anti-spoof: nothing else enters from the member's port.
                 set.insert(FlowSpec::new(
                     t,
@@ -383,6 +387,7 @@ mod tests {
             dpid,
             port,
             vlan: None,
+            shared_port: false,
         }
     }
 
@@ -495,6 +500,43 @@ mod tests {
         );
         // No anti-spoof on the link port: other hosts share it.
         assert!(!sw1.iter().any(|x| x.contains("priority=290")), "{sw1:#?}");
+    }
+
+    #[test]
+    fn a_shared_port_is_neither_fenced_nor_flooded() {
+        let mut m = member(1, 6);
+        m.shared_port = true;
+        let spec = Spec {
+            number: 4,
+            members: vec![m],
+        };
+        let sets = production(&spec, Tunnel { dpid: 1, port: 9 }, &[]).unwrap();
+        let sw1 = lines(&sets[&1]);
+        // Neighbours behind port 6 keep sending: no fence on the port.
+        assert!(!sw1.iter().any(|x| x.contains("priority=290")), "{sw1:#?}");
+        // Twin broadcasts never reach the neighbours: only the member's MAC and ARP for its IP.
+        assert!(
+            !sw1.iter()
+                .any(|x| x.contains("dl_dst=01:00:00:00:00:00/01:00:00:00:00:00")),
+            "{sw1:#?}"
+        );
+        assert!(
+            sw1.iter()
+                .any(|x| x.contains("arp_tpa=10.10.2.66") && x.contains("output:6")),
+            "{sw1:#?}"
+        );
+        let exclusive = production(
+            &Spec {
+                number: 4,
+                members: vec![member(1, 6)],
+            },
+            Tunnel { dpid: 1, port: 9 },
+            &[],
+        )
+        .unwrap();
+        assert!(lines(&exclusive[&1])
+            .iter()
+            .any(|x| x.contains("priority=290")));
     }
 
     #[test]

@@ -568,7 +568,7 @@ fn next_frame(rbuf: &mut BytesMut) -> Result<Option<bytes::Bytes>, SessionError>
     }
     let header = openflow::Header::parse(&rbuf[..openflow::HEADER_LEN])?;
     let len = header.length as usize;
-    if len < openflow::HEADER_LEN || len > MAX_MESSAGE {
+    if !(openflow::HEADER_LEN..=MAX_MESSAGE).contains(&len) {
         return Err(SessionError::Handshake(format!(
             "message length {len} out of range"
         )));
@@ -935,7 +935,7 @@ mod tests {
                 inner_xid,
             })
         };
-        let msgs = vec![
+        let msgs = [
             flow_mod(),
             packet_out(),
             bundled(flow_mod(), 77),

@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn event_reaches_a_datagram_socket() {
-        let dir = std::env::temp_dir().join(format!("gemelo-events-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("gm-events-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ev.sock");
         let _ = std::fs::remove_file(&path);
