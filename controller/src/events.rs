@@ -8,7 +8,7 @@
 use crate::fabric::rfc3339;
 use crate::store::{Kind, Store};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -94,6 +94,33 @@ impl Events {
     }
 }
 
+/// Where decoy events go when `serve` is not told: `DATA/events.sock` if every
+/// directory above it lets other users through (the twin's daemons drop
+/// privileges: lighttpd's access-log pipe runs as www-data, a persona shell as
+/// its user), otherwise a socket under /run/gemelo/events named after DATA, so
+/// a private (0700) data directory stays private and events still arrive.
+pub fn default_socket(data: &Path) -> PathBuf {
+    let in_data = data.join(EVENTS_SOCKET_NAME);
+    let abs = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    if traversable_by_others(&abs) {
+        return in_data;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    abs.hash(&mut h);
+    PathBuf::from(format!("/run/gemelo/events/{:016x}.sock", h.finish()))
+}
+
+/// Whether every existing directory from `dir` up to / has the others' x bit.
+fn traversable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors().all(|d| match std::fs::metadata(d) {
+        Ok(m) => m.permissions().mode() & 0o001 != 0,
+        // Not created yet: create_dir_all makes it 0755 under the usual umask.
+        Err(_) => true,
+    })
+}
+
 /// Receives decoy events on a Unix datagram socket until the task is dropped.
 pub async fn listen(
     path: &Path,
@@ -140,6 +167,27 @@ mod tests {
         (Store::open(&d).unwrap(), d)
     }
 
+    #[test]
+    fn a_private_data_dir_keeps_its_socket_elsewhere() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("gm-events-perm-{}", std::process::id()));
+        let open = base.join("open");
+        let private = base.join("private");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::create_dir_all(&private).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(default_socket(&open), open.join(EVENTS_SOCKET_NAME));
+        let elsewhere = default_socket(&private);
+        assert!(
+            elsewhere.starts_with("/run/gemelo/events/"),
+            "{elsewhere:?}"
+        );
+        assert_eq!(default_socket(&private), elsewhere, "stable per data dir");
+        assert_ne!(default_socket(&private.join("sub")), elsewhere);
+        let _ = std::fs::remove_dir_all(&base);
+    }
     #[test]
     fn records_filters_and_refuses() {
         let (s, d) = store("filter");

@@ -69,7 +69,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let events_socket = cfg
         .events_socket
         .clone()
-        .unwrap_or_else(|| cfg.data.join(events::EVENTS_SOCKET_NAME));
+        .unwrap_or_else(|| events::default_socket(&cfg.data));
     events::listen(&events_socket, events.clone())
         .await
         .with_context(|| {
