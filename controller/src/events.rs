@@ -94,21 +94,22 @@ impl Events {
     }
 }
 
-/// Where decoy events go when `serve` is not told: `DATA/events.sock` if every
-/// directory above it lets other users through (the twin's daemons drop
-/// privileges: lighttpd's access-log pipe runs as www-data, a persona shell as
-/// its user), otherwise a socket under /run/gemelo/events named after DATA, so
-/// a private (0700) data directory stays private and events still arrive.
+/// Where decoy events go when `serve` is not told: `DATA/events.sock` if the
+/// twin's daemons can reach it, otherwise `/tmp/gm-events-HASH/events.sock`
+/// (HASH names DATA). They reach it when every directory above it lets other
+/// users through (the daemons drop privileges: lighttpd's access-log pipe runs
+/// as www-data, a persona shell as its user) and it is not under /run, which
+/// each daemon sees replaced by its host's own (`gemelo_hypervisor::host`). A
+/// private (0700) data directory thus stays private and events still arrive.
 pub fn default_socket(data: &Path) -> PathBuf {
-    let in_data = data.join(EVENTS_SOCKET_NAME);
     let abs = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
-    if traversable_by_others(&abs) {
-        return in_data;
+    if traversable_by_others(&abs) && !abs.starts_with("/run") {
+        return data.join(EVENTS_SOCKET_NAME);
     }
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     abs.hash(&mut h);
-    PathBuf::from(format!("/run/gemelo/events/{:016x}.sock", h.finish()))
+    PathBuf::from(format!("/tmp/gm-events-{:016x}", h.finish())).join(EVENTS_SOCKET_NAME)
 }
 
 /// Whether every existing directory from `dir` up to / has the others' x bit.
@@ -127,7 +128,12 @@ pub async fn listen(
     events: Arc<Events>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // Others may pass through (to reach the socket), not list.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
+        }
     }
     let _ = std::fs::remove_file(path);
     let sock = tokio::net::UnixDatagram::bind(path)?;
@@ -180,10 +186,9 @@ mod tests {
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert_eq!(default_socket(&open), open.join(EVENTS_SOCKET_NAME));
         let elsewhere = default_socket(&private);
-        assert!(
-            elsewhere.starts_with("/run/gemelo/events/"),
-            "{elsewhere:?}"
-        );
+        let in_tmp = |p: &Path| p.to_string_lossy().starts_with("/tmp/gm-events-");
+        assert!(in_tmp(&elsewhere), "{elsewhere:?}");
+        assert!(in_tmp(&default_socket(Path::new("/run/gemelo/data"))));
         assert_eq!(default_socket(&private), elsewhere, "stable per data dir");
         assert_ne!(default_socket(&private.join("sub")), elsewhere);
         let _ = std::fs::remove_dir_all(&base);

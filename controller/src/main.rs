@@ -65,7 +65,9 @@ enum Cmd {
         /// Seconds between sweeps of the whole scope.
         #[arg(long, default_value_t = 300)]
         sweep_interval: u64,
-        /// Unix datagram socket where twin decoys send their events (default: DATA/events.sock).
+        /// Unix datagram socket where twin decoys send their events (default: DATA/events.sock,
+        /// or /tmp/gm-events-HASH/events.sock when the twin's daemons, which drop
+        /// privileges and have their own /run, cannot reach DATA).
         #[arg(long)]
         events_socket: Option<PathBuf>,
         /// TOML with a secret per webhook integration (`[integration.NAME] secret = "..."`).

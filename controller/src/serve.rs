@@ -33,7 +33,7 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub session: SessionConfig,
     pub discovery: DiscoveryConfig,
-    /// Unix datagram socket where decoys send their events (default: DATA/events.sock).
+    /// Unix datagram socket where decoys send their events (default: `events::default_socket`).
     pub events_socket: Option<PathBuf>,
     pub hooks: Option<crate::trigger::webhook::HooksConfig>,
     pub detectors: Option<crate::trigger::detect::DetectorsConfig>,
