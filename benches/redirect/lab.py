@@ -48,6 +48,13 @@ def stats(v):
             "mean": round(sum(v) / len(v), 3), "n": len(v)}
 
 
+def vswitchd_cpu_s():
+    """CPU seconds the production ovs-vswitchd has used so far."""
+    pid = open(os.path.join(PROD, "ovs-vswitchd.pid")).read().strip()
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Capture:
     """tcpdump in a namespace, one epoch timestamp per matching packet."""
 
@@ -77,8 +84,14 @@ class Capture:
 class Lab:
     """The office lab with gemelo serving it and the twin built; `with Lab(...) as lab:`."""
 
-    def __init__(self, visitors, serve_args=()):
+    def __init__(self, visitors, serve_args=(), crowd=0):
+        """`visitors` hosts on sw2, one switch port each; `crowd` more hosts behind
+        one further port (macvlans on that visitor's link, each in a namespace
+        `gm-bench-cN`), as behind a hypervisor's bridge or a downstream switch."""
         self.n_visitors = visitors
+        self.n_crowd = crowd
+        self.crowd = []
+        self.idle_cpu = None
         self.serve_args = list(serve_args)
         self.tmp = tempfile.mkdtemp(prefix="gm-bench-redirect-")
         self.serve = None
@@ -122,11 +135,27 @@ class Lab:
             ip = f"10.10.2.{100 + i}"
             ns = sh(G, "lab", "visitor", f"v{i}", "--switch", "sw2", "--segment", "workstations", "--ip", ip).stdout.strip()
             self.visitors.append((ns, ip))
+        if self.n_crowd:
+            parent_ns = sh(G, "lab", "visitor", "crowd", "--switch", "sw2", "--segment", "workstations", "--ip",
+                           "10.10.2.149").stdout.strip()
+            self.crowd_parent = parent_ns
+            for i in range(self.n_crowd):
+                ns, ip = f"gm-bench-c{i}", f"10.10.2.{150 + i}"
+                sh("ip", "netns", "del", ns, check=False)
+                sh("ip", "netns", "add", ns)
+                sh("ip", "-n", parent_ns, "link", "add", "link", "eth0", "name", f"mv{i}", "address",
+                   f"02:67:63:00:{i // 256:02x}:{i % 256:02x}", "type", "macvlan", "mode", "bridge")
+                sh("ip", "-n", parent_ns, "link", "set", f"mv{i}", "netns", ns)
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+                sh("ip", "-n", ns, "link", "set", f"mv{i}", "up")
+                sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", f"mv{i}")
+                sh("ip", "-n", ns, "route", "add", "default", "via", "10.10.2.1")
+                self.crowd.append((ns, ip))
         deadline = time.time() + 90
         while time.time() < deadline:
             inv = req("GET", "/api/v1/inventory")[1]
             known = {i for h in inv["hosts"] if h.get("switch") for i in h["ips"]}
-            missing = [(ns, ip) for ns, ip in self.visitors if ip not in known]
+            missing = [(ns, ip) for ns, ip in self.visitors + self.crowd if ip not in known]
             if not missing:
                 break
             for ns, _ in missing:
@@ -140,6 +169,14 @@ class Lab:
                 break
             last = n
             time.sleep(10)
+        # And until the production switch is quiet (discovery's probes of the new hosts done).
+        until = time.time() + 90
+        while True:
+            c0 = vswitchd_cpu_s()
+            time.sleep(5)
+            self.idle_cpu = round((vswitchd_cpu_s() - c0) / 5, 3)
+            if self.idle_cpu < 0.25 or time.time() > until:
+                break
 
     def wait_identified(self, timeout=90):
         """Until every lab host's services have a product (the twin's decoys need them)."""
@@ -163,6 +200,8 @@ class Lab:
                     p.wait(10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        for ns, _ in self.crowd:
+            sh("ip", "netns", "del", ns, check=False)
         sh(G, "twin", "destroy", "--api", API, check=False)
         if self.serve is not None:
             self.serve.terminate()

@@ -32,7 +32,7 @@ import argparse, json, os, sys, time
 from bisect import bisect_left
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lab import G, PROD, WEB01, Lab, req, sh, stats  # noqa: E402
+from lab import G, PROD, WEB01, Lab, req, sh, stats, vswitchd_cpu_s  # noqa: E402
 import udpprobe  # noqa: E402
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udpprobe.py")
@@ -48,21 +48,22 @@ def first_after(arrivals, t, until):
     return None
 
 
-def vswitchd_cpu_s():
-    """CPU seconds the production ovs-vswitchd has used so far."""
-    pid = open(os.path.join(PROD, "ovs-vswitchd.pid")).read().strip()
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--levels", default="1,10,100")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--visitors", type=int, default=0, help="visitors on sw2 (default: highest level + 1)")
+    ap.add_argument("--crowd", action="store_true",
+                    help="the other redirected hosts sit behind one switch port (macvlans), not one port each")
     a = ap.parse_args()
     levels = [int(x) for x in a.levels.split(",")]
-    with Lab(visitors=max(a.visitors, max(levels) + 1)) as lab:
+    others = max(levels) - 1
+    if a.crowd:
+        lab_ = Lab(visitors=max(a.visitors, 1), crowd=others)
+    else:
+        lab_ = Lab(visitors=max(a.visitors, max(levels) + 1))
+    with lab_ as lab:
+        pool = lab.crowd if a.crowd else lab.visitors[1:]
         att_ns, att_ip = lab.visitors[0]
         for ns, name in (("gm-office-web01", "prod"), ("gm-twin-web01", "twin")):
             lab.spawn("ip", "netns", "exec", ns, "python3", PROBE, "recv", str(PORT), f"{lab.tmp}/{name}.txt")
@@ -72,7 +73,7 @@ def main():
         results, active, swaps, cpu = {}, [], [], {}
         for level in levels:
             while len(active) < level - 1:
-                code, r, _ = req("POST", "/api/v1/redirections", {"source": lab.visitors[len(active) + 1][1]})
+                code, r, _ = req("POST", "/api/v1/redirections", {"source": pool[len(active)][1]})
                 assert code == 201, r
                 active.append(r["id"])
             time.sleep(1)
@@ -137,6 +138,8 @@ def main():
         results["peer_ovs_ofctl_bundle"] = {"install_ms": stats(peer_in), "release_ms": stats(peer_out),
                                             "flows_per_swap": sum(len(v) for v in per_switch.values())}
         results["gemelo"] = G
+        results["ovs_vswitchd_cpu_before"] = lab.idle_cpu
+        results["layout"] = "crowd behind one port" if a.crowd else "one port per visitor"
         json.dump(swaps, open(lab.tmp + "/swaps.json", "w"))
         results["raw"] = lab.tmp + "/swaps.json"
         print(json.dumps(results, indent=1))
