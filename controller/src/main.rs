@@ -172,6 +172,17 @@ enum Cmd {
         #[arg(long)]
         protocol: String,
     },
+    /// Reports one login attempt on a twin host (PAM's pam_exec runs it, the password on stdin).
+    #[command(hide = true)]
+    LoginAttempt {
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long)]
+        twin_host: String,
+        /// The attempt failed (the hook on PAM's failure path).
+        #[arg(long)]
+        failed: bool,
+    },
     /// Login shell of a twin host's decoy user (sshd / telnetd run it).
     #[command(hide = true)]
     PersonaShell {
@@ -256,6 +267,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             protocol,
         } => gemelo_hypervisor::decoy::access_log::run(&events, &twin_host, &protocol)
             .context("access log"),
+        Cmd::LoginAttempt {
+            events,
+            twin_host,
+            failed,
+        } => gemelo_hypervisor::decoy::login::run(&events, &twin_host, failed)
+            .context("login attempt"),
         Cmd::PersonaShell {
             events,
             twin_host,

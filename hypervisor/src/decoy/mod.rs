@@ -10,12 +10,14 @@
 //! what was captured. `launches` is pure: it only says what to start and which
 //! files to place; a backend (netns, libvirt) starts them with a private `/run`
 //! and the host dir visible at its real path. Every attacker interaction is an
-//! event (`events`) sent as a JSON datagram to the twin's event socket.
+//! event (`events`) sent as a JSON datagram to the twin's event socket; login
+//! attempts on the real login daemons reach it through PAM (`login`).
 
 pub mod access_log;
 pub mod daemon;
 pub mod emulate;
 pub mod events;
+pub mod login;
 pub mod persona;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,8 @@
 //! The user exists only inside the twin host: its launch runs in a private
 //! mount namespace where `/etc/{passwd,group,shadow}` are the machine's plus
 //! the persona's line, bind-mounted from the host dir (never the machine's files).
+//! The same namespace reports every login attempt (`login`), and the persona's
+//! account is the credential it plants (`planted_credentials`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -12,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{shq, Context, EventSink};
+use super::{login, shq, Context, EventSink};
+use crate::plan::{DecoyMode, TwinPlan};
 
 /// The decoy account (weak on purpose: it is bait).
 pub const USER: &str = "admin";
@@ -29,7 +32,25 @@ fn shell_path(cx: &Context) -> PathBuf {
     cx.path("persona/shell")
 }
 
-/// The login shell wrapper (passwd allows no arguments in the shell field).
+/// Services whose real daemon logs users in to the persona.
+const LOGIN_SERVICES: [&str; 2] = ["ssh", "telnet"];
+
+/// The credentials the persona plants: its account, when some twin host's
+/// login daemon (sshd, telnetd) runs for real. Production has no such
+/// account, so whoever uses it is an intruder (a honeytoken credential).
+pub fn planted_credentials(plan: &TwinPlan) -> Vec<(String, String)> {
+    let persona_runs = plan.hosts.iter().flat_map(|h| &h.services).any(|s| {
+        LOGIN_SERVICES.contains(&s.name.as_str()) && matches!(s.mode, DecoyMode::Daemon { .. })
+    });
+    if persona_runs {
+        vec![(USER.to_string(), PASSWORD.to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The login shell wrapper (passwd allows no arguments in the shell field)
+/// and the login-attempt hook.
 pub fn files(cx: &Context) -> Vec<(PathBuf, Vec<u8>, u32)> {
     let wrapper = format!(
         "#!/bin/sh\n# gemelo persona shell of twin host {}\nexec {} persona-shell --events {} --twin-host {} \"$@\"\n",
@@ -38,7 +59,9 @@ pub fn files(cx: &Context) -> Vec<(PathBuf, Vec<u8>, u32)> {
         shq(&cx.events.display().to_string()),
         shq(&cx.host.name)
     );
-    vec![(shell_path(cx), wrapper.into_bytes(), 0o755)]
+    let mut files = vec![(shell_path(cx), wrapper.into_bytes(), 0o755)];
+    files.extend(login::files(cx));
+    files
 }
 
 /// Shell lines that create the persona user inside the launch's private mount namespace.
@@ -58,8 +81,10 @@ pub fn setup_script(cx: &Context) -> String {
          hash=$(openssl passwd -6 {pw})\n\
          grep -v '^{USER}:' /etc/shadow > {p}/shadow; echo \"{USER}:$hash:19700:0:99999:7:::\" >> {p}/shadow\n\
          chown root:shadow {p}/shadow 2>/dev/null || true; chmod 640 {p}/shadow\n\
-         for f in passwd group shadow; do mount --bind {p}/$f /etc/$f; done\n",
+         for f in passwd group shadow; do mount --bind {p}/$f /etc/$f; done\n\
+         {login}",
         pw = shq(PASSWORD),
+        login = login::setup_script(cx),
     )
 }
 
@@ -383,8 +408,40 @@ mod tests {
         let s = setup_script(&cx);
         assert!(s.contains("echo 'admin:x:1990:1990:admin:/tmp/gemelo-x/web1/persona/home/admin:/tmp/gemelo-x/web1/persona/shell' >> '/tmp/gemelo-x/web1/persona'/passwd"), "{s}");
         assert!(s.contains("mount --bind '/tmp/gemelo-x/web1/persona'/$f /etc/$f"));
+        assert!(s.ends_with(
+            "mount --bind '/tmp/gemelo-x/web1/persona/common-auth' /etc/pam.d/common-auth; fi\n"
+        ));
         let f = files(&cx);
+        assert_eq!(f.len(), 3, "shell, login hook, PAM file");
         assert_eq!(f[0].2, 0o755);
         assert!(std::str::from_utf8(&f[0].1).unwrap().contains("exec '/usr/bin/gemelo' persona-shell --events '/run/gemelo/twin/events.sock' --twin-host 'web1' \"$@\""));
+    }
+
+    #[test]
+    fn the_persona_account_is_planted_where_a_login_daemon_runs() {
+        let web = crate::decoy::tests::host_with("ssh", 22, "OpenSSH", json!({}));
+        let mut plan = TwinPlan {
+            switch: crate::plan::TwinSwitch {
+                namespace: "gm-twin".into(),
+                rundir: "/run/gemelo/twin/ovs".into(),
+                bridge: "gm-twin0".into(),
+                dpid: 1,
+            },
+            observer_namespace: "gm-twin-observer".into(),
+            segments: vec![],
+            hosts: vec![web],
+        };
+        assert_eq!(
+            planted_credentials(&plan),
+            vec![("admin".to_string(), "admin".to_string())]
+        );
+        // An emulated sshd only shows its banner: nobody logs in there.
+        plan.hosts[0].services[0].mode = DecoyMode::Emulated;
+        assert!(planted_credentials(&plan).is_empty());
+        plan.hosts[0].services[0].name = "http".into();
+        plan.hosts[0].services[0].mode = DecoyMode::Daemon {
+            product: "lighttpd".into(),
+        };
+        assert!(planted_credentials(&plan).is_empty());
     }
 }
