@@ -2,10 +2,16 @@
 //! decoy-only port on a real address, or a planted credential, so the first
 //! touch fires.
 //!
-//! The caller owns the honeytoken set (it comes from the twin plan and the
-//! seeded personas) and replaces it when that changes.
+//! The caller owns the honeytoken set (`Honeytokens::from_plan`: the twin
+//! plan's decoy-only hosts and the credentials its personas plant) and
+//! replaces it when that changes.
+//!
+//! A router asks ARP for a decoy address on behalf of whoever sent it a packet
+//! for it: that request is not the router's doing, so it does not fire (a TCP
+//! sender is still caught by its SYN, copied where it enters the fabric).
 
 use super::{Action, Finding, Observation};
+use gemelo_hypervisor::TwinPlan;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -36,6 +42,40 @@ pub struct Honeytokens {
     pub ports: Vec<(Ipv4Addr, u16)>,
     /// Planted (user, password) pairs: any login attempt with one, successful or not.
     pub credentials: Vec<(String, String)>,
+    /// Segment gateways: their ARP requests are asked on others' behalf.
+    #[serde(default)]
+    pub routers: Vec<Ipv4Addr>,
+}
+
+impl Honeytokens {
+    /// What a twin plan makes a honeytoken: the addresses of its decoy-only
+    /// hosts (production has none of them) and the credentials its personas
+    /// plant, with the segments' gateways as routers. A plan has no decoy-only
+    /// port on a real address: a mirrored host offers what production offers.
+    pub fn from_plan(plan: &TwinPlan) -> Honeytokens {
+        let addresses = plan
+            .hosts
+            .iter()
+            .filter(|h| h.honeytoken)
+            .flat_map(|h| h.interfaces.iter().flat_map(|i| &i.ips))
+            .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
+            .collect();
+        let routers = plan
+            .segments
+            .iter()
+            .filter_map(|s| s.gateway.as_deref()?.parse().ok())
+            .collect();
+        Honeytokens {
+            addresses,
+            ports: Vec::new(),
+            credentials: gemelo_hypervisor::decoy::persona::planted_credentials(plan),
+            routers,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty() && self.ports.is_empty() && self.credentials.is_empty()
+    }
 }
 
 /// `Honeytokens` arranged for lookup.
@@ -45,6 +85,7 @@ pub(super) struct HoneytokenIndex {
     ports: HashSet<(Ipv4Addr, u16)>,
     /// User → planted passwords.
     credentials: HashMap<String, HashSet<String>>,
+    routers: HashSet<Ipv4Addr>,
 }
 
 impl HoneytokenIndex {
@@ -60,6 +101,7 @@ impl HoneytokenIndex {
             addresses: tokens.addresses.iter().copied().collect(),
             ports: tokens.ports.iter().copied().collect(),
             credentials,
+            routers: tokens.routers.iter().copied().collect(),
         }
     }
 
@@ -70,7 +112,9 @@ impl HoneytokenIndex {
 
     pub fn observe(&self, obs: &Observation) -> Option<Finding> {
         match obs {
-            Observation::ArpRequest { target_ip, .. } if self.addresses.contains(target_ip) => {
+            Observation::ArpRequest {
+                src_ip, target_ip, ..
+            } if self.addresses.contains(target_ip) && !self.routers.contains(src_ip) => {
                 Some(Finding {
                     reason: format!("asked ARP for decoy address {target_ip}"),
                     evidence: json!({"kind": "address", "address": target_ip, "via": "arp"}),
@@ -131,12 +175,14 @@ mod tests {
 
     const DECOY: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 99);
     const WEB: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 10);
+    const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 1);
 
     fn tokens() -> Honeytokens {
         Honeytokens {
             addresses: vec![DECOY],
             ports: vec![(WEB, 2222)],
             credentials: vec![("backup".into(), "Backup2024!".into())],
+            routers: vec![GATEWAY],
         }
     }
 
@@ -244,5 +290,111 @@ mod tests {
             dst_port: 2222,
         };
         assert!(d.observe(&from_decoy).is_empty());
+    }
+
+    #[test]
+    fn a_gateway_asking_for_a_decoy_is_not_the_intruder() {
+        let mut d = detectors();
+        let routed = Observation::ArpRequest {
+            time: at(1.0),
+            src_mac: "02:00:0a:0a:01:01".into(),
+            src_ip: GATEWAY,
+            target_ip: DECOY,
+        };
+        assert!(d.observe(&routed).is_empty());
+        // Whoever sent the gateway that packet shows up with its SYN.
+        assert_eq!(d.observe(&syn(1.0, DECOY, 22)).len(), 1);
+    }
+
+    /// The office twin with one decoy-only host, as the planner writes it.
+    fn office_plan() -> TwinPlan {
+        use gemelo_hypervisor::{
+            Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinSegment, TwinSwitch,
+        };
+        let host = |name: &str, mac: &str, ip: &str, honeytoken: bool, daemon: bool| TwinHost {
+            name: name.into(),
+            mirrors: if honeytoken { vec![] } else { vec![mac.into()] },
+            hostname: name.into(),
+            interfaces: vec![TwinInterface {
+                mac: mac.into(),
+                ips: vec![ip.into()],
+                segment: "10.10.1.0/24".into(),
+                vlan: Some(10),
+            }],
+            gateway: Some("10.10.1.1".into()),
+            ip_forward: false,
+            backend: Backend::Netns,
+            services: vec![DecoySpec {
+                port: 22,
+                proto: "tcp".into(),
+                name: "ssh".into(),
+                product: None,
+                version: None,
+                banner: None,
+                mode: if daemon {
+                    DecoyMode::Daemon {
+                        product: "OpenSSH".into(),
+                    }
+                } else {
+                    DecoyMode::Emulated
+                },
+                details: serde_json::Value::Null,
+            }],
+            honeytoken,
+        };
+        TwinPlan {
+            switch: TwinSwitch {
+                namespace: "gm-twin".into(),
+                rundir: "/run/gemelo/twin/ovs".into(),
+                bridge: "gm-twin0".into(),
+                dpid: 1,
+            },
+            observer_namespace: "gm-twin-observer".into(),
+            segments: vec![
+                TwinSegment {
+                    cidr: "10.10.1.0/24".into(),
+                    vlan: Some(10),
+                    gateway: Some("10.10.1.1".into()),
+                },
+                TwinSegment {
+                    cidr: "10.10.3.0/24".into(),
+                    vlan: None,
+                    gateway: None,
+                },
+            ],
+            hosts: vec![
+                host("web01", "02:00:0a:0a:01:0a", "10.10.1.10/24", false, true),
+                host(
+                    "backup-srv",
+                    "02:67:6d:0a:01:63",
+                    "10.10.1.99/24",
+                    true,
+                    false,
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_plan_gives_its_decoy_hosts_credentials_and_gateways() {
+        let mut plan = office_plan();
+        let tokens = Honeytokens::from_plan(&plan);
+        assert_eq!(
+            tokens,
+            Honeytokens {
+                addresses: vec![DECOY],
+                ports: vec![],
+                credentials: vec![("admin".into(), "admin".into())],
+                routers: vec![GATEWAY],
+            }
+        );
+        assert!(!tokens.is_empty());
+        // Mirrored hosts are never honeytokens; without a real sshd no
+        // persona plants its account.
+        plan.hosts.retain(|h| !h.honeytoken);
+        plan.hosts[0].services[0].mode = gemelo_hypervisor::DecoyMode::Emulated;
+        let tokens = Honeytokens::from_plan(&plan);
+        assert!(tokens.is_empty(), "{tokens:?}");
+        assert!(Honeytokens::default().is_empty());
     }
 }

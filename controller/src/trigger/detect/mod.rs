@@ -2,7 +2,8 @@
 //!
 //! The controller feeds `Detectors::observe` with observations taken from
 //! packet-in copies (TCP SYNs without ACK, ARP requests) and from the twin's
-//! decoy events (logins), each stamped with the time it was seen. Three
+//! decoy events (logins, `decoy::observation`), each stamped with the time it
+//! was seen. Three
 //! detectors read them:
 //! - `scan`: many ports of one host, or many hosts, from one source in a window;
 //! - `honeytoken`: a decoy-only address or port, or a planted credential;
@@ -20,6 +21,7 @@
 //! tracked (the least recently seen is evicted first).
 
 pub mod bruteforce;
+pub mod decoy;
 pub mod honeytoken;
 pub mod scan;
 
