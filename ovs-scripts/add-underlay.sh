@@ -7,10 +7,17 @@
 # OVS bridge gm-ul whose internal port holds the tunnel endpoint address (the
 # userspace datapath only sends tunnel packets from an address on one of its own
 # bridge ports), and a veth from that bridge to the underlay bridge.
+#
+# The underlay's MTU leaves room for the encapsulation: a redirected host's
+# full-size 1500-byte packet leaves the tunnel end as outer IPv4 (20) + GRE
+# with key (8) + inner Ethernet and 802.1Q header (18) + 1500 bytes, more than
+# a 1500-byte link carries (small packets pass, an SSH key exchange does not).
+# A data center's underlay does the same with jumbo frames.
 set -euo pipefail
 
 UNDERLAY_NS=gm-underlay
 UNDERLAY_BR=gm-ul0
+UNDERLAY_MTU=1600
 OVS_BR=gm-ul
 
 usage() {
@@ -44,12 +51,13 @@ if ! ip netns list | awk '{print $1}' | grep -qx -- "$UNDERLAY_NS"; then
 fi
 ip -n "$UNDERLAY_NS" link show "$UNDERLAY_BR" >/dev/null 2>&1 ||
     ip -n "$UNDERLAY_NS" link add "$UNDERLAY_BR" type bridge
-ip -n "$UNDERLAY_NS" link set "$UNDERLAY_BR" up
+ip -n "$UNDERLAY_NS" link set "$UNDERLAY_BR" mtu "$UNDERLAY_MTU" up
 
 veth=gm-ul-$name peer=gm-ulb-$name
 ip -n "$ns" link del "$veth" 2>/dev/null || true
 ip -n "$UNDERLAY_NS" link del "$peer" 2>/dev/null || true
-ip link add "$veth" netns "$ns" type veth peer name "$peer" netns "$UNDERLAY_NS"
+ip link add "$veth" mtu "$UNDERLAY_MTU" netns "$ns" type veth \
+    peer name "$peer" mtu "$UNDERLAY_MTU" netns "$UNDERLAY_NS"
 ip -n "$UNDERLAY_NS" link set "$peer" master "$UNDERLAY_BR" up
 ip -n "$ns" link set "$veth" up
 
