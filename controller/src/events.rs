@@ -3,7 +3,8 @@
 //! Decoys inside twin hosts send one JSON object per datagram to a Unix socket
 //! the controller listens on; each becomes a stored event, read back with
 //! `GET /api/v1/events?since=RFC3339&kind=KIND`. Events are kept in the store in
-//! arrival order and survive restarts.
+//! arrival order and survive restarts. Each stored decoy event is also handed
+//! to the detectors (`detection`), which judge login attempts.
 
 use crate::fabric::rfc3339;
 use crate::store::{Kind, Store};
@@ -122,10 +123,12 @@ fn traversable_by_others(dir: &Path) -> bool {
     })
 }
 
-/// Receives decoy events on a Unix datagram socket until the task is dropped.
+/// Receives decoy events on a Unix datagram socket until the task is dropped;
+/// each one stored is also handed to `judge` (the detectors read logins).
 pub async fn listen(
     path: &Path,
     events: Arc<Events>,
+    judge: impl Fn(&Value) + Send + 'static,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {
@@ -147,11 +150,10 @@ pub async fn listen(
         loop {
             match sock.recv(&mut buf).await {
                 Ok(n) => match serde_json::from_slice::<Value>(&buf[..n]) {
-                    Ok(v) => {
-                        if let Err(e) = events.record(v) {
-                            debug!(error = %e, "event refused");
-                        }
-                    }
+                    Ok(v) => match events.record(v.clone()) {
+                        Ok(()) => judge(&v),
+                        Err(e) => debug!(error = %e, "event refused"),
+                    },
                     Err(e) => debug!(error = %e, "undecodable event datagram"),
                 },
                 Err(e) => {
@@ -222,12 +224,19 @@ mod tests {
         let (s, d) = store("socket");
         let ev = Events::new(s);
         let path = d.join("events.sock");
-        let task = listen(&path, ev.clone()).await.unwrap();
+        let judged = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = judged.clone();
+        let task = listen(&path, ev.clone(), move |v| {
+            seen.lock().unwrap().push(v["twin_host"].clone())
+        })
+        .await
+        .unwrap();
         let tx = std::os::unix::net::UnixDatagram::unbound().unwrap();
-        tx.send_to(br#"{"kind":"decoy","twin_host":"plc01","protocol":"modbus","action":"write","data":{"address":1}}"#, &path).unwrap();
         tx.send_to(b"not json", &path).unwrap();
+        tx.send_to(br#"{"twin_host":"kindless"}"#, &path).unwrap();
+        tx.send_to(br#"{"kind":"decoy","twin_host":"plc01","protocol":"modbus","action":"write","data":{"address":1}}"#, &path).unwrap();
         for _ in 0..50 {
-            if !ev.list(None, None, 10).is_empty() {
+            if !judged.lock().unwrap().is_empty() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -235,6 +244,8 @@ mod tests {
         let got = ev.list(None, Some("decoy"), 10);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["twin_host"], "plc01");
+        // Only what was stored is judged (the datagrams arrive in order).
+        assert_eq!(*judged.lock().unwrap(), vec![Value::from("plc01")]);
         task.abort();
         let _ = std::fs::remove_dir_all(&d);
     }

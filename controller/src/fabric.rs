@@ -153,23 +153,22 @@ pub struct Controller {
     pub forwarding: ForwardingMode,
     pub discovery: Arc<Discovery>,
     pub redirections: Arc<crate::redirect::Redirections>,
-    pub detectors: Arc<std::sync::Mutex<crate::trigger::detect::Detectors>>,
-    pub events: Arc<crate::events::Events>,
+    pub detection: Arc<crate::detection::Detection>,
 }
 
 impl Controller {
-    /// Feeds a copied frame to the detectors; alerts become events, and those
-    /// whose detector is set to redirect swap the source into the twin.
-    fn detect(self: &Arc<Self>, frame: &crate::discovery::frames::Frame) {
+    /// Feeds a copied frame (a TCP SYN or an ARP request from a production
+    /// host) to the detectors.
+    fn detect(&self, frame: &crate::discovery::frames::Frame) {
         use crate::discovery::frames::Kind;
-        use crate::trigger::detect::{Action as DetectAction, Observation};
+        use crate::trigger::detect::Observation;
         if !matches!(frame.kind, Kind::Syn { .. } | Kind::Arp { op: 1, .. })
             || self.discovery.is_own_mac(&frame.src)
         {
             return;
         }
         let time = SystemTime::now();
-        let src_mac = crate::discovery::inventory::mac_str(&frame.src);
+        let src_mac = || crate::discovery::inventory::mac_str(&frame.src);
         let obs = match frame.kind {
             Kind::Syn {
                 src_ip,
@@ -178,7 +177,7 @@ impl Controller {
                 dst_port,
             } => Observation::Syn {
                 time,
-                src_mac,
+                src_mac: src_mac(),
                 src_ip,
                 src_port,
                 dst_ip,
@@ -191,42 +190,13 @@ impl Controller {
                 ..
             } => Observation::ArpRequest {
                 time,
-                src_mac,
+                src_mac: src_mac(),
                 src_ip: sender_ip,
                 target_ip,
             },
             _ => return,
         };
-        let alerts = self.detectors.lock().expect("detectors lock").observe(&obs);
-        for alert in alerts {
-            let mut ev = serde_json::to_value(&alert).unwrap_or_default();
-            ev["kind"] = serde_json::json!("alert");
-            ev["time"] = serde_json::json!(rfc3339(alert.time));
-            if let Err(e) = self.events.record(ev) {
-                warn!(error = %e, "could not record alert");
-            }
-            info!(detector = alert.detector.name(), source = %alert.source_ip, reason = %alert.reason, "alert");
-            if alert.action == DetectAction::Redirect {
-                let this = self.clone();
-                tokio::spawn(async move {
-                    let req = crate::redirect::RedirectRequest {
-                        source: alert.source_ip.to_string(),
-                        reason: Some(alert.reason.clone()),
-                        ttl_s: None,
-                    };
-                    let trigger = format!("detector:{}", alert.detector.name());
-                    match this.redirections.create(req, &trigger).await {
-                        Ok(r) => {
-                            info!(redirection = %r.id, source = %r.source, "detector redirected")
-                        }
-                        // Already redirected (a second detector, an operator): fine.
-                        Err(e) => {
-                            warn!(source = %alert.source_ip, error = %e, "detector could not redirect")
-                        }
-                    }
-                });
-            }
-        }
+        self.detection.observe(&obs);
     }
 
     pub async fn run(self, mut events: mpsc::Receiver<SwitchEvent>) {

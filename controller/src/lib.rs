@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod client;
+pub mod detection;
 pub mod discovery;
 pub mod events;
 pub mod fabric;

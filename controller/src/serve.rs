@@ -4,6 +4,7 @@
 //! outbound connections, and runs the fabric's event loop until SIGINT/SIGTERM.
 
 use crate::api::{self, ApiState};
+use crate::detection::Detection;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::events::{self, Events};
 use crate::fabric::{Controller, Fabric};
@@ -11,6 +12,7 @@ use crate::pipeline::ForwardingMode;
 use crate::redirect::Redirections;
 use crate::store::Store;
 use crate::switch::{self, Endpoint, SessionConfig, SessionContext};
+use crate::trigger::detect::Detectors;
 use crate::twin::{plan::TwinConfig, Twin};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -66,18 +68,6 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     }
 
     let events = Events::new(store.clone());
-    let events_socket = cfg
-        .events_socket
-        .clone()
-        .unwrap_or_else(|| events::default_socket(&cfg.data));
-    events::listen(&events_socket, events.clone())
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for decoy events on {}",
-                events_socket.display()
-            )
-        })?;
     let discovery = Discovery::new(cfg.discovery.clone(), store.clone());
     if let Some(ns) = &cfg.discovery.probe_netns {
         discovery.set_own_macs(probe_macs(ns));
@@ -97,20 +87,37 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     )
     .context("stored redirections")?;
     tokio::spawn(redirections.clone().run_expiry());
+    let detection = Detection::new(
+        Detectors::new(
+            cfg.detectors.clone().unwrap_or_default(),
+            Default::default(),
+        )
+        .context("detectors")?,
+        events.clone(),
+        redirections.clone(),
+    );
+    let events_socket = cfg
+        .events_socket
+        .clone()
+        .unwrap_or_else(|| events::default_socket(&cfg.data));
+    let judge = detection.clone();
+    events::listen(&events_socket, events.clone(), move |ev| {
+        judge.decoy_event(ev)
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen for decoy events on {}",
+            events_socket.display()
+        )
+    })?;
     let controller = Controller {
         fabric: fabric.clone(),
         store: store.clone(),
         forwarding: cfg.forwarding(),
         discovery: discovery.clone(),
         redirections: redirections.clone(),
-        detectors: Arc::new(std::sync::Mutex::new(
-            crate::trigger::detect::Detectors::new(
-                cfg.detectors.clone().unwrap_or_default(),
-                Default::default(),
-            )
-            .context("detectors")?,
-        )),
-        events: events.clone(),
+        detection: detection.clone(),
     };
     tokio::spawn(controller.run(rx));
 
@@ -127,6 +134,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         TwinConfig::default(),
         twin_controller,
         events_socket.clone(),
+        Box::new(move |plan| detection.twin_planned(plan)),
     );
     let state = Arc::new(ApiState {
         fabric,

@@ -6,6 +6,8 @@
 //! reports each host's progress; a rebuild is incremental (the backend restarts
 //! only hosts whose plan changed); a controller that restarts finds the running
 //! twin through the backend's run state and adopts it instead of rebuilding.
+//! Whoever depends on the plan (the detectors' honeytokens) is told of each
+//! new plan, of the adopted one, and of the destroy.
 
 pub mod flows;
 pub mod plan;
@@ -60,6 +62,10 @@ pub enum TwinError {
     Backend(String),
 }
 
+/// Told the twin's plan whenever it changes: a build or update starts, a
+/// running twin is adopted (`Some`), the twin is destroyed (`None`).
+pub type PlanWatcher = Box<dyn Fn(Option<&TwinPlan>) + Send + Sync>;
+
 #[derive(Default)]
 struct Progress {
     building: bool,
@@ -74,6 +80,7 @@ pub struct Twin {
     events_socket: PathBuf,
     exe: PathBuf,
     progress: Arc<Mutex<Progress>>,
+    watcher: PlanWatcher,
 }
 
 impl Twin {
@@ -82,22 +89,29 @@ impl Twin {
         mut config: TwinConfig,
         controller: String,
         events_socket: PathBuf,
+        watcher: PlanWatcher,
     ) -> Arc<Twin> {
         if config.installed.is_empty() {
             config.installed = installed_products();
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gemelo"));
-        if let Ok(Some(status)) = backends::status(std::path::Path::new(TWIN_RUN_DIR)) {
-            info!(hosts = status.hosts.len(), "adopting the running twin");
-        }
-        Arc::new(Twin {
+        let twin = Twin {
             store,
             config,
             controller,
             events_socket,
             exe,
             progress: Arc::new(Mutex::new(Progress::default())),
-        })
+            watcher,
+        };
+        if let Ok(Some(status)) = backends::status(std::path::Path::new(TWIN_RUN_DIR)) {
+            info!(hosts = status.hosts.len(), "adopting the running twin");
+            match twin.stored_plan() {
+                Some(plan) => (twin.watcher)(Some(&plan)),
+                None => warn!("the running twin has no stored plan: its honeytokens are unknown until it is rebuilt"),
+            }
+        }
+        Arc::new(twin)
     }
 
     /// The plan for the current inventory (no I/O beyond what the caller passed).
@@ -139,6 +153,7 @@ impl Twin {
         if let Err(e) = self.store.put(Kind::Twin, "plan", &plan) {
             warn!(error = %e, "could not store the twin plan");
         }
+        (self.watcher)(Some(&plan));
         let this = self.clone();
         let job_plan = plan.clone();
         tokio::task::spawn_blocking(move || {
@@ -189,6 +204,7 @@ impl Twin {
             .map_err(|e| TwinError::Backend(e.to_string()))?;
         let _ = self.store.remove(Kind::Twin, "plan");
         *self.progress.lock().expect("progress lock") = Progress::default();
+        (self.watcher)(None);
         Ok(())
     }
 
