@@ -189,9 +189,19 @@ impl ControllerProc {
 
     /// `POST /api/v1/twin` and waits for the build to end; the final status.
     pub fn build_twin(&self, limit: Duration) -> Result<Value> {
-        let r = ureq::post(&format!("{}/api/v1/twin", self.api))
-            .send_string("")
-            .map_err(|e| anyhow!("POST /api/v1/twin: {e}"))?;
+        self.build_twin_with("", limit)
+    }
+
+    /// `build_twin` with a twin config (JSON, as `gemelo twin build --config` sends it).
+    pub fn build_twin_with(&self, config: &str, limit: Duration) -> Result<Value> {
+        let r = match ureq::post(&format!("{}/api/v1/twin", self.api)).send_string(config) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => bail!(
+                "POST /api/v1/twin: HTTP {code}: {}",
+                r.into_string().unwrap_or_default()
+            ),
+            Err(e) => bail!("POST /api/v1/twin: {e}"),
+        };
         if r.status() != 202 {
             bail!("POST /api/v1/twin answered {}", r.status());
         }
