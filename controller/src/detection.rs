@@ -7,8 +7,14 @@
 //! detectors' set at every build or update and are cleared when the twin is
 //! destroyed. Each alert is stored as an event (`kind: "alert"`); an alert
 //! whose detector is set to redirect swaps its source into the twin
-//! (trigger `detector:NAME`). A source already in the twin (any source of a
-//! decoy event is) stays where it is: that is no failure.
+//! (trigger `detector:NAME`). A source already in the twin stays where it
+//! is: that is no failure.
+//!
+//! What the twin reports never redirects anyone. Only redirected sources
+//! reach a twin host, so a login's source is already in the twin; one that is
+//! not is the operator's observer namespace or an event forged by whoever
+//! controls a twin host, and obeying it would let the twin move production
+//! hosts (the gateway, a server) into itself.
 
 use crate::events::Events;
 use crate::fabric::rfc3339;
@@ -16,6 +22,7 @@ use crate::redirect::{RedirectError, RedirectRequest, Redirections};
 use crate::trigger::detect::{self, Action, Alert, Detectors, Honeytokens, Observation};
 use gemelo_hypervisor::TwinPlan;
 use serde_json::{json, Value};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tracing::{debug, info, warn};
@@ -75,13 +82,14 @@ impl Detection {
     /// Judges one observation; alerts become events, and redirections when
     /// their detector says so.
     pub fn observe(self: &Arc<Self>, obs: &Observation) {
+        let from_twin = matches!(obs, Observation::Login { .. });
         let alerts = self.detectors.lock().expect("detectors lock").observe(obs);
         for alert in alerts {
-            self.raise(alert);
+            self.raise(alert, from_twin);
         }
     }
 
-    fn raise(self: &Arc<Self>, alert: Alert) {
+    fn raise(self: &Arc<Self>, alert: Alert, from_twin: bool) {
         let mut ev = serde_json::to_value(&alert).unwrap_or_else(|_| json!({}));
         ev["kind"] = json!("alert");
         ev["time"] = json!(rfc3339(alert.time));
@@ -92,6 +100,17 @@ impl Detection {
         if alert.action != Action::Redirect {
             return;
         }
+        let trigger = format!("detector:{}", alert.detector.name());
+        if from_twin {
+            match self.redirection_of(alert.source_ip) {
+                Some(id) => {
+                    info!(source = %alert.source_ip, redirection = %id, %trigger, "already in the twin")
+                }
+                None => warn!(source = %alert.source_ip, %trigger,
+                    "a twin host reports this source, which no redirection sent there (the observer namespace, or a forged event): not redirected"),
+            }
+            return;
+        }
         let this = self.clone();
         tokio::spawn(async move {
             let req = RedirectRequest {
@@ -99,7 +118,6 @@ impl Detection {
                 reason: Some(alert.reason.clone()),
                 ttl_s: None,
             };
-            let trigger = format!("detector:{}", alert.detector.name());
             match this.redirections.create(req, &trigger).await {
                 Ok(r) => {
                     info!(redirection = %r.id, source = %r.source, %trigger, "detector redirected")
@@ -114,6 +132,19 @@ impl Detection {
             }
         });
     }
+
+    /// The active redirection that holds `ip`, if any.
+    fn redirection_of(&self, ip: Ipv4Addr) -> Option<String> {
+        let source = ip.to_string();
+        self.redirections
+            .list()
+            .into_iter()
+            .find(|r| {
+                r.is_active()
+                    && (r.source == source || r.members.iter().any(|m| m.ips.contains(&ip)))
+            })
+            .map(|r| r.id)
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +154,6 @@ mod tests {
     use crate::fabric::Fabric;
     use crate::store::Store;
     use crate::trigger::detect::DetectorsConfig;
-    use std::net::Ipv4Addr;
     use std::path::PathBuf;
 
     fn store(name: &str) -> (Store, PathBuf) {
@@ -220,6 +250,38 @@ mod tests {
         assert_eq!(alerts[0]["detector"], "bruteforce");
         assert_eq!(alerts[0]["source_ip"], "10.10.2.77");
         assert_eq!(alerts[0]["evidence"]["kind"], "failed_logins");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_twin_login_finds_its_source_among_the_redirections() {
+        let (s, dir) = store("lookup");
+        let redirection = json!({
+            "id": "r1", "number": 1, "source": "10.10.2.0/24", "reason": "", "trigger": "api",
+            "key": 4097, "state": "active", "created": "2026-11-25T10:00:00Z", "ttl_s": null,
+            "expires": null,
+            "members": [{"mac": "02:66:0a:0a:02:4d", "ips": ["10.10.2.77"], "switch": "0000000000000002", "port": 6}],
+            "switches": ["0000000000000002"], "flows": 9, "install_ms": 1.0, "released": null,
+            "release_ms": null, "release_reason": null, "tunnel": [1, 9], "twin_tunnel_port": 2,
+            "links": []
+        });
+        s.put(crate::store::Kind::Redirections, "r1", &redirection)
+            .unwrap();
+        let (active, _) = detection(&s);
+        assert_eq!(
+            active.redirection_of(Ipv4Addr::new(10, 10, 2, 77)),
+            Some("r1".into())
+        );
+        assert_eq!(active.redirection_of(Ipv4Addr::new(10, 10, 2, 78)), None);
+        let mut released = redirection.clone();
+        released["state"] = json!("released");
+        s.put(crate::store::Kind::Redirections, "r1", &released)
+            .unwrap();
+        let (after_release, _) = detection(&s);
+        assert_eq!(
+            after_release.redirection_of(Ipv4Addr::new(10, 10, 2, 77)),
+            None
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
