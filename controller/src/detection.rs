@@ -157,10 +157,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn store(name: &str) -> (Store, PathBuf) {
-        let d = std::env::temp_dir().join(format!(
-            "gm-detection-test-{name}-{}",
-            std::process::id()
-        ));
+        let d =
+            std::env::temp_dir().join(format!("gm-detection-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         (Store::open(&d).unwrap(), d)
     }

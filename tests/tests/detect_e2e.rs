@@ -11,7 +11,8 @@
 //! redirected attacker on the twin's real sshd (reported through PAM) raise a
 //! brute-force alert; a login with the persona's planted credential raises a
 //! honeytoken alert, and its redirect finds the attacker already in the twin
-//! without complaint.
+//! without complaint; a forged twin event naming a production host redirects
+//! nothing.
 
 use gemelo::lab::{self, LabStatus};
 use gemelo_tests::controller::{temp_dir, ControllerProc};
@@ -426,6 +427,41 @@ fn logins_in_the_twin_feed_the_detectors() {
         !ctl.log_text().contains("detector could not redirect"),
         "{}",
         ctl.log_text()
+    );
+
+    // Whoever controls a twin host can forge its events: one naming
+    // production web01 raises an alert, and moves nothing into the twin.
+    let forged = json!({"kind": "decoy", "twin_host": "web01", "peer": WEB01, "protocol": "ssh",
+        "action": "login", "data": {"user": "admin", "password": "admin", "success": true}});
+    std::os::unix::net::UnixDatagram::unbound()
+        .unwrap()
+        .send_to(
+            forged.to_string().as_bytes(),
+            gemelo::events::default_socket(&ctl.data.join("store")),
+        )
+        .expect("send to the event socket");
+    wait_for(
+        "an alert for the forged login",
+        Duration::from_secs(5),
+        || alerts(&ctl, "honeytoken", WEB01).pop(),
+    );
+    wait_for(
+        "the forged source left alone",
+        Duration::from_secs(5),
+        || {
+            ctl.log_text()
+                .contains("which no redirection sent there")
+                .then_some(())
+        },
+    );
+    let list = ctl.get("/api/v1/redirections").unwrap();
+    assert!(
+        !list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["source"] == WEB01),
+        "a forged twin event redirected web01: {list}"
     );
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
 }
