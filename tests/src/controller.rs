@@ -18,9 +18,9 @@ pub fn gemelo_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/gemelo")
 }
 
-/// A fresh temp dir `/tmp/gemelo-test-NAME-PID`, removed and recreated.
+/// A fresh temp dir `/tmp/gm-test-NAME-PID`, removed and recreated.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(format!("/tmp/gemelo-test-{name}-{}", std::process::id()));
+    let d = PathBuf::from(format!("/tmp/gm-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
