@@ -65,6 +65,10 @@ enum Cmd {
         /// Seconds between sweeps of the whole scope.
         #[arg(long, default_value_t = 300)]
         sweep_interval: u64,
+        /// Seconds between checks of a built twin against the inventory: a change that
+        /// holds for one check is built (only the affected twin hosts); 0 = never.
+        #[arg(long, default_value_t = 10)]
+        twin_follow: u64,
         /// Unix datagram socket where twin decoys send their events (default: DATA/events.sock,
         /// or /tmp/gm-events-HASH/events.sock when the twin's daemons, which drop
         /// privileges and have their own /run, cannot reach DATA).
@@ -295,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             probe_netns,
             packet_in_rate,
             sweep_interval,
+            twin_follow,
             events_socket,
             hooks,
             detectors,
@@ -320,6 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 discovery: discovery_config(scope, probe_netns, packet_in_rate, sweep_interval)?,
                 events_socket,
+                twin_follow: (twin_follow > 0).then(|| Duration::from_secs(twin_follow)),
                 hooks: hooks
                     .map(|p| read_config(&p, gemelo::trigger::webhook::HooksConfig::from_toml))
                     .transpose()?,

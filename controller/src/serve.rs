@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub discovery: DiscoveryConfig,
     /// Unix datagram socket where decoys send their events (default: `events::default_socket`).
     pub events_socket: Option<PathBuf>,
+    /// How often a built twin is checked against the inventory (`Twin::follow`); None = never.
+    pub twin_follow: Option<std::time::Duration>,
     pub hooks: Option<crate::trigger::webhook::HooksConfig>,
     pub detectors: Option<crate::trigger::detect::DetectorsConfig>,
 }
@@ -136,6 +138,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         events_socket.clone(),
         Box::new(move |plan| detection.twin_planned(plan)),
     );
+    if let Some(every) = cfg.twin_follow {
+        tokio::spawn(twin.clone().follow(discovery.clone(), every));
+    }
     let state = Arc::new(ApiState {
         fabric,
         discovery: discovery.clone(),

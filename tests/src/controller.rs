@@ -42,6 +42,8 @@ pub struct ControllerProc {
 
 impl ControllerProc {
     /// Starts `gemelo serve` with `args` (e.g. `--listen unix:...`), the API on a free port.
+    /// A built twin does not follow the inventory (`--twin-follow 0`) unless `args`
+    /// ask for it: a test's twin stays the one it built while the test measures it.
     pub fn start(data: &Path, args: &[&str]) -> Result<ControllerProc> {
         let bin = gemelo_bin();
         if !bin.exists() {
@@ -58,6 +60,11 @@ impl ControllerProc {
             .args(["--api", &api, "--data"])
             .arg(data.join("store"))
             .args(args)
+            .args(if args.contains(&"--twin-follow") {
+                &[][..]
+            } else {
+                &["--twin-follow", "0"][..]
+            })
             .env("GEMELO_LOG", "info,sled=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

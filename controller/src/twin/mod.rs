@@ -52,6 +52,27 @@ pub fn installed_products() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Names of the twin hosts that `next` adds, drops or changes against `built`.
+pub fn changed_hosts(built: &TwinPlan, next: &TwinPlan) -> Vec<String> {
+    let old: BTreeMap<&str, &gemelo_hypervisor::TwinHost> =
+        built.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+    let new: BTreeMap<&str, &gemelo_hypervisor::TwinHost> =
+        next.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+    let mut names: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|n| old.get(*n) != new.get(*n))
+        .map(|n| n.to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() && built != next {
+        // Segments or the switch changed: the whole twin.
+        names.push("(fabric)".into());
+    }
+    names
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TwinError {
     #[error("a twin build is already running")]
@@ -126,15 +147,16 @@ impl Twin {
         inv: &InventoryView,
         config: Option<TwinConfig>,
     ) -> Result<TwinPlan, TwinError> {
-        let plan = match config {
+        let config = match config {
             Some(mut c) => {
                 if c.installed.is_empty() {
                     c.installed = self.config.installed.clone();
                 }
-                plan::plan(inv, &c)?
+                c
             }
-            None => self.plan(inv)?,
+            None => self.config.clone(),
         };
+        let plan = plan::plan(inv, &config)?;
         {
             let mut p = self.progress.lock().expect("progress lock");
             if p.building {
@@ -152,6 +174,10 @@ impl Twin {
         }
         if let Err(e) = self.store.put(Kind::Twin, "plan", &plan) {
             warn!(error = %e, "could not store the twin plan");
+        }
+        // Updates that follow the inventory plan with the same configuration.
+        if let Err(e) = self.store.put(Kind::Twin, "config", &config) {
+            warn!(error = %e, "could not store the twin configuration");
         }
         (self.watcher)(Some(&plan));
         let this = self.clone();
@@ -203,6 +229,7 @@ impl Twin {
         backends::destroy(std::path::Path::new(TWIN_RUN_DIR))
             .map_err(|e| TwinError::Backend(e.to_string()))?;
         let _ = self.store.remove(Kind::Twin, "plan");
+        let _ = self.store.remove(Kind::Twin, "config");
         *self.progress.lock().expect("progress lock") = Progress::default();
         (self.watcher)(None);
         Ok(())
@@ -230,6 +257,55 @@ impl Twin {
             v["error"] = json!(e);
         }
         v
+    }
+
+    /// Keeps the twin in step with the inventory: every `every`, while a twin
+    /// exists and no build runs, plans it again from the current inventory with
+    /// the configuration of its last build; a plan that differs from the built
+    /// one, and still reads the same one period later (discovery has settled:
+    /// a new host's services are identified), is built. The backends rebuild
+    /// only the hosts whose plan changed; the others keep running untouched.
+    pub async fn follow(
+        self: Arc<Self>,
+        discovery: Arc<crate::discovery::Discovery>,
+        every: std::time::Duration,
+    ) {
+        let mut candidate: Option<TwinPlan> = None;
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(built) = self.stored_plan() else {
+                candidate = None;
+                continue;
+            };
+            if self.progress.lock().expect("progress lock").building {
+                continue;
+            }
+            let config: TwinConfig = self
+                .store
+                .get(Kind::Twin, "config")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| self.config.clone());
+            let view = discovery.view();
+            let Ok(next) = plan::plan(&view, &config) else {
+                continue;
+            };
+            if next == built {
+                candidate = None;
+                continue;
+            }
+            if candidate.as_ref() != Some(&next) {
+                candidate = Some(next);
+                continue;
+            }
+            candidate = None;
+            let changed = changed_hosts(&built, &next);
+            info!(hosts = %changed.join(","), "the inventory changed: updating the twin");
+            match self.start_build(&view, Some(config)) {
+                Ok(_) | Err(TwinError::Busy) => {}
+                Err(e) => warn!(error = %e, "twin update not started"),
+            }
+        }
     }
 
     /// The stored plan of the twin that was last built.

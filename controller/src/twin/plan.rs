@@ -634,4 +634,34 @@ mod tests {
             "Debian repack suffixes are not part of the upstream version"
         );
     }
+
+    #[test]
+    fn an_update_names_only_the_hosts_that_changed() {
+        let cfg = TwinConfig::default();
+        let inv = office();
+        let built = plan(&inv, &cfg).unwrap();
+        // Time passing changes nothing.
+        let mut later = inv.clone();
+        for h in &mut later.hosts {
+            h.last_seen = "later".into();
+        }
+        assert_eq!(plan(&later, &cfg).unwrap(), built);
+        assert!(crate::twin::changed_hosts(&built, &built).is_empty());
+        // A newcomer, and a host that renamed itself.
+        let mut grown = inv.clone();
+        grown
+            .hosts
+            .push(host("02:66:0a:0a:02:58", "10.10.2.88", "newcomer", vec![]));
+        let web = grown
+            .hosts
+            .iter_mut()
+            .find(|h| h.hostname.as_deref() == Some("web01"))
+            .unwrap();
+        web.hostname = Some("web02".into());
+        let next = plan(&grown, &cfg).unwrap();
+        let changed = crate::twin::changed_hosts(&built, &next);
+        assert!(changed.contains(&"newcomer".to_string()), "{changed:?}");
+        assert!(changed.iter().any(|n| n.starts_with("web0")), "{changed:?}");
+        assert!(!changed.contains(&"gw01".to_string()), "{changed:?}");
+    }
 }
