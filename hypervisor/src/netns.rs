@@ -20,8 +20,8 @@
 //! Isolation: the twin OVS instance lives in its own namespace and no link
 //! joins that namespace to anything else (no veth to the machine or to
 //! `gm-prod`; the GRE underlay arrives with redirection). The bridge's LOCAL
-//! port is kept down and unaddressed, `gm-twin` has no address and no route,
-//! so no twin host can reach the switch's management (`db.sock` and
+//! port is kept down and unaddressed, `gm-twin` has no address and no route
+//! (no IPv6 either, not even link-locals on the ports), so no twin host can reach the switch's management (`db.sock` and
 //! `BRIDGE.mgmt` are Unix sockets in the run dir, outside every twin host's
 //! network). Twin hosts' only links are their veths into the bridge; with no
 //! controller the bridge forwards nothing (fail-mode secure). Each daemon runs
@@ -584,10 +584,25 @@ fn overall(hosts: &[TwinHostStatus]) -> TwinState {
     }
 }
 
-/// The switch's namespace, made before the switch: its ports' veths are
-/// made straight into it. Runs on a thread of its own (it enters it).
+/// The switch's namespace, made before the switch (its ports' veths are
+/// made straight into it) and without IPv6: a switch port needs no address,
+/// and ovs-vswitchd re-reads every port's addresses on each address change
+/// (a link-local appearing on each new port), which with a hundred ports
+/// kept it busy for seconds before it forwarded anything. Runs on a thread
+/// of its own (it enters the namespace).
 fn create_switch_namespace(namespace: &str) -> Result<(), TwinError> {
     ns::create_netns(namespace)?;
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        return Ok(());
+    }
+    for conf in ["all", "default"] {
+        write_file(
+            &Path::new("/proc/sys/net/ipv6/conf")
+                .join(conf)
+                .join("disable_ipv6"),
+            "1\n",
+        )?;
+    }
     Ok(())
 }
 

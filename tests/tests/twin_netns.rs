@@ -513,6 +513,13 @@ fn check_isolation(status: &TwinStatus) -> Result<()> {
         // The one address: the tunnel end on the underlay bridge.
         let underlay = name == "gm-ul" || name == "gm-ul-twin";
         ensure!(!inet || name == "gm-ul", "{sw}: {name} has an address");
+        // No IPv6 at all, not even a link-local.
+        let inet6 = dev["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["family"] == "inet6");
+        ensure!(!inet6, "{sw}: {name} has an IPv6 address");
         let allowed = name == "lo"
             || underlay
             || name == "ovs-netdev"
