@@ -43,9 +43,9 @@
 //!
 //! Speed: new hosts are built all at once. Worker threads (`host::ns`) make
 //! each host's namespaces and network from Rust (rtnetlink, no `ip` process)
-//! and start its daemons, while the switch starts; one `ovs-vsctl`
-//! transaction then plugs every port, and one loop waits for every host's
-//! sockets (sock_diag, as `ss`) while the observer is made. A host that fails
+//! and start its daemons, while the switch starts and the observer is made;
+//! one `ovs-vsctl` transaction then plugs every port, and one loop waits for
+//! every host's sockets (sock_diag, as `ss`). A host that fails
 //! (its network refused by the kernel, a port that cannot be added, a daemon
 //! that dies or never listens) ends `failed` with the reason, and what was
 //! made of it is removed when it cannot serve; the others come up and the
@@ -420,10 +420,10 @@ pub fn build(
         }
     }
 
-    // New and changed hosts, all at once, and alongside the switch when it
-    // starts over: each host's namespace, network, files and daemons on
-    // worker threads; then one transaction for every switch port; then one
-    // wait for every service (while the observer is made).
+    // New and changed hosts, all at once, and alongside the switch (when it
+    // starts over) and the observer: each host's namespace, network, files
+    // and daemons on worker threads; then one transaction for every switch
+    // port; then one wait for every service.
     let fresh: Vec<&TwinHost> = plan
         .hosts
         .iter()
@@ -445,16 +445,29 @@ pub fn build(
         private_mount_dir(&run_dir.join("uts"))?;
     }
     let switch_ns = ns::open_netns(&plan.switch.namespace)?;
+    let observer = observer_layout(plan)?;
+    let rebuild_observer = !(reuse
+        && state.observer.as_ref() == Some(&observer)
+        && namespaces()?.contains(&plan.observer_namespace));
     for h in &fresh {
         progress(&h.name, HostState::Starting);
     }
-    let (switch_started, built) = std::thread::scope(|s| {
-        let switch = (!reuse).then(|| s.spawn(|| start_switch(plan, opts)));
-        let built = build_hosts(&fresh, run_dir, opts, &switch_ns);
-        let started = switch.map_or(Ok(()), |t| {
-            t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    let (switch_side, built) = std::thread::scope(|s| {
+        // The switch (when it starts over), then the observer on it.
+        let switch_side = s.spawn(|| -> Result<(), TwinError> {
+            if !reuse {
+                start_switch(plan, opts)?;
+            }
+            if rebuild_observer {
+                build_observer(plan, &observer)?;
+            }
+            Ok(())
         });
-        (started, built)
+        let built = build_hosts(&fresh, run_dir, opts, &switch_ns);
+        let switch_side = switch_side
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (switch_side, built)
     });
     for b in &built {
         state.daemons.extend(b.records.iter().cloned());
@@ -462,7 +475,10 @@ pub fn build(
     // Daemons are recorded only now: a crash before this point leaves them
     // to `destroy`, which stops whatever runs in a twin namespace.
     write_json(&state_file, &state)?;
-    switch_started?;
+    switch_side?;
+    if rebuild_observer {
+        state.observer = Some(observer.clone());
+    }
 
     let mut statuses: BTreeMap<String, TwinHostStatus> = BTreeMap::new();
     let mut on_switch: Vec<&TwinHost> = Vec::new();
@@ -501,24 +517,7 @@ pub fn build(
     }
     write_json(&state_file, &state)?;
 
-    let observer = observer_layout(plan)?;
-    let rebuild_observer = !(reuse
-        && state.observer.as_ref() == Some(&observer)
-        && namespaces()?.contains(&plan.observer_namespace));
-    let deadline = Instant::now() + SERVICE_TIMEOUT;
-    let (observer_built, ready) = std::thread::scope(|s| {
-        let made = rebuild_observer.then(|| s.spawn(|| build_observer(plan, &observer)));
-        let ready = wait_listening(&waiting, &state, deadline, progress);
-        let built = made.map_or(Ok(()), |t| {
-            t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-        });
-        (built, ready)
-    });
-    observer_built?;
-    if rebuild_observer {
-        state.observer = Some(observer.clone());
-        write_json(&state_file, &state)?;
-    }
+    let ready = wait_listening(&waiting, &state, Instant::now() + SERVICE_TIMEOUT, progress);
     for (name, result) in ready {
         let hs = statuses.get_mut(&name).expect("fresh host");
         match result {
@@ -615,32 +614,38 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
         &["start", &sw.namespace, &sw.rundir],
     )?;
     let br = &sw.bridge;
-    ovs_vsctl(
-        Path::new(&sw.rundir),
-        &[
-            "add-br",
-            br,
-            "--",
-            "set",
-            "bridge",
-            br,
-            "datapath_type=netdev",
-            &format!("other-config:datapath-id={:016x}", sw.dpid),
-            // LLDP (a BPDU-class address) is dropped between ports without it.
-            "other-config:forward-bpdu=true",
-        ]
-        .map(str::to_owned),
-    )?;
+    let rundir = Path::new(&sw.rundir);
+    // The bridge and the instance's plug into the underlay do not depend on
+    // each other: side by side (ovs-vsctl retries a transaction that raced).
+    let (bridge, underlay) = std::thread::scope(|s| {
+        let underlay = s.spawn(|| tunnel::plug_underlay(rundir, &sw.namespace, tunnel::TWIN));
+        let bridge = ovs_vsctl(
+            rundir,
+            &[
+                "add-br",
+                br,
+                "--",
+                "set",
+                "bridge",
+                br,
+                "datapath_type=netdev",
+                &format!("other-config:datapath-id={:016x}", sw.dpid),
+                // LLDP (a BPDU-class address) is dropped between ports without it.
+                "other-config:forward-bpdu=true",
+            ]
+            .map(str::to_owned),
+        );
+        let underlay = underlay
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (bridge, underlay)
+    });
+    bridge?;
+    underlay?;
     // The only way in or out: the tunnel, which carries nothing until a
     // redirection's flows use it. Before the controller: the switch connects
     // with its tunnel port, and gets its guard flow at once.
-    tunnel::attach(
-        Path::new(&sw.rundir),
-        &sw.namespace,
-        br,
-        tunnel::TWIN,
-        tunnel::PRODUCTION,
-    )?;
+    tunnel::add_tunnel_port(rundir, br, tunnel::TWIN, tunnel::PRODUCTION)?;
     run_script(
         "attach-controller.sh",
         ATTACH_CONTROLLER_SH,
