@@ -456,15 +456,25 @@ pub fn build(
         progress(&h.name, HostState::Starting);
     }
     let (switch_side, built) = std::thread::scope(|s| {
-        // The switch (when it starts over), then the observer on it.
+        // The switch (when it starts over), then its tunnel and controller
+        // beside the observer (the bridge forwards nothing meanwhile).
         let switch_side = s.spawn(|| -> Result<(), TwinError> {
             if !reuse {
-                start_switch(plan, opts)?;
+                start_switch(plan)?;
             }
-            if rebuild_observer {
-                build_observer(plan, &observer)?;
-            }
-            Ok(())
+            std::thread::scope(|s| {
+                let connected = (!reuse).then(|| s.spawn(|| connect_switch(plan, opts)));
+                let observed = if rebuild_observer {
+                    build_observer(plan, &observer)
+                } else {
+                    Ok(())
+                };
+                connected
+                    .map_or(Ok(()), |t| {
+                        t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+                    })
+                    .and(observed)
+            })
         });
         let built = build_hosts(&fresh, run_dir, opts, &switch_ns);
         let switch_side = switch_side
@@ -626,8 +636,9 @@ fn create_switch_namespace(namespace: &str) -> Result<(), TwinError> {
     Ok(())
 }
 
-/// The OVS instance and its bridge, pointed at the controller, LOCAL port down.
-fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
+/// The OVS instance, its bridge (forwarding nothing: fail-mode secure from
+/// its creation) and its plug into the underlay.
+fn start_switch(plan: &TwinPlan) -> Result<(), TwinError> {
     let sw = &plan.switch;
     run_script(
         "ovs-instance.sh",
@@ -650,6 +661,9 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
                 "bridge",
                 br,
                 "datapath_type=netdev",
+                // Never a learning switch, not even before the controller
+                // is attached (attach-controller.sh sets it again).
+                "fail_mode=secure",
                 &format!("other-config:datapath-id={:016x}", sw.dpid),
                 // LLDP (a BPDU-class address) is dropped between ports without it.
                 "other-config:forward-bpdu=true",
@@ -663,10 +677,17 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
     });
     bridge?;
     underlay?;
+    Ok(())
+}
+
+/// The started switch's tunnel port and controller; its LOCAL port down.
+fn connect_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
+    let sw = &plan.switch;
+    let br = &sw.bridge;
     // The only way in or out: the tunnel, which carries nothing until a
     // redirection's flows use it. Before the controller: the switch connects
     // with its tunnel port, and gets its guard flow at once.
-    tunnel::add_tunnel_port(rundir, br, tunnel::TWIN, tunnel::PRODUCTION)?;
+    tunnel::add_tunnel_port(Path::new(&sw.rundir), br, tunnel::TWIN, tunnel::PRODUCTION)?;
     run_script(
         "attach-controller.sh",
         ATTACH_CONTROLLER_SH,
