@@ -3,7 +3,9 @@
 #  1. gemelo: a synthetic netns twin of N hosts, each serving HTTP (busybox
 #     httpd), built with the hypervisor crate (tests/tests/twin_scale.rs,
 #     ignored in CI; it takes /run/gemelo/test.lock itself): time until every
-#     twin host answers HTTP 200 from the observer, and destroy time.
+#     twin host answers HTTP 200 from the observer, and destroy time. Cold:
+#     the twin's OVS instance starts within the build; warm: it already runs
+#     (as Mininet's does when its timing starts).
 #  2. Mininet (Debian `mininet`): /work/shared/bench/mininet/mn-timing.py
 #     builds + starts N bare hosts on one userspace OVS switch, inside a
 #     private OVS instance in namespace gm-bench-mn (never plain `mn`; its
@@ -67,12 +69,12 @@ for l in open(f"{out}/twin.jsonl"):
 for l in open(f"{out}/mininet.jsonl"):
     x = json.loads(l); mn.setdefault(x["n"], []).append(x)
 med = lambda xs, k: statistics.median(x[k] for x in xs)
-print(f"{'N':>4} {'twin build':>11} {'twin all HTTP':>14} {'twin destroy':>13} {'mn build+start':>15} {'mn +1st ping':>13} {'mn stop':>8} {'ratio twin/mn':>14}")
+print(f"{'N':>4} {'twin build':>11} {'twin all HTTP':>14} {'warm build':>11} {'warm all HTTP':>14} {'twin destroy':>13} {'mn build+start':>15} {'mn +1st ping':>13} {'mn stop':>8} {'cold/mn':>8} {'warm/mn':>8}")
 for n in sorted(tw):
     t = tw[n]; m = mn.get(n, [])
     mb = med(m, "build_start_s") if m else float("nan")
     mp = mb + med(m, "first_ping_s") if m else float("nan")
     ms = med(m, "stop_s") if m else float("nan")
-    ta = med(t, "all_answer_s")
-    print(f"{n:>4} {med(t,'build_s'):>10.2f}s {ta:>13.2f}s {med(t,'destroy_s'):>12.2f}s {mb:>14.2f}s {mp:>12.2f}s {ms:>7.2f}s {ta/mb:>14.2f}")
+    ta, wa = med(t, "all_answer_s"), med(t, "warm_all_answer_s")
+    print(f"{n:>4} {med(t,'build_s'):>10.2f}s {ta:>13.2f}s {med(t,'warm_build_s'):>10.2f}s {wa:>13.2f}s {med(t,'destroy_s'):>12.2f}s {mb:>14.2f}s {mp:>12.2f}s {ms:>7.2f}s {ta/mb:>8.2f} {wa/mb:>8.2f}")
 PY

@@ -20,8 +20,8 @@
 //! Isolation: the twin OVS instance lives in its own namespace and no link
 //! joins that namespace to anything else (no veth to the machine or to
 //! `gm-prod`; the GRE underlay arrives with redirection). The bridge's LOCAL
-//! port is kept down and unaddressed, `gm-twin` has no address and no route,
-//! so no twin host can reach the switch's management (`db.sock` and
+//! port is kept down and unaddressed, `gm-twin` has no address and no route
+//! (no IPv6 either, not even link-locals on the ports), so no twin host can reach the switch's management (`db.sock` and
 //! `BRIDGE.mgmt` are Unix sockets in the run dir, outside every twin host's
 //! network). Twin hosts' only links are their veths into the bridge; with no
 //! controller the bridge forwards nothing (fail-mode secure). Each daemon runs
@@ -37,9 +37,19 @@
 //! `build` is incremental: a host whose `TwinHost` is unchanged (same digest)
 //! and still alive is left running; changed, failed or dead hosts are rebuilt;
 //! hosts no longer in the plan are removed. `build` writes its run state
-//! (`RUN_DIR/state.json`: namespaces and daemons) before creating each thing,
-//! so `destroy` removes exactly what it made, also after a crash, and falls
-//! back to the `gm-twin` / `gm-twin-*` names.
+//! (`RUN_DIR/state.json`: namespaces, then daemons) as it goes, so `destroy`
+//! removes exactly what it made, also after a crash, and falls back to the
+//! `gm-twin` / `gm-twin-*` names (and stops whatever runs in them).
+//!
+//! Speed: new hosts are built all at once. Worker threads (`host::ns`) make
+//! each host's namespaces and network from Rust (rtnetlink, no `ip` process)
+//! and start its daemons, while the switch starts and the observer is made;
+//! one `ovs-vsctl` transaction then plugs every port, and one loop waits for
+//! every host's sockets (sock_diag, as `ss`). A host that fails
+//! (its network refused by the kernel, a port that cannot be added, a daemon
+//! that dies or never listens) ends `failed` with the reason, and what was
+//! made of it is removed when it cannot serve; the others come up and the
+//! twin is `degraded`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -50,10 +60,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::host::daemon::{self, log_tail, HostPlace, Started};
+use crate::host::network::{self, HostNetwork, Interface};
+use crate::host::ns;
 use crate::host::system::{
-    checksum_in_software, create_dir, create_uts, in_namespace, io_err, ip_batch, mount_points,
-    namespaces, ovs_vsctl, private_mount_dir, proc_id, run_args, run_script, stop_all, write_file,
-    ADD_PROBE_PORT_SH, ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
+    create_dir, in_namespace, io_err, ip_batch, mount_points, namespaces, ovs_vsctl,
+    private_mount_dir, proc_id, run_args, run_script, stop_all, write_file, ADD_PROBE_PORT_SH,
+    ATTACH_CONTROLLER_SH, OVS_INSTANCE_SH,
 };
 use crate::host::HostError;
 use crate::launch::Launch;
@@ -344,9 +356,13 @@ pub fn build(
     } else {
         // A different switch, a dead one or a crashed build: start over.
         destroy_locked(run_dir)?;
+        state = RunState::default();
         None
     };
     create_dir(run_dir)?;
+    if !reuse {
+        mount_run_dir(run_dir)?;
+    }
     state.switch = Some(plan.switch.clone());
     state.controller = opts.controller.clone();
     for ns in [&plan.switch.namespace, &plan.observer_namespace] {
@@ -364,9 +380,6 @@ pub fn build(
         state.namespaces.push(tunnel::UNDERLAY_NAMESPACE.to_owned());
     }
     write_json(&state_file, &state)?;
-    if !reuse {
-        start_switch(plan, opts)?;
-    }
 
     // Which hosts stay as they are.
     let existing = namespaces()?;
@@ -400,13 +413,20 @@ pub fn build(
             .filter(|ns| **ns != plan.switch.namespace && **ns != plan.observer_namespace)
             .filter_map(|ns| ns.strip_prefix("gm-twin-").map(str::to_owned)),
     );
-    let ports = list_ports(plan)?;
-    for name in gone.iter().filter(|n| !keep.contains_key(*n)) {
-        remove_host(plan, run_dir, name, &ports, &mut state)?;
-        write_json(&state_file, &state)?;
+    // (Nothing is gone when the switch starts over: the old twin went with it.)
+    let gone: Vec<&String> = gone.iter().filter(|n| !keep.contains_key(*n)).collect();
+    if !gone.is_empty() {
+        let ports = list_ports(plan)?;
+        for name in gone {
+            remove_host(plan, run_dir, name, &ports, &mut state)?;
+            write_json(&state_file, &state)?;
+        }
     }
 
-    // New and changed hosts: network first, for all of them at once.
+    // New and changed hosts, all at once, and alongside the switch (when it
+    // starts over) and the observer: each host's namespace, network, files
+    // and daemons on worker threads; then one transaction for every switch
+    // port; then one wait for every service.
     let fresh: Vec<&TwinHost> = plan
         .hosts
         .iter()
@@ -419,49 +439,110 @@ pub fn build(
         }
     }
     write_json(&state_file, &state)?;
-    build_networks(plan, run_dir, &fresh)?;
-
-    // Their processes.
-    let mut statuses: BTreeMap<String, TwinHostStatus> = BTreeMap::new();
-    let mut launched: Vec<(String, Vec<Launch>)> = Vec::new();
+    ns::prepare_netns_dir()?;
+    if !reuse {
+        // Before the hosts: their veths' peers are made inside it.
+        ns::on_own_thread(|| create_switch_namespace(&plan.switch.namespace))?;
+    }
+    if !fresh.is_empty() {
+        private_mount_dir(&run_dir.join("uts"))?;
+    }
+    let switch_ns = ns::open_netns(&plan.switch.namespace)?;
+    let observer = observer_layout(plan)?;
+    let rebuild_observer = !(reuse
+        && state.observer.as_ref() == Some(&observer)
+        && namespaces()?.contains(&plan.observer_namespace));
     for h in &fresh {
         progress(&h.name, HostState::Starting);
+    }
+    let (switch_side, built) = std::thread::scope(|s| {
+        // The switch (when it starts over), then its tunnel and controller
+        // beside the observer (the bridge forwards nothing meanwhile).
+        let switch_side = s.spawn(|| -> Result<(), TwinError> {
+            if !reuse {
+                start_switch(plan)?;
+            }
+            std::thread::scope(|s| {
+                let connected = (!reuse).then(|| s.spawn(|| connect_switch(plan, opts)));
+                let observed = if rebuild_observer {
+                    build_observer(plan, &observer)
+                } else {
+                    Ok(())
+                };
+                connected
+                    .map_or(Ok(()), |t| {
+                        t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+                    })
+                    .and(observed)
+            })
+        });
+        let built = build_hosts(&fresh, run_dir, opts, &switch_ns);
+        let switch_side = switch_side
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (switch_side, built)
+    });
+    for b in &built {
+        state.daemons.extend(b.records.iter().cloned());
+    }
+    // Daemons are recorded only now: a crash before this point leaves them
+    // to `destroy`, which stops whatever runs in a twin namespace.
+    write_json(&state_file, &state)?;
+    switch_side?;
+    if rebuild_observer {
+        state.observer = Some(observer.clone());
+    }
+
+    let mut statuses: BTreeMap<String, TwinHostStatus> = BTreeMap::new();
+    let mut on_switch: Vec<&TwinHost> = Vec::new();
+    let mut waiting: Vec<(String, Vec<Launch>)> = Vec::new();
+    for (h, b) in fresh.iter().zip(built) {
         let mut hs = host_status(h, run_dir);
-        match start_host(h, &hs, opts, &mut state, &state_file) {
-            Ok(list) => launched.push((h.name.clone(), list)),
-            Err(e) => {
+        match b.result {
+            Ok(list) => {
+                on_switch.push(h);
+                waiting.push((h.name.clone(), list));
+            }
+            Err(HostFailure::Services(e)) => {
+                on_switch.push(h);
                 hs.state = HostState::Failed;
                 hs.error = Some(e);
                 progress(&h.name, HostState::Failed);
             }
+            Err(HostFailure::Setup(e)) => {
+                // Half a host must not sit on the twin's segments.
+                let why = remove_failed(plan, run_dir, &h.name, &[], &mut state, e);
+                discard(&mut hs, why);
+                progress(&h.name, HostState::Failed);
+            }
         }
-        hs.daemons = daemon_statuses(&state, &h.name);
         statuses.insert(h.name.clone(), hs);
     }
-    let deadline = Instant::now() + SERVICE_TIMEOUT;
-    for (name, list) in &launched {
-        let hs = statuses.get_mut(name).expect("inserted");
-        match wait_listening(hs, list, &state, deadline) {
-            Ok(()) => {
-                hs.state = HostState::Ready;
-                progress(name, HostState::Ready);
-            }
+    let unplugged = add_ports(plan, &on_switch);
+    if !unplugged.is_empty() {
+        let ports = list_ports(plan)?;
+        for (name, why) in unplugged {
+            let why = remove_failed(plan, run_dir, &name, &ports, &mut state, why);
+            discard(statuses.get_mut(&name).expect("fresh host"), why);
+            waiting.retain(|(n, _)| *n != name);
+            progress(&name, HostState::Failed);
+        }
+    }
+    write_json(&state_file, &state)?;
+
+    let ready = wait_listening(&waiting, &state, Instant::now() + SERVICE_TIMEOUT, progress);
+    for (name, result) in ready {
+        let hs = statuses.get_mut(&name).expect("fresh host");
+        match result {
+            Ok(()) => hs.state = HostState::Ready,
             Err(e) => {
                 hs.state = HostState::Failed;
                 hs.error = Some(e);
-                progress(name, HostState::Failed);
             }
         }
     }
-
-    let observer = observer_layout(plan)?;
-    if !(reuse
-        && state.observer.as_ref() == Some(&observer)
-        && namespaces()?.contains(&plan.observer_namespace))
-    {
-        build_observer(plan, &observer)?;
-        state.observer = Some(observer.clone());
-        write_json(&state_file, &state)?;
+    for hs in statuses.values_mut() {
+        hs.daemons = daemon_statuses(&state, &hs.name);
     }
     let observer_addresses = observer.into_iter().map(|(_, addr)| addr).collect();
 
@@ -515,8 +596,49 @@ fn overall(hosts: &[TwinHostStatus]) -> TwinState {
     }
 }
 
-/// The OVS instance and its bridge, pointed at the controller, LOCAL port down.
-fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
+/// Makes the run dir a file system of its own in memory (tmpfs, at most
+/// 10 % of RAM, as Debian sizes /run), unless it is a mount point already.
+/// Every host dir, config, log, pid file and UTS namespace file of a build
+/// lives there; where /run is a disk file system, making and removing those
+/// thousands of files cost the kernel's inode allocator more time than
+/// building the hosts' networks (ext4: ~40 % of the build threads' time).
+/// `destroy` unmounts it.
+fn mount_run_dir(run_dir: &Path) -> Result<(), TwinError> {
+    let dir = run_dir.display().to_string();
+    if !mount_points().contains(&dir) {
+        run_args(
+            "mount",
+            &["-t", "tmpfs", "-o", "mode=0755,size=10%", "gm-twin", &dir],
+        )?;
+    }
+    Ok(())
+}
+
+/// The switch's namespace, made before the switch (its ports' veths are
+/// made straight into it) and without IPv6: a switch port needs no address,
+/// and ovs-vswitchd re-reads every port's addresses on each address change
+/// (a link-local appearing on each new port), which with a hundred ports
+/// kept it busy for seconds before it forwarded anything. Runs on a thread
+/// of its own (it enters the namespace).
+fn create_switch_namespace(namespace: &str) -> Result<(), TwinError> {
+    ns::create_netns(namespace)?;
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        return Ok(());
+    }
+    for conf in ["all", "default"] {
+        write_file(
+            &Path::new("/proc/sys/net/ipv6/conf")
+                .join(conf)
+                .join("disable_ipv6"),
+            "1\n",
+        )?;
+    }
+    Ok(())
+}
+
+/// The OVS instance, its bridge (forwarding nothing: fail-mode secure from
+/// its creation) and its plug into the underlay.
+fn start_switch(plan: &TwinPlan) -> Result<(), TwinError> {
     let sw = &plan.switch;
     run_script(
         "ovs-instance.sh",
@@ -524,32 +646,48 @@ fn start_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
         &["start", &sw.namespace, &sw.rundir],
     )?;
     let br = &sw.bridge;
-    ovs_vsctl(
-        Path::new(&sw.rundir),
-        &[
-            "add-br",
-            br,
-            "--",
-            "set",
-            "bridge",
-            br,
-            "datapath_type=netdev",
-            &format!("other-config:datapath-id={:016x}", sw.dpid),
-            // LLDP (a BPDU-class address) is dropped between ports without it.
-            "other-config:forward-bpdu=true",
-        ]
-        .map(str::to_owned),
-    )?;
+    let rundir = Path::new(&sw.rundir);
+    // The bridge and the instance's plug into the underlay do not depend on
+    // each other: side by side (ovs-vsctl retries a transaction that raced).
+    let (bridge, underlay) = std::thread::scope(|s| {
+        let underlay = s.spawn(|| tunnel::plug_underlay(rundir, &sw.namespace, tunnel::TWIN));
+        let bridge = ovs_vsctl(
+            rundir,
+            &[
+                "add-br",
+                br,
+                "--",
+                "set",
+                "bridge",
+                br,
+                "datapath_type=netdev",
+                // Never a learning switch, not even before the controller
+                // is attached (attach-controller.sh sets it again).
+                "fail_mode=secure",
+                &format!("other-config:datapath-id={:016x}", sw.dpid),
+                // LLDP (a BPDU-class address) is dropped between ports without it.
+                "other-config:forward-bpdu=true",
+            ]
+            .map(str::to_owned),
+        );
+        let underlay = underlay
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (bridge, underlay)
+    });
+    bridge?;
+    underlay?;
+    Ok(())
+}
+
+/// The started switch's tunnel port and controller; its LOCAL port down.
+fn connect_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
+    let sw = &plan.switch;
+    let br = &sw.bridge;
     // The only way in or out: the tunnel, which carries nothing until a
     // redirection's flows use it. Before the controller: the switch connects
     // with its tunnel port, and gets its guard flow at once.
-    tunnel::attach(
-        Path::new(&sw.rundir),
-        &sw.namespace,
-        br,
-        tunnel::TWIN,
-        tunnel::PRODUCTION,
-    )?;
+    tunnel::add_tunnel_port(Path::new(&sw.rundir), br, tunnel::TWIN, tunnel::PRODUCTION)?;
     run_script(
         "attach-controller.sh",
         ATTACH_CONTROLLER_SH,
@@ -604,72 +742,125 @@ fn host_status(h: &TwinHost, run_dir: &Path) -> TwinHostStatus {
     }
 }
 
-/// Namespaces, veths (created straight into their namespaces), addresses,
-/// routes, `/etc/netns` files, UTS namespaces and switch ports of `hosts`.
-fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Result<(), TwinError> {
-    if hosts.is_empty() {
-        return Ok(());
+/// Removes what was made of a host that failed with `why`; the reason,
+/// with the trouble of the removal if there was some.
+fn remove_failed(
+    plan: &TwinPlan,
+    run_dir: &Path,
+    name: &str,
+    ports: &[String],
+    state: &mut RunState,
+    why: String,
+) -> String {
+    match remove_host(plan, run_dir, name, ports, state) {
+        Ok(()) => why,
+        Err(e) => format!("{why}; removing what was made of it failed too: {e}"),
     }
-    let sw = &plan.switch;
-    private_mount_dir(&run_dir.join("uts"))?;
-    let mut root = Vec::new();
-    let mut switch_lines = Vec::new();
-    let mut vsctl: Vec<String> = Vec::new();
-    for h in hosts {
-        let ns = host_namespace(&h.name);
-        root.push(format!("netns add {ns}"));
-        for (i, iface) in h.interfaces.iter().enumerate() {
-            let port = switch_port(&h.name, i);
-            root.push(format!(
-                "link add {HOST_IFNAME_PREFIX}{i} address {} netns {ns} type veth peer name {port} netns {}",
-                iface.mac, sw.namespace
-            ));
-            switch_lines.push(format!("link set {port} up"));
-            vsctl.extend([
-                "--".into(),
-                "add-port".into(),
-                sw.bridge.clone(),
-                port.clone(),
-            ]);
-            if let Some(vlan) = iface.vlan {
-                vsctl.extend([
-                    "--".into(),
-                    "set".into(),
-                    "port".into(),
-                    port.clone(),
-                    format!("tag={vlan}"),
-                ]);
-            }
-        }
-    }
-    ip_batch(None, &root)?;
-    ip_batch(Some(&sw.namespace), &switch_lines)?;
-    ovs_vsctl(Path::new(&sw.rundir), &vsctl[1..])?;
+}
 
-    for h in hosts {
-        let ns = host_namespace(&h.name);
-        let mut lines = vec!["link set lo up".to_owned()];
-        for (i, iface) in h.interfaces.iter().enumerate() {
-            for ip in &iface.ips {
-                lines.push(format!("addr add {ip} dev {HOST_IFNAME_PREFIX}{i}"));
-            }
-            lines.push(format!("link set {HOST_IFNAME_PREFIX}{i} up"));
-        }
-        if let Some(gw) = &h.gateway {
-            lines.push(format!("route add default via {gw}"));
-        }
-        ip_batch(Some(&ns), &lines)?;
-        let ifaces: Vec<String> = (0..h.interfaces.len())
-            .map(|i| format!("{HOST_IFNAME_PREFIX}{i}"))
-            .collect();
-        checksum_in_software(&ns, &ifaces)?;
-        // Explicitly either way: a new namespace may inherit the machine's setting.
-        let forward = format!("net.ipv4.ip_forward={}", u8::from(h.ip_forward));
-        run_args("ip", &["netns", "exec", &ns, "sysctl", "-qw", &forward])?;
+/// A failed host whose pieces were removed: nothing of it exists.
+fn discard(hs: &mut TwinHostStatus, why: String) {
+    hs.state = HostState::Failed;
+    hs.error = Some(why);
+    hs.namespace = None;
+    hs.uts = None;
+    hs.dir = None;
+}
 
-        // Its own /etc/hosts and resolv.conf (ip netns exec binds them over
-        // /etc): only itself, no resolver, nothing of the machine's.
-        let etc = Path::new(ETC_NETNS).join(&ns);
+/// What became of a new host on its worker thread.
+struct HostBuild {
+    /// The daemons it started (also when a later one failed).
+    records: Vec<DaemonRecord>,
+    result: Result<Vec<Launch>, HostFailure>,
+}
+
+enum HostFailure {
+    /// Its namespace, network, `/etc/netns` files or UTS namespace could
+    /// not be made (what was made of its network is gone again).
+    Setup(String),
+    /// It exists, but its services could not be started.
+    Services(String),
+}
+
+/// Builds `hosts` on worker threads (twice as many as cores: most of the
+/// time goes to the kernel and to process starts), one result per host.
+fn build_hosts(
+    hosts: &[&TwinHost],
+    run_dir: &Path,
+    opts: &BuildOptions,
+    switch_ns: &fs::File,
+) -> Vec<HostBuild> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    ns::on_own_threads(hosts, threads, |h| {
+        if let Err(e) = set_up_host(h, run_dir, switch_ns) {
+            return HostBuild {
+                records: Vec::new(),
+                result: Err(HostFailure::Setup(e)),
+            };
+        }
+        let mut records = Vec::new();
+        let result = start_host(h, &host_status(h, run_dir), opts, &mut records)
+            .map_err(HostFailure::Services);
+        HostBuild { records, result }
+    })
+}
+
+/// The network namespace of `h` as the plan describes it.
+fn host_network(h: &TwinHost) -> Result<HostNetwork, String> {
+    let interfaces = h
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, iface)| {
+            let mac = network::parse_mac(&iface.mac).ok_or_else(|| {
+                format!(
+                    "interface {i}: MAC '{}' is not six hex bytes (aa:bb:cc:dd:ee:ff)",
+                    iface.mac
+                )
+            })?;
+            let addresses = iface
+                .ips
+                .iter()
+                .map(|ip| {
+                    parse_cidr(ip)
+                        .ok_or_else(|| format!("interface {i}: '{ip}' is not IPv4 ADDRESS/PREFIX"))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Interface {
+                name: format!("{HOST_IFNAME_PREFIX}{i}"),
+                mac,
+                peer: switch_port(&h.name, i),
+                addresses,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let gateway = h
+        .gateway
+        .as_deref()
+        .map(|g| {
+            g.parse::<Ipv4Addr>()
+                .map_err(|_| format!("gateway '{g}' is not an IPv4 address"))
+        })
+        .transpose()?;
+    Ok(HostNetwork {
+        namespace: host_namespace(&h.name),
+        interfaces,
+        gateway,
+        ip_forward: h.ip_forward,
+    })
+}
+
+/// On a worker thread (left in the host's namespaces): namespace, veths
+/// (peers straight into the switch's namespace, up), addresses, routes,
+/// `/etc/netns` files and UTS namespace of `h`; why not, if it fails.
+fn set_up_host(h: &TwinHost, run_dir: &Path, switch_ns: &fs::File) -> Result<(), String> {
+    let net = host_network(h)?;
+    network::create(&net, switch_ns)
+        .map_err(|e| format!("its network could not be set up: {e}"))?;
+    // Its own /etc/hosts and resolv.conf (ip netns exec binds them over
+    // /etc): only itself, no resolver, nothing of the machine's.
+    let etc = Path::new(ETC_NETNS).join(&net.namespace);
+    let files = (|| -> Result<(), HostError> {
         create_dir(&etc)?;
         write_file(
             &etc.join("hosts"),
@@ -680,18 +871,63 @@ fn build_networks(plan: &TwinPlan, run_dir: &Path, hosts: &[&TwinHost]) -> Resul
         )?;
         write_file(&etc.join("resolv.conf"), "")?;
         write_file(&etc.join("hostname"), &format!("{}\n", h.hostname))?;
-        create_uts(&run_dir.join("uts").join(&h.name), &h.hostname)?;
-    }
-    Ok(())
+        ns::create_uts(&run_dir.join("uts").join(&h.name), &h.hostname)
+    })();
+    files.map_err(|e| format!("it could not be set up: {e}"))
 }
 
-/// Writes the host's files and starts its launches; the launches, or why not.
+/// Plugs the switch side of the hosts' veths into the bridge (access ports
+/// tagged with their VLAN) in one transaction; if that fails, host by host,
+/// so that only hosts whose ports cannot be added fail. Those, with why.
+fn add_ports(plan: &TwinPlan, hosts: &[&TwinHost]) -> BTreeMap<String, String> {
+    let sw = &plan.switch;
+    let args = |hosts: &[&TwinHost], may_exist: bool| {
+        let mut vsctl: Vec<String> = Vec::new();
+        for h in hosts {
+            for (i, iface) in h.interfaces.iter().enumerate() {
+                let port = switch_port(&h.name, i);
+                vsctl.push("--".into());
+                if may_exist {
+                    vsctl.push("--may-exist".into());
+                }
+                vsctl.extend(["add-port".into(), sw.bridge.clone(), port.clone()]);
+                if let Some(vlan) = iface.vlan {
+                    vsctl.extend([
+                        "--".into(),
+                        "set".into(),
+                        "port".into(),
+                        port.clone(),
+                        format!("tag={vlan}"),
+                    ]);
+                }
+            }
+        }
+        vsctl.split_off(1)
+    };
+    let rundir = Path::new(&sw.rundir);
+    if hosts.is_empty() || ovs_vsctl(rundir, &args(hosts, false)).is_ok() {
+        return BTreeMap::new();
+    }
+    hosts
+        .iter()
+        .filter_map(|h| {
+            ovs_vsctl(rundir, &args(&[h], true)).err().map(|e| {
+                (
+                    h.name.clone(),
+                    format!("its switch ports could not be added: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Writes the host's files and starts its launches (recording each daemon
+/// in `records` as it starts); the launches, or why not.
 fn start_host(
     h: &TwinHost,
     hs: &TwinHostStatus,
     opts: &BuildOptions,
-    state: &mut RunState,
-    state_file: &Path,
+    records: &mut Vec<DaemonRecord>,
 ) -> Result<Vec<Launch>, String> {
     let dir = hs.dir.as_deref().expect("netns host has a dir");
     let uts = hs.uts.as_deref().expect("netns host has a uts");
@@ -726,13 +962,12 @@ fn start_host(
     for l in &list {
         let started = daemon::launch(place, &l.name, &l.argv, &l.env)
             .map_err(|e| format!("{}: {e}", l.name))?;
-        state.daemons.push(DaemonRecord {
+        records.push(DaemonRecord {
             host: h.name.clone(),
             name: l.name.clone(),
             namespace: ns.to_owned(),
             started,
         });
-        write_json(state_file, state).map_err(|e| e.to_string())?;
     }
     Ok(list)
 }
@@ -774,62 +1009,104 @@ fn daemons_alive(h: &TwinHostStatus) -> Option<String> {
     })
 }
 
-/// Waits until every launch's ports listen (or one dies, or time runs out).
+/// Waits until the services of every host in `waiting` listen, looking at
+/// all of them in each round; reports each host as it gets ready or fails
+/// (a daemon exited, or time ran out).
 fn wait_listening(
-    hs: &TwinHostStatus,
-    list: &[Launch],
+    waiting: &[(String, Vec<Launch>)],
     state: &RunState,
     deadline: Instant,
-) -> Result<(), String> {
-    let ns = hs.namespace.as_deref().expect("netns host");
+    progress: &mut dyn FnMut(&str, HostState),
+) -> BTreeMap<String, Result<(), String>> {
+    let mut done = BTreeMap::new();
+    let mut pending: Vec<&(String, Vec<Launch>)> = waiting.iter().collect();
+    while !pending.is_empty() {
+        let namespaces: Vec<String> = pending.iter().map(|(n, _)| host_namespace(n)).collect();
+        let names: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+        let late = Instant::now() > deadline;
+        let mut still = Vec::new();
+        for (entry, seen) in pending.into_iter().zip(daemon::listening_in(&names)) {
+            let (name, list) = entry;
+            match look_at(name, list, seen, state, late) {
+                Some(result) => {
+                    progress(
+                        name,
+                        if result.is_ok() {
+                            HostState::Ready
+                        } else {
+                            HostState::Failed
+                        },
+                    );
+                    done.insert(name.clone(), result);
+                }
+                None => still.push(entry),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    done
+}
+
+/// One look at a host whose daemons run: `Some` once it is ready or has
+/// failed, `None` while it may still come up.
+fn look_at(
+    host: &str,
+    list: &[Launch],
+    seen: Result<Vec<(&'static str, u16)>, HostError>,
+    state: &RunState,
+    late: bool,
+) -> Option<Result<(), String>> {
+    let listening = match seen {
+        Ok(l) => l,
+        Err(e) => return Some(Err(e.to_string())),
+    };
     let record = |name: &str| {
         state
             .daemons
             .iter()
             .rev()
-            .find(|r| r.host == hs.name && r.name == name)
+            .find(|r| r.host == host && r.name == name)
             .expect("launched")
     };
-    loop {
-        let listening = daemon::listening(ns).map_err(|e| e.to_string())?;
-        let missing = list
-            .iter()
-            .flat_map(|l| l.listens.iter().map(move |(proto, port)| (l, proto, *port)))
-            .find(|(_, proto, port)| !listening.iter().any(|(p, n)| p == proto && n == port));
-        let Some((l, proto, port)) = missing else {
-            break;
-        };
+    let missing = list
+        .iter()
+        .flat_map(|l| l.listens.iter().map(move |(proto, port)| (l, proto, *port)))
+        .find(|(_, proto, port)| !listening.iter().any(|(p, n)| p == proto && n == port));
+    if let Some((l, proto, port)) = missing {
         let r = record(&l.name);
         if !r.started.alive() {
-            return Err(format!(
+            return Some(Err(format!(
                 "{} exited before listening on {proto}/{port}; see {} ({})",
                 l.name,
                 r.started.log.display(),
                 log_tail(&r.started.log)
-            ));
+            )));
         }
-        if Instant::now() > deadline {
-            return Err(format!(
+        if late {
+            return Some(Err(format!(
                 "{} did not listen on {proto}/{port} within {} s; see {}",
                 l.name,
                 SERVICE_TIMEOUT.as_secs(),
                 r.started.log.display()
-            ));
+            )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        return None;
     }
     for l in list {
         let r = record(&l.name);
         if !r.started.alive() {
-            return Err(format!(
+            return Some(Err(format!(
                 "{} exited; see {} ({})",
                 l.name,
                 r.started.log.display(),
                 log_tail(&r.started.log)
-            ));
+            )));
         }
     }
-    Ok(())
+    Some(Ok(()))
 }
 
 /// Stops a host's daemons (by recorded pid), then whatever else runs in its
@@ -1151,11 +1428,12 @@ fn destroy_locked(run_dir: &Path) -> Result<(), TwinError> {
             }
         }
     }
-    // 5. Mounts under the run dir (UTS namespaces, then their dir), the run state.
+    // 5. Mounts under the run dir (UTS namespaces, then their dir), the run
+    // dir's own, the run state.
     let prefix = format!("{}/", run_dir.display());
     let mut mounts: Vec<String> = mount_points()
         .into_iter()
-        .filter(|m| m.starts_with(&prefix))
+        .filter(|m| m.starts_with(&prefix) || Path::new(m) == run_dir)
         .collect();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in &mounts {
@@ -1195,6 +1473,60 @@ mod tests {
         assert!(p.starts_with("gmt"));
         assert_eq!(switch_port("plc01", 0), switch_port("plc01", 0));
         assert_ne!(port_prefix("plc01"), port_prefix("plc02"));
+    }
+
+    fn host(mac: &str, ips: &[&str], gateway: Option<&str>) -> TwinHost {
+        TwinHost {
+            name: "web01".into(),
+            mirrors: vec![],
+            hostname: "web01".into(),
+            interfaces: vec![crate::plan::TwinInterface {
+                mac: mac.into(),
+                ips: ips.iter().map(|s| s.to_string()).collect(),
+                segment: "10.0.1.0/24".into(),
+                vlan: Some(10),
+            }],
+            gateway: gateway.map(str::to_owned),
+            ip_forward: true,
+            backend: Backend::Netns,
+            services: vec![],
+            honeytoken: false,
+        }
+    }
+
+    #[test]
+    fn a_host_network_is_the_plan_s() {
+        let net = host_network(&host(
+            "02:00:00:00:01:0a",
+            &["10.0.1.10/24", "10.0.1.11/24"],
+            Some("10.0.1.1"),
+        ))
+        .unwrap();
+        assert_eq!(net.namespace, "gm-twin-web01");
+        assert_eq!(
+            net.interfaces,
+            [Interface {
+                name: "gm-eth0".into(),
+                mac: [2, 0, 0, 0, 1, 0x0a],
+                peer: switch_port("web01", 0),
+                addresses: vec![
+                    ("10.0.1.10".parse().unwrap(), 24),
+                    ("10.0.1.11".parse().unwrap(), 24)
+                ],
+            }]
+        );
+        assert_eq!(net.gateway, Some("10.0.1.1".parse().unwrap()));
+        assert!(net.ip_forward);
+    }
+
+    #[test]
+    fn bad_host_fields_are_that_host_s_failure() {
+        let bad_mac = host_network(&host("02:00:00:00:01", &["10.0.1.10/24"], None));
+        assert!(bad_mac.unwrap_err().contains("MAC '02:00:00:00:01'"));
+        let bad_gw = host_network(&host("02:00:00:00:01:0a", &[], Some("10.0.1.1/24")));
+        assert!(bad_gw.unwrap_err().contains("gateway '10.0.1.1/24'"));
+        let bad_ip = host_network(&host("02:00:00:00:01:0a", &["10.0.1.300/24"], None));
+        assert!(bad_ip.unwrap_err().contains("'10.0.1.300/24'"));
     }
 
     #[test]

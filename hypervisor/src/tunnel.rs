@@ -63,12 +63,30 @@ pub fn attach(
     local: End,
     remote: End,
 ) -> Result<(), HostError> {
+    plug_underlay(rundir, namespace, local)?;
+    add_tunnel_port(rundir, bridge, local, remote)
+}
+
+/// The first half of `attach`: the instance's `gm-ul` bridge, holding
+/// `local`'s address, joined to the underlay. Needs no other bridge.
+pub fn plug_underlay(rundir: &Path, namespace: &str, local: End) -> Result<(), HostError> {
     let rundir = rundir.display().to_string();
     run_script(
         "add-underlay.sh",
         ADD_UNDERLAY_SH,
         &[&rundir, namespace, local.name, local.addr, local.mac],
     )?;
+    Ok(())
+}
+
+/// The second half of `attach`: the GRE port toward `remote` on `bridge`.
+pub fn add_tunnel_port(
+    rundir: &Path,
+    bridge: &str,
+    local: End,
+    remote: End,
+) -> Result<(), HostError> {
+    let rundir = rundir.display().to_string();
     let mut args = vec![
         rundir.as_str(),
         bridge,

@@ -307,7 +307,8 @@ fn three_host_twin_serves_routes_rebuilds_incrementally_and_destroys_cleanly() {
     let result = check_twin(&plan, &status, &seen)
         .and_then(|()| check_isolation(&status))
         .and_then(|()| check_rebuild(&plan, &status))
-        .and_then(|()| check_failed_host(&plan, &status));
+        .and_then(|()| check_failed_host(&plan, &status))
+        .and_then(|()| check_unbuildable_host(&plan, &status));
     let ovs: Vec<u32> = ["ovsdb-server.pid", "ovs-vswitchd.pid"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(Path::new(&status.switch.rundir).join(f)).ok())
@@ -512,6 +513,13 @@ fn check_isolation(status: &TwinStatus) -> Result<()> {
         // The one address: the tunnel end on the underlay bridge.
         let underlay = name == "gm-ul" || name == "gm-ul-twin";
         ensure!(!inet || name == "gm-ul", "{sw}: {name} has an address");
+        // No IPv6 at all, not even a link-local.
+        let inet6 = dev["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["family"] == "inet6");
+        ensure!(!inet6, "{sw}: {name} has an IPv6 address");
         let allowed = name == "lo"
             || underlay
             || name == "ovs-netdev"
@@ -655,6 +663,93 @@ fn check_failed_host(plan: &TwinPlan, status: &TwinStatus) -> Result<()> {
         "status() says {:?}",
         back.state
     );
+    Ok(())
+}
+
+/// A host whose network the kernel refuses (a gateway off its subnet:
+/// "Nexthop has invalid gateway") is `failed` with that reason and leaves
+/// nothing behind (no namespace, veth, switch port, `/etc/netns` entry);
+/// the other hosts come up (`degraded`). With the plan fixed, it is built.
+fn check_unbuildable_host(plan: &TwinPlan, status: &TwinStatus) -> Result<()> {
+    let mut with_bad = plan.clone();
+    with_bad.hosts.retain(|h| h.name != "plc01");
+    with_bad.hosts.push(host(
+        "net01",
+        "net01",
+        vec![iface(
+            "02:77:00:00:02:67",
+            "10.77.2.67/24",
+            "10.77.2.0/24",
+            20,
+        )],
+        Some("10.77.9.1"),
+        vec![service("http", 80)],
+    ));
+    let (after, seen, _) = build(&with_bad)?;
+    ensure!(
+        after.state == TwinState::Degraded,
+        "state {:?}",
+        after.state
+    );
+    let bad = after.host("net01").context("net01")?;
+    let error = bad.error.as_deref().unwrap_or("");
+    ensure!(
+        bad.state == HostState::Failed
+            && bad.namespace.is_none()
+            && error.contains("route add default via 10.77.9.1")
+            && error.contains("gateway"),
+        "net01: {bad:?}"
+    );
+    ensure!(
+        seen.contains(&("net01".to_owned(), HostState::Failed)),
+        "progress {seen:?}"
+    );
+    ensure!(
+        !namespaces_with_prefix("gm-twin-net01").contains(&"gm-twin-net01".to_owned()),
+        "net01's namespace is left"
+    );
+    ensure!(
+        !Path::new("/etc/netns/gm-twin-net01").exists(),
+        "net01's /etc/netns entry is left"
+    );
+    let port = netns::switch_port("net01", 0);
+    let links = output(Command::new("ip").args(["-n", &status.switch.namespace, "-o", "link"]))?;
+    ensure!(!links.contains(&port), "net01's veth peer {port} is left");
+    let ports = output(
+        Command::new("ovs-vsctl")
+            .env("OVS_RUNDIR", &status.switch.rundir)
+            .arg(format!("--db=unix:{}/db.sock", status.switch.rundir))
+            .args(["list-ports", &status.switch.bridge]),
+    )?;
+    ensure!(!ports.contains(&port), "net01's switch port is left");
+    for name in ["web01", "gw01"] {
+        ensure!(
+            after.host(name).context("host")?.state == HostState::Ready,
+            "{name} not ready"
+        );
+    }
+    ensure!(
+        daemon_pids(&after, "web01") == daemon_pids(status, "web01"),
+        "web01 was restarted"
+    );
+
+    let net01 = with_bad
+        .hosts
+        .iter_mut()
+        .find(|h| h.name == "net01")
+        .context("net01")?;
+    net01.gateway = Some("10.77.2.1".into());
+    let (fixed, _, _) = build(&with_bad)?;
+    ensure!(
+        fixed.host("net01").context("net01")?.state == HostState::Ready,
+        "net01 after the fix: {:?}",
+        fixed.host("net01")
+    );
+    let page = observe(
+        &fixed,
+        &["curl", "-sS", "--max-time", "5", "http://10.77.2.67/"],
+    )?;
+    ensure!(page.contains("net01"), "fixed net01 served {page:?}");
     Ok(())
 }
 

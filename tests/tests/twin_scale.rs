@@ -2,7 +2,10 @@
 //! ignored in CI). A synthetic `TwinPlan`: N hosts on one segment, each with
 //! one HTTP service (busybox httpd), built with `netns::build` (which returns
 //! once every service listens), then polled from the observer namespace until
-//! every host answers HTTP 200; then destroyed. Prints one JSON line per N.
+//! every host answers HTTP 200; then destroyed. Twice per repetition: cold
+//! (the twin switch starts within the build) and warm (the twin switch and
+//! observer already run, built from the same plan without hosts). Prints one
+//! JSON line per N and repetition.
 //!
 //! Environment: `GEMELO_TWIN_SIZES` (default "10,50,100"), `GEMELO_TWIN_REPS` (default 1).
 
@@ -124,56 +127,70 @@ fn twin_build_time_by_size() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let opts = BuildOptions {
+        controller: NO_CONTROLLER.into(),
+        run_dir: TWIN_RUN_DIR.into(),
+        launches: Box::new(launches),
+    };
     for &n in &sizes {
         for _ in 0..reps {
+            // Cold: the twin switch starts with the hosts.
             netns::destroy(Path::new(TWIN_RUN_DIR)).expect("clear");
-            let p = plan(n);
-            let opts = BuildOptions {
-                controller: NO_CONTROLLER.into(),
-                run_dir: TWIN_RUN_DIR.into(),
-                launches: Box::new(launches),
-            };
-            let t = Instant::now();
-            let status = netns::build(&p, &opts, &mut |_, _| {}).expect("build");
-            let built = t.elapsed().as_secs_f64();
-            assert_eq!(
-                status.state,
-                TwinState::Ready,
-                "{:?}",
-                status.hosts.iter().find(|h| h.error.is_some())
-            );
-            // No controller: a plain learning switch (gemelo would program it).
-            let mgmt = format!(
-                "unix:{}/{}.mgmt",
-                status.switch.rundir, status.switch.bridge
-            );
-            let ok = Command::new("ovs-ofctl")
-                .args([
-                    "-O",
-                    "OpenFlow13",
-                    "add-flow",
-                    &mgmt,
-                    "priority=0,actions=NORMAL",
-                ])
-                .status()
-                .unwrap();
-            assert!(ok.success());
-            let mut answering = 0;
-            while t.elapsed().as_secs_f64() < built + 60.0 {
-                answering = all_answer(&status, n);
-                if answering == n {
-                    break;
-                }
-            }
-            let ready = t.elapsed().as_secs_f64();
-            assert_eq!(answering, n, "hosts answering HTTP");
+            let (built, ready) = timed_build(&plan(n), &opts, n);
             let td = Instant::now();
             netns::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
             let destroyed = td.elapsed().as_secs_f64();
+            // Warm: the twin switch (and observer) already run, as Mininet's
+            // Open vSwitch does when its timing starts.
+            let mut empty = plan(n);
+            empty.hosts.clear();
+            timed_build(&empty, &opts, 0);
+            let (warm_built, warm_ready) = timed_build(&plan(n), &opts, n);
+            netns::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
             println!(
                 "{}",
-                serde_json::json!({"n": n, "build_s": built, "all_answer_s": ready, "destroy_s": destroyed, "answering": answering})
+                serde_json::json!({"n": n, "build_s": built, "all_answer_s": ready, "destroy_s": destroyed,
+                    "warm_build_s": warm_built, "warm_all_answer_s": warm_ready})
             );
         }
     }
+}
+
+/// Builds `plan` and polls its `n` hosts from the observer until all answer
+/// HTTP 200: (seconds until `build` returned, seconds until all answered).
+fn timed_build(plan: &TwinPlan, opts: &BuildOptions, n: usize) -> (f64, f64) {
+    let t = Instant::now();
+    let status = netns::build(plan, opts, &mut |_, _| {}).expect("build");
+    let built = t.elapsed().as_secs_f64();
+    assert_eq!(
+        status.state,
+        TwinState::Ready,
+        "{:?}",
+        status.hosts.iter().find(|h| h.error.is_some())
+    );
+    // No controller: a plain learning switch (gemelo would program it).
+    let mgmt = format!(
+        "unix:{}/{}.mgmt",
+        status.switch.rundir, status.switch.bridge
+    );
+    let ok = Command::new("ovs-ofctl")
+        .args([
+            "-O",
+            "OpenFlow13",
+            "add-flow",
+            &mgmt,
+            "priority=0,actions=NORMAL",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut answering = 0;
+    while n > 0 && t.elapsed().as_secs_f64() < built + 60.0 {
+        answering = all_answer(&status, n);
+        if answering == n {
+            break;
+        }
+    }
+    assert_eq!(answering, n, "hosts answering HTTP");
+    (built, t.elapsed().as_secs_f64())
 }

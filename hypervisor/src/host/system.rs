@@ -243,11 +243,7 @@ pub fn private_mount_dir(dir: &Path) -> Result<(), HostError> {
 /// A persistent UTS namespace bound at `path` (under a private mount dir),
 /// with `hostname` set inside it: never the machine's own hostname.
 pub fn create_uts(path: &Path, hostname: &str) -> Result<(), HostError> {
-    write_file(path, "")?;
-    run(Command::new("unshare")
-        .arg(format!("--uts={}", path.display()))
-        .args(["hostname", hostname]))?;
-    Ok(())
+    super::ns::on_own_thread(|| super::ns::create_uts(path, hostname))
 }
 
 /// Turns transmit checksum offload off on `ifaces` inside `namespace`: the
@@ -259,10 +255,14 @@ pub fn checksum_in_software(namespace: &str, ifaces: &[String]) -> Result<(), Ho
     if ifaces.is_empty() {
         return Ok(());
     }
-    let script: String = ifaces
-        .iter()
-        .map(|i| format!("ethtool -K {i} tx off >/dev/null || exit 1\n"))
-        .collect();
-    run_args("ip", &["netns", "exec", namespace, "sh", "-c", &script])?;
-    Ok(())
+    super::ns::on_own_thread(|| {
+        super::ns::enter_netns(namespace)?;
+        for i in ifaces {
+            super::network::tx_checksum_off(i).map_err(|source| HostError::Kernel {
+                what: format!("ethtool -K {i} tx off in {namespace}"),
+                source,
+            })?;
+        }
+        Ok(())
+    })
 }
