@@ -1,5 +1,5 @@
 """Shared set-up of the redirection benchmarks: the office lab, `gemelo serve`,
-the twin, visitors on sw2, captures, and a teardown that runs even on failure.
+the twin, visitors on sw2, and a teardown that runs even on failure.
 
 Holds /run/gemelo/test.lock (as the tests do) for the whole run, so a
 benchmark never shares the lab with a test.
@@ -53,32 +53,6 @@ def vswitchd_cpu_s():
     pid = open(os.path.join(PROD, "ovs-vswitchd.pid")).read().strip()
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Capture:
-    """tcpdump in a namespace, one epoch timestamp per matching packet."""
-
-    def __init__(self, ns, bpf, path):
-        self.path = path
-        self.out = open(path, "w")
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", "any", "-n", "-tt", "-l",
-                                   "--immediate-mode", "-U", bpf], stdout=self.out, stderr=subprocess.DEVNULL)
-        time.sleep(1.0)
-        if self.p.poll() is not None:
-            raise RuntimeError(f"tcpdump in {ns} exited at once")
-
-    def stop(self):
-        time.sleep(0.3)
-        self.p.terminate()
-        self.p.wait(10)
-        self.out.close()
-        times = []
-        for line in open(self.path):
-            try:
-                times.append(float(line.split()[0]))
-            except (ValueError, IndexError):
-                pass
-        return times
 
 
 class Lab:

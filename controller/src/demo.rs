@@ -66,9 +66,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// Held by whoever uses the lab for a while (the demo, each end-to-end test).
-pub const LAB_USERS_LOCK: &str = "/run/gemelo/test.lock";
-
 pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo builds namespaces and Open vSwitch instances: run it as root");
@@ -80,9 +77,12 @@ pub fn run(topology: Option<PathBuf>, keep: bool, api: SocketAddr) -> anyhow::Re
         .create(true)
         .truncate(false)
         .write(true)
-        .open(LAB_USERS_LOCK)?;
+        .open(lab::USERS_LOCK)?;
     if lock.try_lock().is_err() {
-        println!("waiting for the lab: another user (a test run?) holds {LAB_USERS_LOCK}");
+        println!(
+            "waiting for the lab: another user (a test run?) holds {}",
+            lab::USERS_LOCK
+        );
         lock.lock()?;
     }
     let topology = topology.unwrap_or_else(default_topology);

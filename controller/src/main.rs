@@ -680,12 +680,7 @@ pub fn inventory_table(inv: &serde_json::Value) -> String {
         "mac", "ip", "hostname", "switch:port", "role", "os"
     );
     for h in inv["hosts"].as_array().into_iter().flatten() {
-        let ips: Vec<&str> = h["ips"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.as_str())
-            .collect();
+        let ips = strs(&h["ips"]);
         let at = match (h["switch"].as_str(), h["port"].as_u64()) {
             (Some(s), Some(p)) => format!("{}:{p}", s.trim_start_matches('0')),
             _ => "-".into(),
@@ -799,15 +794,19 @@ fn read_config<T, E: std::fmt::Display>(
     parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// A twin host's addresses ("a,b") and services ("ssh/22 http/80"), as
-/// `gemelo twin status` and the demo print them.
-fn twin_host_ips_services(h: &serde_json::Value) -> (String, String) {
-    let ips: Vec<&str> = h["ips"]
-        .as_array()
+/// The strings of a JSON array (nothing for anything else).
+fn strs(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
         .into_iter()
         .flatten()
         .filter_map(|i| i.as_str())
-        .collect();
+        .collect()
+}
+
+/// A twin host's addresses ("a,b") and services ("ssh/22 http/80"), as
+/// `gemelo twin status` and the demo print them.
+fn twin_host_ips_services(h: &serde_json::Value) -> (String, String) {
+    let ips = strs(&h["ips"]);
     let services: Vec<String> = h["services"]
         .as_array()
         .into_iter()

@@ -66,29 +66,32 @@ impl Capture {
 
     /// Packets in the capture matching `filter`, as `tcpdump -e` prints them.
     pub fn read(&self, filter: &str) -> Vec<String> {
-        let out = Command::new("tcpdump")
-            .args(["-nn", "-e", "-r"])
-            .arg(&self.file)
-            .arg(filter)
-            .stderr(Stdio::null())
-            .output()
-            .expect("tcpdump -r");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        self.dump(&[], filter)
     }
-}
 
-impl Capture {
     /// Packets matching `filter` captured at or after `since`.
     pub fn read_since(&self, filter: &str, since: std::time::SystemTime) -> Vec<String> {
         let t0 = since
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        self.dump(&["-tt"], filter)
+            .into_iter()
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .is_some_and(|t| t >= t0)
+            })
+            .collect()
+    }
+
+    /// `tcpdump -nn -e [extra] -r FILE filter`, one line per packet.
+    fn dump(&self, extra: &[&str], filter: &str) -> Vec<String> {
         let out = Command::new("tcpdump")
-            .args(["-nn", "-e", "-tt", "-r"])
+            .args(["-nn", "-e"])
+            .args(extra)
+            .arg("-r")
             .arg(&self.file)
             .arg(filter)
             .stderr(Stdio::null())
@@ -96,12 +99,6 @@ impl Capture {
             .expect("tcpdump -r");
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|l| {
-                l.split_whitespace()
-                    .next()
-                    .and_then(|t| t.parse::<f64>().ok())
-                    .is_some_and(|t| t >= t0)
-            })
             .map(str::to_owned)
             .collect()
     }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use gemelo::lab::{self, LabStatus};
 
 /// Serialises every test that builds a lab, across test binaries.
-pub const TEST_LOCK: &str = "/run/gemelo/test.lock";
+pub const TEST_LOCK: &str = gemelo::lab::USERS_LOCK;
 
 /// Why lab tests cannot run here, if they cannot.
 pub fn lab_skip_reason() -> Option<String> {

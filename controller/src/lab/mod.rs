@@ -37,6 +37,9 @@ pub const DEFAULT_CONTROLLER: &str = "unix:/run/gemelo/openflow.sock";
 pub const PROD_NAMESPACE: &str = "gm-prod";
 /// Everything the lab keeps at run time.
 pub const LAB_DIR: &str = "/run/gemelo/lab";
+/// Held for a whole session by whoever uses the lab for a while (the demo, each
+/// end-to-end test): the lab's names are fixed, one user at a time.
+pub const USERS_LOCK: &str = "/run/gemelo/test.lock";
 /// Run dir of the production OVS instance (`OVS_RUNDIR`).
 pub const PROD_RUNDIR: &str = "/run/gemelo/lab/prod";
 /// Persistent UTS namespaces of the hosts, one file per host.

@@ -219,17 +219,28 @@ impl Redirections {
             .collect()
     }
 
+    /// Redirection `id` ("r" and its number).
     pub fn get(&self, id: &str) -> Option<Redirection> {
+        let number: u64 = id.strip_prefix('r')?.parse().ok()?;
+        let known = self.known.lock().expect("redirections lock");
+        known.get(&number).filter(|r| r.id == id).cloned()
+    }
+
+    /// The active redirections (released ones are history: not copied).
+    fn active(&self) -> Vec<Redirection> {
         self.known
             .lock()
             .expect("redirections lock")
             .values()
-            .find(|r| r.id == id)
+            .filter(|r| r.is_active())
             .cloned()
+            .collect()
     }
 
-    fn active(&self) -> Vec<Redirection> {
-        self.list().into_iter().filter(|r| r.is_active()).collect()
+    /// The number the next redirection gets.
+    fn next_number(&self) -> u64 {
+        let known = self.known.lock().expect("redirections lock");
+        known.keys().next_back().map_or(1, |n| n + 1)
     }
 
     fn save(&self, r: &Redirection) -> Result<(), RedirectError> {
@@ -356,8 +367,7 @@ impl Redirections {
         let start = Instant::now();
         let _guard = self.lock.lock().await;
         let canonical = source.to_string();
-        let all = self.list();
-        let active: Vec<&Redirection> = all.iter().filter(|r| r.is_active()).collect();
+        let active = self.active();
         if let Some(r) = active.iter().find(|r| r.source == canonical) {
             return Err(RedirectError::AlreadyRedirected {
                 what: canonical,
@@ -386,7 +396,7 @@ impl Redirections {
                 "no twin to redirect into: build it first (POST /api/v1/twin); its switch must be connected with port {TUNNEL_PORT}"
             ))
         })?;
-        let number = all.iter().map(|r| r.number).max().unwrap_or(0) + 1;
+        let number = self.next_number();
         let links: Vec<LinkPorts> = self.discovery.read(|inv| {
             inv.links
                 .values()
