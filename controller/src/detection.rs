@@ -137,12 +137,9 @@ impl Detection {
     fn redirection_of(&self, ip: Ipv4Addr) -> Option<String> {
         let source = ip.to_string();
         self.redirections
-            .list()
+            .active()
             .into_iter()
-            .find(|r| {
-                r.is_active()
-                    && (r.source == source || r.members.iter().any(|m| m.ips.contains(&ip)))
-            })
+            .find(|r| r.source == source || r.members.iter().any(|m| m.ips.contains(&ip)))
             .map(|r| r.id)
     }
 }

@@ -250,7 +250,8 @@ impl Discovery {
         }
     }
 
-    /// Sweeps the whole scope now and then every `sweep_interval`.
+    /// Sweeps the whole scope now, then every `sweep_interval`, and again soon after
+    /// a switch connects that the last sweep could not see through.
     pub async fn run_sweeps(self: Arc<Self>, first_delay: Duration) {
         if self.config.scope.is_empty() || self.config.probe_netns.is_none() {
             info!("no scope or no probe port: active discovery off (passive discovery runs)");
@@ -263,11 +264,22 @@ impl Discovery {
         tokio::time::sleep(first_delay).await;
         loop {
             let targets: Vec<String> = self.config.scope.iter().map(|n| n.to_string()).collect();
+            let seen = self.switch_count();
             match self.start_scan(targets, None) {
                 Ok(job) => info!(job = %job.id, "periodic sweep started"),
                 Err(e) => warn!(error = %e, "periodic sweep not started"),
             }
-            tokio::time::sleep(self.config.sweep_interval).await;
+            // Until the next sweep is due; a switch that connects meanwhile brings
+            // hosts the last sweep could not see (its replies were never copied to
+            // gemelo): sweep again once it is programmed.
+            let due = tokio::time::Instant::now() + self.config.sweep_interval;
+            while tokio::time::Instant::now() < due && self.switch_count() <= seen {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if tokio::time::Instant::now() < due {
+                info!("a new switch connected: sweeping again");
+                tokio::time::sleep(first_delay).await;
+            }
         }
     }
 }

@@ -530,7 +530,12 @@ impl Discovery {
     }
 
     fn has_switches(&self) -> bool {
-        !self.switches.lock().expect("switches lock").is_empty()
+        self.switch_count() > 0
+    }
+
+    /// Switches connected now.
+    fn switch_count(&self) -> usize {
+        self.switches.lock().expect("switches lock").len()
     }
 
     pub(crate) fn inventory(&self) -> std::sync::MutexGuard<'_, Inventory> {

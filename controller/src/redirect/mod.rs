@@ -227,7 +227,7 @@ impl Redirections {
     }
 
     /// The active redirections (released ones are history: not copied).
-    fn active(&self) -> Vec<Redirection> {
+    pub fn active(&self) -> Vec<Redirection> {
         self.known
             .lock()
             .expect("redirections lock")
