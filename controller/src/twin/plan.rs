@@ -118,8 +118,25 @@ fn decoy(
         version: s.version.clone(),
         banner: s.banner.clone(),
         mode,
-        details: s.details.clone(),
+        details: without_clocks(&s.name, &s.details),
     }
+}
+
+/// `details` without the counters that only tell when discovery looked (an
+/// SNMP agent's sysUpTime and engine time): they differ at every probe, would
+/// make every re-probe a changed plan, and a twin's agent keeps its own clock.
+fn without_clocks(service: &str, details: &serde_json::Value) -> serde_json::Value {
+    let mut d = details.clone();
+    if service == "snmp" {
+        if let Some(map) = d.as_object_mut() {
+            map.remove("sys_uptime_ticks");
+            map.remove("engine_time");
+            if let Some(vb) = map.get_mut("varbinds").and_then(|v| v.as_object_mut()) {
+                vb.remove("1.3.6.1.2.1.1.3.0");
+            }
+        }
+    }
+    d
 }
 
 /// Services a twin can offer: TCP ones and SNMP (DHCP and other passively seen UDP
@@ -640,12 +657,36 @@ mod tests {
         let cfg = TwinConfig::default();
         let inv = office();
         let built = plan(&inv, &cfg).unwrap();
-        // Time passing changes nothing.
+        // Time passing changes nothing: neither last_seen nor an SNMP agent's clocks.
+        let snmp_at = |ticks: u32, inv: &mut InventoryView| {
+            for s in inv.hosts.iter_mut().flat_map(|h| h.services.iter_mut()) {
+                if s.name == "snmp" {
+                    s.details = serde_json::json!({"sys_name": "ws-acct-01", "sys_uptime_ticks": ticks,
+                        "engine_id": "80001f8880aabbccdd11223344000000", "engine_boots": 7, "engine_time": ticks / 100,
+                        "varbinds": {"1.3.6.1.2.1.1.3.0": ticks, "1.3.6.1.2.1.1.5.0": "ws-acct-01"}});
+                }
+            }
+        };
+        let mut inv = inv;
+        snmp_at(3914, &mut inv);
+        let built = plan(&inv, &cfg).unwrap();
         let mut later = inv.clone();
         for h in &mut later.hosts {
             h.last_seen = "later".into();
         }
+        snmp_at(93914, &mut later);
         assert_eq!(plan(&later, &cfg).unwrap(), built);
+        let snmp = built
+            .hosts
+            .iter()
+            .flat_map(|h| &h.services)
+            .find(|s| s.name == "snmp")
+            .unwrap();
+        assert_eq!(
+            snmp.details["engine_id"],
+            "80001f8880aabbccdd11223344000000"
+        );
+        assert_eq!(snmp.details["varbinds"]["1.3.6.1.2.1.1.5.0"], "ws-acct-01");
         assert!(crate::twin::changed_hosts(&built, &built).is_empty());
         // A newcomer, and a host that renamed itself.
         let mut grown = inv.clone();

@@ -27,6 +27,7 @@ const TIMETICKS: u8 = 0x43;
 const COUNTER64: u8 = 0x46;
 const GET_REQUEST: u8 = 0xA0;
 const GET_RESPONSE: u8 = 0xA2;
+const REPORT: u8 = 0xA8;
 
 pub(super) const SYS_DESCR: &str = "1.3.6.1.2.1.1.1.0";
 pub(super) const SYS_OBJECT_ID: &str = "1.3.6.1.2.1.1.2.0";
@@ -151,6 +152,34 @@ pub(super) fn get_request(community: &str, request_id: i32, oids: &[&str]) -> Ve
     let mut msg = integer(1); // version: 1 = v2c
     msg.extend(tlv(OCTET_STRING, community.as_bytes()));
     msg.extend(tlv(GET_REQUEST, &pdu));
+    tlv(SEQUENCE, &msg)
+}
+
+/// An SNMPv3 engine discovery (RFC 3414 4.): noAuthNoPriv, reportable, an
+/// empty engine ID and user, an empty GetRequest. The agent answers with a
+/// Report carrying its authoritative engine ID, boots and time.
+pub(super) fn discovery_request(msg_id: i32, request_id: i32) -> Vec<u8> {
+    let mut header = integer(msg_id as i64);
+    header.extend(integer(65507)); // msgMaxSize: the largest UDP payload
+    header.extend(tlv(OCTET_STRING, &[0x04])); // msgFlags: reportable
+    header.extend(integer(3)); // msgSecurityModel: USM
+    let mut usm = tlv(OCTET_STRING, &[]); // msgAuthoritativeEngineID
+    usm.extend(integer(0)); // boots
+    usm.extend(integer(0)); // time
+    for _ in 0..3 {
+        usm.extend(tlv(OCTET_STRING, &[])); // user, auth and priv parameters
+    }
+    let mut pdu = integer(request_id as i64);
+    pdu.extend(integer(0));
+    pdu.extend(integer(0));
+    pdu.extend(tlv(SEQUENCE, &[]));
+    let mut scoped = tlv(OCTET_STRING, &[]); // contextEngineID
+    scoped.extend(tlv(OCTET_STRING, &[])); // contextName
+    scoped.extend(tlv(GET_REQUEST, &pdu));
+    let mut msg = integer(3);
+    msg.extend(tlv(SEQUENCE, &header));
+    msg.extend(tlv(OCTET_STRING, &tlv(SEQUENCE, &usm)));
+    msg.extend(tlv(SEQUENCE, &scoped));
     tlv(SEQUENCE, &msg)
 }
 
@@ -289,6 +318,50 @@ pub(super) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
     })
 }
 
+/// An agent's SNMPv3 engine, as its discovery Report gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Engine {
+    pub id: Vec<u8>,
+    pub boots: i64,
+    pub time: i64,
+}
+
+/// The engine of a v3 answer to `discovery_request(msg_id, ..)`; the message
+/// must be a Report (or Response) with that message id.
+pub(super) fn parse_engine(bytes: &[u8], msg_id: i32) -> Result<Engine, &'static str> {
+    let (msg, _) = expect(bytes, SEQUENCE)?;
+    let (version, rest) = expect(msg, INTEGER)?;
+    if decode_int(version)? != 3 {
+        return Err("SNMP: not a v3 message");
+    }
+    let (header, rest) = expect(rest, SEQUENCE)?;
+    let (id, _) = expect(header, INTEGER)?;
+    if decode_int(id)? != msg_id as i64 {
+        return Err("SNMP: another message's answer");
+    }
+    let (params, rest) = expect(rest, OCTET_STRING)?;
+    let (usm, _) = expect(params, SEQUENCE)?;
+    let (engine_id, usm) = expect(usm, OCTET_STRING)?;
+    let (boots, usm) = expect(usm, INTEGER)?;
+    let (time, _) = expect(usm, INTEGER)?;
+    // The scoped PDU is plaintext at noAuthNoPriv: a Report (or a Response).
+    let (scoped, _) = expect(rest, SEQUENCE)?;
+    let (_, scoped) = expect(scoped, OCTET_STRING)?;
+    let (_, scoped) = expect(scoped, OCTET_STRING)?;
+    let (tag, _, _) = read_tlv(scoped)?;
+    if tag != REPORT && tag != GET_RESPONSE {
+        return Err("SNMP: v3 answer is not a Report");
+    }
+    if engine_id.is_empty() || engine_id.len() > 32 {
+        return Err("SNMP: engine ID is not 1-32 bytes");
+    }
+    Ok(Engine {
+        id: engine_id.to_vec(),
+        boots: decode_int(boots)?,
+        time: decode_int(time)?,
+    })
+}
+
 /// Agent product from sysObjectID's enterprise number (IANA registry, the
 /// vendors met in data centers and plants).
 pub(super) fn enterprise_product(sys_object_id: &str) -> Option<&'static str> {
@@ -318,6 +391,7 @@ pub(super) fn service_from(
     community: &str,
     system: &Response,
     version: Option<&Response>,
+    engine: Option<&Engine>,
 ) -> ServiceInfo {
     let mut info = ServiceInfo::new(161, "udp", "snmp");
     let get = |r: &Response, oid: &str| {
@@ -359,6 +433,9 @@ pub(super) fn service_from(
         "sys_location": text(SYS_LOCATION),
         "error_status": system.error_status,
         "varbinds": all,
+        "engine_id": engine.map(|e| hex(&e.id)),
+        "engine_boots": engine.map(|e| e.boots),
+        "engine_time": engine.map(|e| e.time),
     });
     info
 }
@@ -412,7 +489,34 @@ async fn get(
     None
 }
 
-/// The system group (and net-snmp's version) of the agent at `agent`.
+/// The agent's v3 engine (ID, boots, time), one discovery with one retry;
+/// None from a v1/v2c-only agent.
+async fn engine(socket: &UdpSocket, agent: SocketAddr, cfg: &ProbeConfig) -> Option<Engine> {
+    let wait = (cfg.read_timeout / 2).max(Duration::from_millis(300));
+    for _attempt in 0..2 {
+        let msg_id = next_request_id();
+        conn::rate_limit(cfg).await;
+        socket
+            .send_to(&discovery_request(msg_id, next_request_id()), agent)
+            .await
+            .ok()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65535];
+        while let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+        {
+            if from != agent {
+                continue;
+            }
+            if let Ok(e) = parse_engine(&buf[..n], msg_id) {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+/// The system group (and net-snmp's version, and v3 engine) of the agent at `agent`.
 pub(super) async fn probe(
     agent: SocketAddr,
     community: &str,
@@ -433,7 +537,8 @@ pub(super) async fn probe(
     ];
     let system = get(&socket, agent, community, &oids, cfg).await?;
     let version = get(&socket, agent, community, &[NET_SNMP_VERSION], cfg).await;
-    let mut info = service_from(community, &system, version.as_ref());
+    let engine = engine(&socket, agent, cfg).await;
+    let mut info = service_from(community, &system, version.as_ref(), engine.as_ref());
     info.port = agent.port();
     Some(info)
 }
@@ -475,7 +580,7 @@ mod tests {
                 Value::Other(0x80, vec![])
             )
         );
-        let info = service_from("public", &r, Some(&v));
+        let info = service_from("public", &r, Some(&v), None);
         assert_eq!(info.product.as_deref(), Some("net-snmp"));
         assert_eq!(info.version.as_deref(), Some("5.9.3"));
         assert_eq!(
@@ -486,6 +591,34 @@ mod tests {
         assert_eq!(info.details["sys_object_id"], "1.3.6.1.4.1.8072.3.2.10");
         assert_eq!(info.details["sys_uptime_ticks"], 3914);
         assert_eq!(info.details["sys_location"], "Hall 3");
+    }
+
+    /// `snmpget -d -v3 -l noAuthNoPriv -u gemelo` against Debian 12 snmpd 5.9.3
+    /// (exactEngineID 0x80001f8880aabbccdd11223344000000, 7th boot): the
+    /// discovery and its Report.
+    const DISCOVERY: &str = "303e0201033011020404f94157020300ffe30401040201030410300e0400020100020100040004000400301404000400a00e02047ef4cfa50201000201003000";
+    const REPORT_ANSWER: &str = "306f0201033011020404f94157020300ffe30401000201030420301e041080001f8880aabbccdd112233440000000201070201010400040004003035041080001f8880aabbccdd112233440000000400a81f02047ef4cfa50201000201003011300f060a2b060106030f01010400410101";
+
+    #[test]
+    fn engine_discovery_matches_net_snmp() {
+        assert_eq!(discovery_request(0x04f94157, 0x7ef4cfa5), unhex(DISCOVERY));
+        let e = parse_engine(&unhex(REPORT_ANSWER), 0x04f94157).unwrap();
+        assert_eq!(hex(&e.id), "80001f8880aabbccdd11223344000000");
+        assert_eq!((e.boots, e.time), (7, 1));
+        assert!(parse_engine(&unhex(REPORT_ANSWER), 0x04f94158).is_err());
+        // A v2c answer is no engine.
+        assert!(parse_engine(&unhex(RESPONSE), 0x282ba43c).is_err());
+        let bytes = unhex(REPORT_ANSWER);
+        for n in 0..bytes.len() {
+            assert!(parse_engine(&bytes[..n], 0x04f94157).is_err());
+        }
+        let r = parse_response(&unhex(RESPONSE)).unwrap();
+        let info = service_from("public", &r, None, Some(&e));
+        assert_eq!(
+            info.details["engine_id"],
+            "80001f8880aabbccdd11223344000000"
+        );
+        assert_eq!(info.details["engine_boots"], 7);
     }
 
     #[test]
@@ -516,6 +649,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = parse_response(&bytes);
+            let _ = parse_engine(&bytes, 1);
             let _ = decode_oid(&bytes);
             let _ = read_tlv(&bytes);
             let mut framed = vec![SEQUENCE];
