@@ -10,10 +10,17 @@ set -euo pipefail
 
 usage() {
     cat >&2 <<USAGE
-usage: $0 start|stop NAMESPACE RUNDIR
+usage: $0 start|start-db|start-vswitchd|stop NAMESPACE RUNDIR [-- OVS-VSCTL-COMMANDS...]
 
   start  create NAMESPACE (if missing) and RUNDIR, a fresh conf.db, then start
-         ovsdb-server and ovs-vswitchd (userspace datapath) inside NAMESPACE
+         ovsdb-server and ovs-vswitchd (userspace datapath) inside NAMESPACE;
+         OVS-VSCTL-COMMANDS (e.g. add-br gm-br0 -- set bridge gm-br0
+         datapath_type=netdev) go into the database before ovs-vswitchd starts,
+         which then returns only once it has applied them (bridges, ports and
+         controllers exist when start ends, without a round trip each)
+  start-db, start-vswitchd
+         the two halves of start (commands go with start-db): what the
+         configuration names can be made between them
   stop   stop the instance whose pid files are in RUNDIR (only if those pids are
          still ovsdb-server / ovs-vswitchd); NAMESPACE and RUNDIR are left in place
 
@@ -22,8 +29,9 @@ USAGE
     exit 2
 }
 
-[[ $# -eq 3 ]] || usage
+[[ $# -eq 3 || ($# -gt 4 && $4 == -- && ($1 == start || $1 == start-db)) ]] || usage
 action=$1 ns=$2 rundir=$3
+initial=("${@:4}")
 [[ $ns == gm-* ]] || { echo "$0: namespace '$ns' must start with gm-" >&2; exit 2; }
 [[ $rundir == /* ]] || { echo "$0: RUNDIR must be an absolute path" >&2; exit 2; }
 export OVS_RUNDIR=$rundir OVS_DBDIR=$rundir OVS_LOGDIR=$rundir
@@ -66,8 +74,7 @@ gone() { # PID: exited (or a zombie nobody reaps)
     [[ -z $state || $state == Z || $state == X ]]
 }
 
-case $action in
-start)
+start_db() {
     if [[ -n $(pid_of ovs-vswitchd ovs-vswitchd) || -n $(pid_of ovsdb-server ovsdb-server) ]]; then
         echo "$0: an instance already runs from $rundir; stop it first" >&2
         exit 1
@@ -80,13 +87,29 @@ start)
     ip netns exec "$ns" ovsdb-server "$rundir/conf.db" \
         --remote="punix:$rundir/db.sock" --pidfile="$rundir/ovsdb-server.pid" \
         --unixctl="$rundir/ovsdb-server.ctl" --log-file="$rundir/ovsdb-server.log" --detach
-    ovs-vsctl --db="unix:$rundir/db.sock" --no-wait init
-    # Must be set before ovs-vswitchd starts, or TCP across the netdev datapath
-    # carries bad checksums (ping still works, so test with TCP).
-    ovs-vsctl --db="unix:$rundir/db.sock" --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
+    # userspace-tso-enable must be set before ovs-vswitchd starts, or TCP
+    # across the netdev datapath carries bad checksums (ping still works, so
+    # test with TCP).
+    ovs-vsctl --db="unix:$rundir/db.sock" --no-wait init \
+        -- set Open_vSwitch . other_config:userspace-tso-enable=true "${initial[@]}"
+}
+
+start_vswitchd() {
     ip netns exec "$ns" ovs-vswitchd "unix:$rundir/db.sock" \
         --pidfile="$rundir/ovs-vswitchd.pid" --unixctl="$rundir/ovs-vswitchd.ctl" \
         --log-file="$rundir/ovs-vswitchd.log" --detach
+}
+
+case $action in
+start)
+    start_db
+    start_vswitchd
+    ;;
+start-db)
+    start_db
+    ;;
+start-vswitchd)
+    start_vswitchd
     ;;
 stop)
     stop_one ovs-vswitchd ovs-vswitchd

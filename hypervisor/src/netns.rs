@@ -459,12 +459,18 @@ pub fn build(
         // The switch (when it starts over), then its tunnel and controller
         // beside the observer (the bridge forwards nothing meanwhile).
         let switch_side = s.spawn(|| -> Result<(), TwinError> {
+            // A new switch gets the observer's trunk port in its initial
+            // configuration, its links made beforehand; where that cannot be
+            // (no 8021q for the VLAN subinterfaces), the observer is made on
+            // the running switch as on a reused one.
+            let mut observer_done = false;
             if !reuse {
-                start_switch(plan)?;
+                observer_done =
+                    start_switch(plan, opts, rebuild_observer.then_some(&observer[..]))?;
             }
             std::thread::scope(|s| {
-                let connected = (!reuse).then(|| s.spawn(|| connect_switch(plan, opts)));
-                let observed = if rebuild_observer {
+                let connected = (!reuse).then(|| s.spawn(|| connect_switch(plan)));
+                let observed = if rebuild_observer && !observer_done {
                     build_observer(plan, &observer)
                 } else {
                     Ok(())
@@ -636,65 +642,159 @@ fn create_switch_namespace(namespace: &str) -> Result<(), TwinError> {
     Ok(())
 }
 
-/// The OVS instance, its bridge (forwarding nothing: fail-mode secure from
-/// its creation) and its plug into the underlay.
-fn start_switch(plan: &TwinPlan) -> Result<(), TwinError> {
+/// The OVS instance with its bridge, GRE port and controller, and its plug
+/// into the underlay. The bridge, its settings, the tunnel port and the
+/// controller go into the instance's database before ovs-vswitchd starts
+/// (`ovs-instance.sh start ... -- COMMANDS`): ovs-vswitchd returns once it
+/// has made them, so the switch connects to gemelo with its tunnel port
+/// already there, and no command waits for a reconfiguration of its own. The
+/// bridge forwards nothing before the controller programs it (fail-mode
+/// secure from its creation).
+///
+/// With an observer `layout`, the observer's links are made beside the
+/// database and its trunk port is in the initial configuration; true when
+/// the observer is then complete (else `build_observer` makes it, replacing
+/// that port).
+fn start_switch(
+    plan: &TwinPlan,
+    opts: &BuildOptions,
+    observer: Option<&[(String, String)]>,
+) -> Result<bool, TwinError> {
     let sw = &plan.switch;
-    run_script(
-        "ovs-instance.sh",
-        OVS_INSTANCE_SH,
-        &["start", &sw.namespace, &sw.rundir],
-    )?;
     let br = &sw.bridge;
     let rundir = Path::new(&sw.rundir);
-    // The bridge and the instance's plug into the underlay do not depend on
-    // each other: side by side (ovs-vsctl retries a transaction that raced).
-    let (bridge, underlay) = std::thread::scope(|s| {
-        let underlay = s.spawn(|| tunnel::plug_underlay(rundir, &sw.namespace, tunnel::TWIN));
-        let bridge = ovs_vsctl(
-            rundir,
-            &[
-                "add-br",
+    let target = controller_target(rundir, &opts.controller)?;
+    let mut initial: Vec<String> = [
+        "--",
+        "add-br",
+        br,
+        "--",
+        "set",
+        "bridge",
+        br,
+        "datapath_type=netdev",
+        "fail_mode=secure",
+        "protocols=OpenFlow13",
+        "other-config:disable-in-band=true",
+        &format!("other-config:datapath-id={:016x}", sw.dpid),
+        // LLDP (a BPDU-class address) is dropped between ports without it.
+        "other-config:forward-bpdu=true",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // The only way in or out: the tunnel, which carries nothing until a
+    // redirection's flows use it.
+    initial.extend(tunnel::tunnel_port_commands(
+        br,
+        tunnel::TWIN,
+        tunnel::PRODUCTION,
+    ));
+    let port = observer_port(plan);
+    if observer.is_some() {
+        initial.extend(
+            [
+                "--",
+                "add-port",
                 br,
+                &port,
                 "--",
                 "set",
-                "bridge",
-                br,
-                "datapath_type=netdev",
-                // Never a learning switch, not even before the controller
-                // is attached (attach-controller.sh sets it again).
-                "fail_mode=secure",
-                &format!("other-config:datapath-id={:016x}", sw.dpid),
-                // LLDP (a BPDU-class address) is dropped between ports without it.
-                "other-config:forward-bpdu=true",
+                "port",
+                &port,
+                "vlan_mode=trunk",
             ]
             .map(str::to_owned),
         );
+    }
+    initial.extend(["--", "set-controller", br, &target].map(str::to_owned));
+    let mut args = vec!["start-db", &sw.namespace, &sw.rundir];
+    args.extend(initial.iter().map(String::as_str));
+    // The underlay plug needs the database only, the observer's links need
+    // nothing of the switch: both beside the database's start; ovs-vswitchd
+    // starts once the observer's port exists.
+    let (started, underlay) = std::thread::scope(|s| {
+        let underlay = s.spawn(|| {
+            wait_for_db(rundir)?;
+            // The root record, which ovs-instance.sh may not have made yet.
+            ovs_vsctl(rundir, &["--no-wait".to_owned(), "init".to_owned()])?;
+            tunnel::plug_underlay(rundir, &sw.namespace, tunnel::TWIN)
+        });
+        let links = observer.map(|layout| s.spawn(|| observer_links(plan, layout)));
+        let started = run_script("ovs-instance.sh", OVS_INSTANCE_SH, &args)
+            .map_err(TwinError::from)
+            .and_then(|_| {
+                let links = links
+                    .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .transpose()?
+                    .unwrap_or(false);
+                run_script(
+                    "ovs-instance.sh",
+                    OVS_INSTANCE_SH,
+                    &["start-vswitchd", &sw.namespace, &sw.rundir],
+                )?;
+                Ok(links)
+            });
         let underlay = underlay
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (bridge, underlay)
+        (started, underlay)
     });
-    bridge?;
+    let observer_done = started?;
     underlay?;
+    Ok(observer_done)
+}
+
+/// Waits (at most 10 s) until the instance's ovsdb-server listens.
+fn wait_for_db(rundir: &Path) -> Result<(), HostError> {
+    let sock = rundir.join("db.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        if Instant::now() > deadline {
+            return Err(HostError::Io {
+                path: sock,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "ovsdb-server did not listen within 10 s",
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     Ok(())
 }
 
-/// The started switch's tunnel port and controller; its LOCAL port down.
-fn connect_switch(plan: &TwinPlan, opts: &BuildOptions) -> Result<(), TwinError> {
+/// The controller target as the switch reaches it: a Unix socket outside
+/// the run dir through a symlink in it (as `attach-controller.sh` does).
+fn controller_target(rundir: &Path, target: &str) -> Result<String, TwinError> {
+    let Some(path) = target.strip_prefix("unix:") else {
+        return Ok(target.to_owned());
+    };
+    if Path::new(path).starts_with(rundir) {
+        return Ok(target.to_owned());
+    }
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let link = rundir.join(format!("controller-{name}"));
+    create_dir(rundir)?;
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(path, &link).map_err(|source| HostError::Io {
+        path: link.clone(),
+        source,
+    })?;
+    Ok(format!("unix:{}", link.display()))
+}
+
+/// The started switch: its static tunnel neighbour, its LOCAL port down.
+fn connect_switch(plan: &TwinPlan) -> Result<(), TwinError> {
     let sw = &plan.switch;
-    let br = &sw.bridge;
-    // The only way in or out: the tunnel, which carries nothing until a
-    // redirection's flows use it. Before the controller: the switch connects
-    // with its tunnel port, and gets its guard flow at once.
-    tunnel::add_tunnel_port(Path::new(&sw.rundir), br, tunnel::TWIN, tunnel::PRODUCTION)?;
-    run_script(
-        "attach-controller.sh",
-        ATTACH_CONTROLLER_SH,
-        &[&sw.rundir, br, &opts.controller],
-    )?;
+    tunnel::set_tunnel_neighbour(Path::new(&sw.rundir), tunnel::PRODUCTION)?;
     // The LOCAL port is the switch's own interface: never up, never addressed.
-    run_args("ip", &["-n", &sw.namespace, "link", "set", br, "down"])?;
+    run_args(
+        "ip",
+        &["-n", &sw.namespace, "link", "set", &sw.bridge, "down"],
+    )?;
     Ok(())
 }
 
@@ -1248,6 +1348,78 @@ fn observer_layout(plan: &TwinPlan) -> Result<Vec<(String, String)>, TwinError> 
     Ok(layout)
 }
 
+/// The observer's switch port (trunk) toward `gm-probe0`, as
+/// `add-probe-port.sh` names it.
+fn observer_port(plan: &TwinPlan) -> String {
+    let bridge = &plan.switch.bridge;
+    let mut port = format!("gmpr-{}", bridge.strip_prefix("gm-").unwrap_or(bridge));
+    port.truncate(15);
+    port
+}
+
+/// The observer namespace for a switch about to start, made as
+/// `add-probe-port.sh` makes it (trunk veth `gm-probe0`, a VLAN subinterface
+/// per tagged segment, the layout's addresses, no routes) but without the
+/// switch, whose initial configuration has the port (`observer_port`).
+/// False (and nothing left of it) when this kernel cannot make VLAN
+/// subinterfaces: `build_observer` then makes access ports.
+fn observer_links(plan: &TwinPlan, layout: &[(String, String)]) -> Result<bool, TwinError> {
+    let obs = &plan.observer_namespace;
+    if namespaces()?.contains(obs) {
+        run_args("ip", &["netns", "del", obs])?;
+    }
+    let port = observer_port(plan);
+    ns::on_own_thread(|| ns::create_netns(obs))?;
+    ip_batch(
+        None,
+        &[format!(
+            "link add {OBSERVER_IFNAME} netns {obs} type veth peer name {port} netns {}",
+            plan.switch.namespace
+        )],
+    )?;
+    ip_batch(
+        Some(&plan.switch.namespace),
+        &[format!("link set {port} up")],
+    )?;
+    let mut lines = vec![
+        "link set lo up".to_owned(),
+        format!("link set {OBSERVER_IFNAME} up"),
+    ];
+    let vids: BTreeSet<u16> = plan.segments.iter().filter_map(|s| s.vlan).collect();
+    for v in &vids {
+        lines.push(format!(
+            "link add link {OBSERVER_IFNAME} name {OBSERVER_IFNAME}.{v} type vlan id {v}"
+        ));
+        lines.push(format!("link set {OBSERVER_IFNAME}.{v} up"));
+    }
+    if let Err(e) = ip_batch(Some(obs), &lines) {
+        if vids.is_empty() {
+            return Err(e.into());
+        }
+        run_args("ip", &["netns", "del", obs])?;
+        let _ = run_args("ip", &["-n", &plan.switch.namespace, "link", "del", &port]);
+        return Ok(false);
+    }
+    let addresses: Vec<String> = layout
+        .iter()
+        .map(|(dev, addr)| format!("addr add {addr} dev {dev}"))
+        .collect();
+    ip_batch(Some(obs), &addresses)?;
+    observer_etc(obs)?;
+    Ok(true)
+}
+
+fn observer_etc(obs: &str) -> Result<(), TwinError> {
+    let etc = Path::new(ETC_NETNS).join(obs);
+    create_dir(&etc)?;
+    write_file(
+        &etc.join("hosts"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    )?;
+    write_file(&etc.join("resolv.conf"), "")?;
+    Ok(())
+}
+
 /// The observer namespace, (re)made with `add-probe-port.sh`: a trunk port
 /// plus an access port per VLAN (this kernel may lack 8021q), no routes.
 fn build_observer(plan: &TwinPlan, layout: &[(String, String)]) -> Result<(), TwinError> {
@@ -1290,14 +1462,7 @@ fn build_observer(plan: &TwinPlan, layout: &[(String, String)]) -> Result<(), Tw
         .map(|(dev, addr)| format!("addr add {addr} dev {dev}"))
         .collect();
     ip_batch(Some(obs), &lines)?;
-    let etc = Path::new(ETC_NETNS).join(obs);
-    create_dir(&etc)?;
-    write_file(
-        &etc.join("hosts"),
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    )?;
-    write_file(&etc.join("resolv.conf"), "")?;
-    Ok(())
+    observer_etc(obs)
 }
 
 /// The twin as last built, checked against what runs now; `None` when there is none.

@@ -102,6 +102,50 @@ pub fn add_tunnel_port(
     Ok(())
 }
 
+/// The `ovs-vsctl` commands (each after a `--`) that make the GRE port
+/// toward `remote` on `bridge`, as `add-gre-port.sh` makes it: for a switch's
+/// initial configuration. Its static neighbour entry follows once the
+/// instance runs (`set_tunnel_neighbour`).
+pub fn tunnel_port_commands(bridge: &str, local: End, remote: End) -> Vec<String> {
+    let mut c: Vec<String> = [
+        "--",
+        "add-port",
+        bridge,
+        TUNNEL_PORT,
+        "--",
+        "set",
+        "interface",
+        TUNNEL_PORT,
+        "type=gre",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    c.push(format!("options:remote_ip={}", remote.ip()));
+    c.push("options:key=flow".into());
+    if local != TWIN {
+        // As add-gre-port.sh without --trunk: out of every VLAN's flooding.
+        c.extend(["--", "set", "port", TUNNEL_PORT, "tag=4094"].map(str::to_owned));
+    }
+    c
+}
+
+/// The static tunnel neighbour entry for `remote` on the instance's `gm-ul`
+/// bridge (as `add-gre-port.sh` sets it).
+pub fn set_tunnel_neighbour(rundir: &Path, remote: End) -> Result<(), HostError> {
+    crate::host::system::run_args(
+        "ovs-appctl",
+        &[
+            "-t",
+            &rundir.join("ovs-vswitchd.ctl").display().to_string(),
+            "tnl/neigh/set",
+            "gm-ul",
+            remote.ip(),
+            remote.mac,
+        ],
+    )?;
+    Ok(())
+}
+
 /// Removes the underlay namespace once nothing is plugged into it (no
 /// `gm-ulb-*` veth end left): the last end to go takes it away, whichever of
 /// the lab and the twin that is, and even when a crash lost who created it.
@@ -134,6 +178,19 @@ pub fn remove_underlay_if_unused() -> Result<(), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_twin_s_tunnel_port_is_a_trunk() {
+        let twin = tunnel_port_commands("gm-twin0", TWIN, PRODUCTION).join(" ");
+        assert_eq!(
+            twin,
+            "-- add-port gm-twin0 gm-gre0 -- set interface gm-gre0 type=gre options:remote_ip=198.18.0.1 options:key=flow"
+        );
+        let prod = tunnel_port_commands("gm-sw1", PRODUCTION, TWIN).join(" ");
+        assert!(prod.ends_with(
+            "options:remote_ip=198.18.0.2 options:key=flow -- set port gm-gre0 tag=4094"
+        ));
+    }
 
     #[test]
     fn ends_share_a_subnet_and_differ() {

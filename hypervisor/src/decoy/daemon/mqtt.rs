@@ -58,7 +58,7 @@ pub fn launches(cx: &Context, spec: &DecoySpec) -> Vec<Launch> {
     }
     let mut files = Vec::new();
     let mut script =
-        String::from("# Waits for the broker, publishes each captured topic retained, exits.\n");
+        String::from("# Waits for the broker, publishes each captured topic retained, stays.\n");
     let port = spec.port;
     for (i, (topic, payload)) in topics.iter().enumerate() {
         let file = cx.path(&format!("mqtt/{i}.payload"));
@@ -74,6 +74,9 @@ pub fn launches(cx: &Context, spec: &DecoySpec) -> Vec<Launch> {
         }
         files.push((file, payload.clone(), 0o644));
     }
+    // A launch that exits is a failed host (to the build and to every later
+    // check): once published, it stays, idle.
+    script.push_str("exec sleep infinity\n");
     let retain = Launch {
         name: "mqtt-retain".into(),
         argv: super::sh(script),
