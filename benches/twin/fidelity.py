@@ -146,6 +146,9 @@ def nmap(side, ns, ip, tcp, udp):
         for sc in port.findall("script"):
             key = {"ssh2-enum-algos": "ssh algorithms", "http-title": "http title (nmap)", "banner": "banner"}.get(sc.get("id"), sc.get("id"))
             out = sc.get("output").strip()
+            if sc.get("id") == "mqtt-subscribe":
+                # The broker's own statistics ($SYS values) are live: topic names only.
+                out = "\n".join(sorted(l.split(":")[0].strip() for l in out.splitlines()[1:] if ":" in l))
             if sc.get("id") == "snmp-info":
                 # The engine's clock (seconds since the agent started) is
                 # compared apart: a twin's agent starts when the twin does.
@@ -168,14 +171,35 @@ def http(ns, ip, port):
 
 
 def modbus(ns, ip, port):
-    out = run(ns + ["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-t", "4", "-r", "1", "-c", "10", "-1", "-o", "2", ip], 20)
-    vals = re.findall(r"^\[(\d+)\]:\s+(-?\d+)", out, re.M)
-    return {f"tcp/{port} modbus holding 1-10": " ".join(f"{a}={b}" for a, b in vals) or out.strip()[-80:]}
+    """Holding registers 1-10 read twice, 1.5 s apart: the ones that keep their
+    value are settings (compared by value); the ones that move are live
+    (compared by how they move: counting up, or wandering)."""
+    def read():
+        out = run(ns + ["mbpoll", "-m", "tcp", "-p", str(port), "-a", "1", "-t", "4", "-r", "1", "-c", "10", "-1", "-o", "2", ip], 20)
+        return {int(a): int(b) for a, b in re.findall(r"^\[(\d+)\]:\s+(-?\d+)", out, re.M)}, out
+    first, out = read()
+    time.sleep(1.5)
+    second, _ = read()
+    if not first:
+        return {f"tcp/{port} modbus settings 1-10": out.strip()[-80:]}
+    settings = " ".join(f"{r}={v}" for r, v in sorted(first.items()) if second.get(r) == v)
+    def how(r):
+        a, b = first[r], second.get(r)
+        return "counts" if b is not None and 0 < (b - a) % 65536 < 32768 and b > a else "wanders"
+    live = " ".join(f"{r}:{how(r)}" for r in sorted(first) if second.get(r) != first[r])
+    return {f"tcp/{port} modbus settings 1-10": settings, f"tcp/{port} modbus live registers": live}
 
 
 def mqtt(ns, ip, port):
-    out = run(ns + ["mosquitto_sub", "-h", ip, "-p", str(port), "-v", "-t", "#", "-W", "3"], 15)
-    return {f"tcp/{port} mqtt topics": "\n".join(sorted(l for l in out.splitlines() if l and "Timed out" not in l))}
+    """Topics seen in 12 s (two periods of the lab's sensors) with their
+    RETAIN flag, and the payloads of retained ones (a live payload carries
+    the publisher's sequence number and reading)."""
+    out = run(ns + ["mosquitto_sub", "-h", ip, "-p", str(port), "-t", "#", "-W", "12", "-F", "%r %t\t%p"], 25)
+    lines = [l for l in out.splitlines() if l and "Timed out" not in l]
+    topics = sorted({l.split("\t")[0] for l in lines})
+    retained = sorted({l for l in lines if l.startswith("1 ")})
+    return {f"tcp/{port} mqtt topics (retain flag)": "\n".join(topics),
+            f"tcp/{port} mqtt retained payloads": "\n".join(retained)}
 
 
 def snmp(ns, ip, port):

@@ -704,4 +704,35 @@ mod tests {
         assert!(changed.iter().any(|n| n.starts_with("web0")), "{changed:?}");
         assert!(!changed.contains(&"gw01".to_string()), "{changed:?}");
     }
+
+    #[test]
+    fn live_values_are_no_change() {
+        let cfg = TwinConfig::default();
+        let plc_at = |pv: u64, counter: u64, temp: &str, setpoint: u64| {
+            let mut inv = office();
+            let mut modbus = svc(502, "modbus", Some("PLC 5000"), Some("2.1"));
+            modbus.details = serde_json::json!({"unit_id": 1,
+                "holding_registers": [{"start": 0, "count": 3, "values": [setpoint, pv, counter]}],
+                "live_registers": [{"address": 1, "samples": [pv, pv + 1, pv]}, {"address": 2, "samples": [counter, counter + 1, counter + 2]}],
+                "sample_interval_ms": 1000});
+            let mut mqtt = svc(1883, "mqtt", Some("Mosquitto"), Some("2.0.11"));
+            mqtt.details = serde_json::json!({"accepted": true, "listened_ms": 6000 + pv,
+                "topics": [{"topic": "w7/temp", "payload": temp, "encoding": "utf-8", "retained": false, "count": 2, "period_ms": 5000 + pv}]});
+            inv.hosts.push(host(
+                "02:66:0a:0a:02:59",
+                "10.10.2.89",
+                "plc01",
+                vec![modbus, mqtt],
+            ));
+            plan(&inv, &cfg).unwrap()
+        };
+        let built = plc_at(98, 7, "{\"seq\":2}", 100);
+        // Production moved on: the same twin.
+        let later = plc_at(95, 9000, "{\"seq\":77}", 100);
+        assert_ne!(later, built);
+        assert!(crate::twin::changed_hosts(&built, &later).is_empty());
+        // A setting changed: that host.
+        let changed = crate::twin::changed_hosts(&built, &plc_at(95, 9000, "{}", 120));
+        assert_eq!(changed, vec!["plc01".to_string()]);
+    }
 }

@@ -8,7 +8,7 @@
 //! here ever writes to a PLC.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use tokio::net::TcpStream;
@@ -22,6 +22,11 @@ const FC_MEI: u8 = 0x2B;
 const MEI_DEVICE_ID: u8 = 0x0E;
 /// Register blocks read: (start address, count).
 pub(super) const BLOCKS: [(u16, u16); 2] = [(0, 16), (100, 16)];
+/// The blocks that answered are read this many more times, this far apart:
+/// a register that changes meanwhile is live (a process value, a counter),
+/// not a setting, and the twin keeps it moving.
+const RESAMPLES: usize = 2;
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An MBAP frame around `pdu`.
 pub(super) fn frame(transaction: u16, unit: u8, pdu: &[u8]) -> Vec<u8> {
@@ -273,7 +278,66 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
         };
         registers.push(entry);
     }
-    spoke_modbus.then(|| service_from(addr.port(), &objects, conformity, id_error, registers))
+    if !spoke_modbus {
+        return None;
+    }
+    // The blocks that answered, read again: which registers move.
+    let answered: Vec<(u16, Vec<u16>)> = registers
+        .iter()
+        .filter_map(|b| {
+            let start = u16::try_from(b.get("start")?.as_u64()?).ok()?;
+            let values = b.get("values")?.as_array()?;
+            let values: Option<Vec<u16>> = values
+                .iter()
+                .map(|v| v.as_u64().and_then(|v| u16::try_from(v).ok()))
+                .collect();
+            Some((start, values?))
+        })
+        .collect();
+    let mut rounds = vec![answered.clone()];
+    for _ in 0..RESAMPLES {
+        if answered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(SAMPLE_INTERVAL).await;
+        let mut round = Vec::new();
+        for (start, values) in &answered {
+            transaction += 1;
+            let mut pdu = vec![FC_READ_HOLDING];
+            pdu.extend_from_slice(&start.to_be_bytes());
+            pdu.extend_from_slice(&(values.len() as u16).to_be_bytes());
+            if let Ok(Ok(Answer::Ok(again))) = ask(&mut stream, transaction, &pdu, cfg)
+                .await
+                .map(|a| parse_registers(&a).map_err(str::to_string))
+            {
+                round.push((*start, again));
+            }
+        }
+        rounds.push(round);
+    }
+    let mut info = service_from(addr.port(), &objects, conformity, id_error, registers);
+    info.details["live_registers"] = json!(live_registers(&rounds));
+    info.details["sample_interval_ms"] = json!(SAMPLE_INTERVAL.as_millis() as u64);
+    Some(info)
+}
+
+/// The registers whose value differs between sampling rounds (each round:
+/// (block start, values)), with every value seen, in order.
+pub(super) fn live_registers(rounds: &[Vec<(u16, Vec<u16>)>]) -> Vec<Value> {
+    let mut seen: std::collections::BTreeMap<u16, Vec<u16>> = std::collections::BTreeMap::new();
+    for round in rounds {
+        for (start, values) in round {
+            for (i, v) in values.iter().enumerate() {
+                if let Some(addr) = start.checked_add(i as u16) {
+                    seen.entry(addr).or_default().push(*v);
+                }
+            }
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, samples)| samples.windows(2).any(|w| w[0] != w[1]))
+        .map(|(address, samples)| json!({"address": address, "samples": samples}))
+        .collect()
 }
 
 #[cfg(test)]
@@ -328,6 +392,24 @@ mod tests {
             "http://example.net/"
         );
         assert_eq!(info.details["holding_registers"][1]["exception"], 2);
+    }
+
+    #[test]
+    fn registers_that_move_are_live() {
+        let rounds = vec![
+            vec![(0, vec![100, 98, 1450, 0, 7]), (100, vec![5])],
+            vec![(0, vec![100, 99, 1450, 0, 8]), (100, vec![5])],
+            // A round that lost a block still counts for the others.
+            vec![(0, vec![100, 95, 1450, 0, 9])],
+        ];
+        assert_eq!(
+            live_registers(&rounds),
+            vec![
+                json!({"address": 1, "samples": [98, 99, 95]}),
+                json!({"address": 4, "samples": [7, 8, 9]}),
+            ]
+        );
+        assert!(live_registers(&rounds[..1]).is_empty());
     }
 
     #[test]

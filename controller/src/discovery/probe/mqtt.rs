@@ -3,7 +3,11 @@
 //! CONNECT → CONNACK return code. If accepted, SUBSCRIBE `#` and `$SYS/#` (a
 //! broker's `$SYS` tree is not matched by `#`) and keep, for about two seconds,
 //! each topic's last payload (bounded), so the twin's broker can retain the same
-//! topics. `$SYS/broker/version` names the product.
+//! topics. `$SYS/broker/version` names the product. Each topic also says
+//! whether the broker retains it (a retained message comes with RETAIN set
+//! when a subscription starts; a live one never does) and how often it was
+//! seen: a topic published live but seen once makes the probe listen longer
+//! (up to `COLLECT_LIVE`) for its period, which the twin publishes it at.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,6 +25,8 @@ const MAX_TOPICS: usize = 256;
 const MAX_PAYLOAD: usize = 512;
 /// How long we listen for retained and periodic messages.
 const COLLECT: Duration = Duration::from_secs(2);
+/// How long, in all, while a live topic has been seen only once.
+const COLLECT_LIVE: Duration = Duration::from_secs(12);
 
 /// CONNECT with a clean session, keep-alive 60 s, no credentials.
 pub(super) fn connect_packet(client_id: &str) -> Vec<u8> {
@@ -124,8 +130,31 @@ pub(super) fn product_version(sys_version: &str) -> (Option<String>, Option<Stri
 pub(super) struct Session {
     pub connack: Vec<u8>,
     pub suback: Option<Vec<u8>>,
-    pub topics: BTreeMap<String, Vec<u8>>,
+    pub topics: BTreeMap<String, Topic>,
     pub topics_dropped: usize,
+    /// Milliseconds since the subscription, as the caller last set it: when
+    /// the packets `feed` gets arrived.
+    pub now_ms: u64,
+}
+
+/// One topic as collected.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Topic {
+    /// The last payload (bounded).
+    pub payload: Vec<u8>,
+    /// A message of it came with RETAIN set: the broker keeps it.
+    pub retained: bool,
+    /// Messages seen, and when the first and the last came (ms).
+    pub count: u32,
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+impl Topic {
+    /// Published live (never retained) and seen once: its period is unknown yet.
+    fn wants_period(&self, name: &str) -> bool {
+        !self.retained && self.count < 2 && !name.starts_with('$')
+    }
 }
 
 impl Session {
@@ -144,7 +173,15 @@ impl Session {
                     if let Some((topic, payload)) = parse_publish(first, body) {
                         let payload = payload[..payload.len().min(MAX_PAYLOAD)].to_vec();
                         if self.topics.len() < MAX_TOPICS || self.topics.contains_key(&topic) {
-                            self.topics.insert(topic, payload);
+                            let now = self.now_ms;
+                            let t = self.topics.entry(topic).or_insert_with(|| Topic {
+                                first_ms: now,
+                                ..Topic::default()
+                            });
+                            t.payload = payload;
+                            t.retained |= first & 0x01 != 0;
+                            t.count += 1;
+                            t.last_ms = now;
                         } else {
                             self.topics_dropped += 1;
                         }
@@ -166,16 +203,21 @@ impl Session {
 pub(super) fn service_from(port: u16, s: &Session) -> ServiceInfo {
     let mut info = ServiceInfo::new(port, "tcp", "mqtt");
     if let Some(v) = s.topics.get("$SYS/broker/version") {
-        let v = String::from_utf8_lossy(v).into_owned();
+        let v = String::from_utf8_lossy(&v.payload).into_owned();
         (info.product, info.version) = product_version(&v);
         info.banner = Some(v);
     }
     let topics: Vec<_> = s
         .topics
         .iter()
-        .map(|(t, p)| {
-            let (enc, value) = text_or_base64(p);
-            json!({"topic": t, "payload": value, "encoding": enc})
+        .map(|(name, t)| {
+            let (enc, value) = text_or_base64(&t.payload);
+            let mut topic = json!({"topic": name, "payload": value, "encoding": enc,
+                "retained": t.retained, "count": t.count});
+            if t.count >= 2 && t.last_ms > t.first_ms {
+                topic["period_ms"] = json!((t.last_ms - t.first_ms) / u64::from(t.count - 1));
+            }
+            topic
         })
         .collect();
     let rc = s.return_code();
@@ -187,6 +229,7 @@ pub(super) fn service_from(port: u16, s: &Session) -> ServiceInfo {
         "suback_hex": s.suback.as_deref().map(hex),
         "topics": topics,
         "topics_dropped": s.topics_dropped,
+        "listened_ms": s.now_ms,
     });
     info
 }
@@ -212,10 +255,18 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
     session.feed(&mut buf);
     if session.return_code() == Some(0) {
         conn::send(&mut stream, &subscribe_packet(&["#", "$SYS/#"]), cfg).await;
-        let deadline = Instant::now() + COLLECT.min(cfg.read_timeout * 2);
+        let subscribed = Instant::now();
+        let collect = COLLECT.min(cfg.read_timeout * 2);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // Past the first window, only while a live topic waits for its period.
+            let waiting = session.topics.iter().any(|(n, t)| t.wants_period(n));
+            let until = subscribed + if waiting { COLLECT_LIVE } else { collect };
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             let more = conn::read_some(&mut stream, left).await;
+            session.now_ms = subscribed.elapsed().as_millis() as u64;
             if more.is_empty() {
                 break;
             }
@@ -224,6 +275,7 @@ pub(super) async fn probe(addr: SocketAddr, cfg: &ProbeConfig) -> Option<Service
                 break;
             }
         }
+        session.now_ms = subscribed.elapsed().as_millis() as u64;
         conn::send(&mut stream, &[0xe0, 0x00], cfg).await; // DISCONNECT
     }
     Some(service_from(addr.port(), &session))
@@ -253,8 +305,44 @@ mod tests {
         assert_eq!(info.details["topics"].as_array().unwrap().len(), 3);
         assert_eq!(
             info.details["topics"][0],
-            json!({"topic": "$SYS/broker/clients/total", "payload": "0", "encoding": "utf-8"})
+            json!({"topic": "$SYS/broker/clients/total", "payload": "0", "encoding": "utf-8",
+                "retained": true, "count": 1})
         );
+    }
+
+    #[test]
+    fn live_topics_have_a_period() {
+        // A sensor's live publish (RETAIN clear) at 1.2 s and 6.2 s, a retained one at 0.
+        let publish = |first: u8, topic: &str, payload: &str| {
+            let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+            body.extend_from_slice(topic.as_bytes());
+            body.extend_from_slice(payload.as_bytes());
+            frame(first, &body)
+        };
+        let mut s = Session::default();
+        let mut buf = publish(0x31, "plant/setpoint", "21");
+        s.feed(&mut buf);
+        s.now_ms = 1200;
+        let mut buf = publish(0x30, "plant/temp", "{\"seq\":1}");
+        s.feed(&mut buf);
+        assert!(s.topics["plant/temp"].wants_period("plant/temp"));
+        assert!(!s.topics["plant/setpoint"].wants_period("plant/setpoint"));
+        s.now_ms = 6200;
+        let mut buf = publish(0x30, "plant/temp", "{\"seq\":2}");
+        s.feed(&mut buf);
+        assert!(!s.topics["plant/temp"].wants_period("plant/temp"));
+        let info = service_from(1883, &s);
+        let topics = info.details["topics"].as_array().unwrap();
+        assert_eq!(
+            topics[0],
+            json!({"topic": "plant/setpoint", "payload": "21", "encoding": "utf-8", "retained": true, "count": 1})
+        );
+        assert_eq!(
+            topics[1],
+            json!({"topic": "plant/temp", "payload": "{\"seq\":2}", "encoding": "utf-8",
+            "retained": false, "count": 2, "period_ms": 5000})
+        );
+        assert_eq!(info.details["listened_ms"], 6200);
     }
 
     #[test]

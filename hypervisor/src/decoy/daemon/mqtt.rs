@@ -1,7 +1,9 @@
-//! mosquitto listening on all addresses for anonymous clients, plus a one-shot
-//! publisher that re-publishes every captured topic (except the broker's own
-//! `$SYS` tree) as retained, so a subscriber to `#` sees the same topics and
-//! payloads at once.
+//! mosquitto listening on all addresses for anonymous clients, plus a
+//! publisher for every captured topic (except the broker's own `$SYS` tree):
+//! a topic production's broker retains is published once, retained, so a
+//! subscriber to `#` sees it at once; a live one (published by some client
+//! and not retained) is published again at the period discovery saw, so a
+//! subscriber waits for it as long as in production.
 
 use base64::Engine;
 use serde_json::Value;
@@ -19,8 +21,26 @@ pub fn config(cx: &Context, spec: &DecoySpec) -> String {
     )
 }
 
-/// (topic, payload) to retain, in captured order.
-pub fn topics(d: &Value) -> Vec<(String, Vec<u8>)> {
+/// A captured topic as the twin's publisher sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Captured {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// The broker retains it: published once, retained.
+    pub retained: bool,
+    /// Otherwise published live, every this many ms.
+    pub period_ms: u64,
+}
+
+/// A live topic seen once gives no period: it is published as often as the
+/// probe listened without seeing it again, and never more than once a second.
+const MIN_PERIOD_MS: u64 = 1000;
+
+/// The captured topics (but the broker's own `$SYS` tree), in captured order.
+/// A capture that does not say whether a topic is retained (older probes)
+/// counts as retained.
+pub fn topics(d: &Value) -> Vec<Captured> {
+    let listened = d.get("listened_ms").and_then(Value::as_u64);
     d.get("topics")
         .and_then(Value::as_array)
         .into_iter()
@@ -38,7 +58,16 @@ pub fn topics(d: &Value) -> Vec<(String, Vec<u8>)> {
                 _ => payload.as_bytes().to_vec(),
             };
             // An empty retained message deletes a topic: nothing to show.
-            (!bytes.is_empty()).then(|| (topic.to_string(), bytes))
+            if bytes.is_empty() {
+                return None;
+            }
+            let period = t.get("period_ms").and_then(Value::as_u64).or(listened);
+            Some(Captured {
+                topic: topic.to_string(),
+                payload: bytes,
+                retained: t.get("retained").and_then(Value::as_bool).unwrap_or(true),
+                period_ms: period.unwrap_or(MIN_PERIOD_MS).max(MIN_PERIOD_MS),
+            })
         })
         .collect()
 }
@@ -57,26 +86,47 @@ pub fn launches(cx: &Context, spec: &DecoySpec) -> Vec<Launch> {
         return vec![broker];
     }
     let mut files = Vec::new();
-    let mut script =
-        String::from("# Waits for the broker, publishes each captured topic retained, stays.\n");
+    let mut script = String::from(
+        "# Waits for the broker, publishes each retained topic once and each live one\n\
+         # at its period, as production's publishers do; stays (a launch that exits\n\
+         # is a failed host).\n\
+         trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT\n",
+    );
     let port = spec.port;
-    for (i, (topic, payload)) in topics.iter().enumerate() {
+    let mut live = false;
+    for (i, t) in topics.iter().enumerate() {
         let file = cx.path(&format!("mqtt/{i}.payload"));
         let publish = format!(
-            "{MOSQUITTO_PUB} -h 127.0.0.1 -p {port} -q 1 -r -t {} -f {}",
-            shq(topic),
+            "{MOSQUITTO_PUB} -h 127.0.0.1 -p {port} -q 1{} -t {} -f {}",
+            if t.retained { " -r" } else { "" },
+            shq(&t.topic),
             shq(&file.display().to_string())
         );
         if i == 0 {
             script.push_str(&format!("n=0\nuntil {publish} 2>/dev/null; do\n  n=$((n + 1)); [ $n -lt 100 ] || exit 1; sleep 0.1\ndone\n"));
-        } else {
+        } else if t.retained {
             script.push_str(&format!("{publish}\n"));
         }
-        files.push((file, payload.clone(), 0o644));
+        if !t.retained {
+            live = true;
+            // (The first topic went out with the wait for the broker.)
+            let first = if i == 0 {
+                ""
+            } else {
+                &format!("{publish} 2>/dev/null; ")
+            };
+            script.push_str(&format!(
+                "({first}while :; do sleep {}; {publish} 2>/dev/null; done) &\n",
+                seconds(t.period_ms)
+            ));
+        }
+        files.push((file, t.payload.clone(), 0o644));
     }
-    // A launch that exits is a failed host (to the build and to every later
-    // check): once published, it stays, idle.
-    script.push_str("exec sleep infinity\n");
+    script.push_str(if live {
+        "wait\n"
+    } else {
+        "exec sleep infinity\n"
+    });
     let retain = Launch {
         name: "mqtt-retain".into(),
         argv: super::sh(script),
@@ -85,6 +135,11 @@ pub fn launches(cx: &Context, spec: &DecoySpec) -> Vec<Launch> {
         listens: vec![],
     };
     vec![broker, retain]
+}
+
+/// `sleep`'s argument for `ms` (busybox and coreutils take decimals).
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 #[cfg(test)]
@@ -110,5 +165,32 @@ mod tests {
         assert!(l[1].argv[2]
             .contains("-r -t 'plant/line1/temp' -f '/tmp/gemelo-x/web1/mqtt/0.payload'"));
         assert!(l[1].listens.is_empty());
+        assert!(l[1].argv[2].ends_with("exec sleep infinity\n"));
+    }
+
+    #[test]
+    fn live_topics_are_published_at_their_period() {
+        let d = json!({"accepted": true, "listened_ms": 12000, "topics": [
+            {"topic": "w7/setpoint", "payload": "21", "encoding": "utf-8", "retained": true, "count": 1},
+            {"topic": "w7/temp", "payload": "{\"seq\":2}", "encoding": "utf-8", "retained": false, "count": 2, "period_ms": 5000},
+            {"topic": "w7/rare", "payload": "x", "encoding": "utf-8", "retained": false, "count": 1}]});
+        let t = topics(&d);
+        assert_eq!(
+            (t[0].retained, t[1].retained, t[1].period_ms, t[2].period_ms),
+            (true, false, 5000, 12000)
+        );
+        let host = host_with("mqtt", 1883, "Mosquitto", d);
+        let cx = context_for(&host);
+        let script = &launches(&cx, &host.services[0])[1].argv[2];
+        assert!(script.contains("-q 1 -r -t 'w7/setpoint'"), "{script}");
+        let temp = "/usr/bin/mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -t 'w7/temp' -f '/tmp/gemelo-x/web1/mqtt/1.payload'";
+        assert!(
+            script.contains(&format!(
+                "({temp} 2>/dev/null; while :; do sleep 5.000; {temp} 2>/dev/null; done) &\n"
+            )),
+            "{script}"
+        );
+        assert!(script.contains("sleep 12.000"));
+        assert!(script.ends_with("wait\n"));
     }
 }

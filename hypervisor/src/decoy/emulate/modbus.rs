@@ -2,10 +2,19 @@
 //! identification objects (FC 43/14), the holding-register blocks (FC 3/4,
 //! addresses outside them answer the captured exception), writes (FC 6/16)
 //! accepted and kept for later reads; every request is an event.
+//!
+//! Registers discovery saw change between its samples (`live_registers`)
+//! keep moving, as the PLC's program moves them: one that only went up by a
+//! steady step counts on at that step per sample interval (a write sets
+//! where it counts on from); any other wanders within the range seen, a new
+//! value each interval (a write holds until the next one, as the program
+//! overwrites it). A twin whose counters stood still would tell a second
+//! read apart from production.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,6 +54,89 @@ pub struct Device {
     /// Exception code for reads outside the captured blocks.
     pub exception: u8,
     pub registers: Mutex<BTreeMap<u16, u16>>,
+    /// How the live registers move, by address.
+    pub live: Mutex<BTreeMap<u16, Motion>>,
+    /// Live registers take a new value every this many ms.
+    pub interval_ms: u64,
+    pub started: Instant,
+}
+
+/// How a live register moves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Motion {
+    /// `base` at interval `since`, plus `step` per interval (wrapping).
+    Counter { step: u16, base: u16, since: u64 },
+    /// A value in `min..=max`, new each interval.
+    Wanders { min: u16, max: u16 },
+}
+
+impl Motion {
+    /// From the values discovery sampled one interval apart.
+    pub fn from_samples(samples: &[u16]) -> Option<Motion> {
+        let (&first, &last) = (samples.first()?, samples.last()?);
+        let steps: Vec<u16> = samples
+            .windows(2)
+            .map(|w| w[1].wrapping_sub(w[0]))
+            .collect();
+        if steps.is_empty() {
+            return None;
+        }
+        // Forward steps only (a wrapped u16 counter included): a counter.
+        if steps.iter().all(|&d| d > 0 && d < 0x8000) {
+            let n = steps.len() as u32;
+            let total = u32::from(last.wrapping_sub(first));
+            let step = ((total + n / 2) / n).max(1) as u16;
+            return Some(Motion::Counter {
+                step,
+                base: last,
+                since: 0,
+            });
+        }
+        let (min, max) = (*samples.iter().min()?, *samples.iter().max()?);
+        Some(Motion::Wanders { min, max })
+    }
+
+    /// The value at interval `tick` of register `addr`.
+    fn at(&self, addr: u16, tick: u64) -> u16 {
+        match *self {
+            Motion::Counter { step, base, since } => {
+                base.wrapping_add(step.wrapping_mul(tick.saturating_sub(since) as u16))
+            }
+            Motion::Wanders { min, max } => {
+                let span = u64::from(max - min) + 1;
+                min + (mix(u64::from(addr) << 48 ^ tick) % span) as u16
+            }
+        }
+    }
+}
+
+/// The live registers of `details` that the captured blocks hold.
+fn live_from(d: &Value, registers: &BTreeMap<u16, u16>) -> BTreeMap<u16, Motion> {
+    d.get("live_registers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let addr = u16::try_from(r.get("address")?.as_u64()?).ok()?;
+            let samples: Vec<u16> = r
+                .get("samples")?
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_u64().and_then(|v| u16::try_from(v).ok()))
+                .collect();
+            registers
+                .contains_key(&addr)
+                .then(|| Some((addr, Motion::from_samples(&samples)?)))?
+        })
+        .collect()
+}
+
+/// splitmix64: a value per (register, interval) that looks like noise.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl Device {
@@ -103,7 +195,43 @@ impl Device {
                 .unwrap_or(0x81),
             objects: objects.into_iter().collect(),
             exception: exception.unwrap_or(ILLEGAL_ADDRESS),
+            live: Mutex::new(live_from(d, &registers)),
             registers: Mutex::new(registers),
+            interval_ms: d
+                .get("sample_interval_ms")
+                .and_then(Value::as_u64)
+                .filter(|ms| (10..=3_600_000).contains(ms))
+                .unwrap_or(1000),
+            started: Instant::now(),
+        }
+    }
+
+    /// The current interval since the decoy started.
+    fn tick(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64 / self.interval_ms
+    }
+
+    /// Moves the live registers among `addr..addr + count` to now.
+    fn advance(&self, regs: &mut BTreeMap<u16, u16>, addr: u16, count: u16) {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.is_empty() {
+            return;
+        }
+        let tick = self.tick();
+        for (a, motion) in live.range(addr..=addr.saturating_add(count.saturating_sub(1))) {
+            if let Some(slot) = regs.get_mut(a) {
+                *slot = motion.at(*a, tick);
+            }
+        }
+    }
+
+    /// A client wrote `value` to `addr`: a counter counts on from it.
+    fn written(&self, addr: u16, value: u16) {
+        let tick = self.tick();
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Motion::Counter { base, since, .. }) = live.get_mut(&addr) {
+            *base = value;
+            *since = tick;
         }
     }
 
@@ -134,7 +262,8 @@ impl Device {
                 if !(1..=125).contains(&count) {
                     return (exc(ILLEGAL_VALUE), "read", data);
                 }
-                let regs = self.registers.lock().unwrap_or_else(|e| e.into_inner());
+                let mut regs = self.registers.lock().unwrap_or_else(|e| e.into_inner());
+                self.advance(&mut regs, addr, count);
                 let values: Option<Vec<u16>> = (0..count)
                     .map(|i| addr.checked_add(i).and_then(|a| regs.get(&a).copied()))
                     .collect();
@@ -163,6 +292,7 @@ impl Device {
                 match regs.get_mut(&addr) {
                     Some(slot) => {
                         *slot = value;
+                        self.written(addr, value);
                         (pdu[..5].to_vec(), "write", data)
                     }
                     None => (exc(self.exception), "write", data),
@@ -197,6 +327,7 @@ impl Device {
                 }
                 for (i, v) in values.iter().enumerate() {
                     regs.insert(addr + i as u16, *v);
+                    self.written(addr + i as u16, *v);
                 }
                 (pdu[..5].to_vec(), "write", data)
             }
@@ -387,6 +518,72 @@ pub(crate) mod tests {
         assert_eq!(d.answer(1, &[6, 0, 200, 0, 1]).0, vec![0x86, 2]);
         assert_eq!(d.answer(1, &[0x11]).0, vec![0x91, 1]);
         assert_eq!(d.answer(7, &[3, 0, 0, 0, 1]).0, vec![0x83, 0x0b]);
+    }
+
+    #[test]
+    fn live_registers_keep_moving() {
+        assert_eq!(
+            Motion::from_samples(&[7, 8, 9]),
+            Some(Motion::Counter {
+                step: 1,
+                base: 9,
+                since: 0
+            })
+        );
+        assert_eq!(
+            Motion::from_samples(&[65534, 65535, 0]),
+            Some(Motion::Counter {
+                step: 1,
+                base: 0,
+                since: 0
+            })
+        );
+        assert_eq!(
+            Motion::from_samples(&[98, 99, 95]),
+            Some(Motion::Wanders { min: 95, max: 99 })
+        );
+        assert_eq!(Motion::from_samples(&[5]), None);
+        let mut d = plc_details();
+        d["live_registers"] = json!([{"address": 1, "samples": [98, 99, 95]}, {"address": 4, "samples": [17, 18, 19]},
+            {"address": 400, "samples": [1, 2]}]);
+        d["sample_interval_ms"] = json!(20);
+        let dev = Device::from_details(&d);
+        assert_eq!(
+            dev.live.lock().unwrap().len(),
+            2,
+            "400 is outside the captured blocks"
+        );
+        let read = |dev: &Device| {
+            let (out, _, _) = dev.answer(1, &[FC_READ_HOLDING, 0, 0, 0, 5]);
+            out[2..]
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect::<Vec<_>>()
+        };
+        let first = read(&dev);
+        assert_eq!(first[0], 100, "a setting stays");
+        assert!((95..=99).contains(&first[1]));
+        std::thread::sleep(std::time::Duration::from_millis(130));
+        let later = read(&dev);
+        assert_eq!(later[0], 100);
+        assert!(
+            later[4] >= first[4] + 5,
+            "the counter counts on: {first:?} then {later:?}"
+        );
+        let wandered: std::collections::BTreeSet<u16> = (0..40)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                read(&dev)[1]
+            })
+            .collect();
+        assert!(
+            wandered.len() > 1 && wandered.iter().all(|v| (95..=99).contains(v)),
+            "{wandered:?}"
+        );
+        // A write sets where the counter counts on from.
+        dev.answer(1, &[FC_WRITE_SINGLE, 0, 4, 0x03, 0xe8]);
+        let after = read(&dev)[4];
+        assert!((1000..1010).contains(&after), "{after}");
     }
 
     #[test]
