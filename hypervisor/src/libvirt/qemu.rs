@@ -9,8 +9,8 @@
 //! host's hostname, MACs, addresses, gateway from the kernel command line.
 //! Real daemons are not in the initramfs, so every service runs in the
 //! decoy's emulation (`decoy::launches_with` with nothing installed); a
-//! service the emulation cannot serve (UDP) is left out and named in the
-//! host's `error`. The serial console goes to `console.log` in the host dir,
+//! service the emulation cannot serve (UDP other than SNMP) is left out and
+//! named in the host's `error`. The serial console goes to `console.log` in the host dir,
 //! where the init's `READY` line appears. The NIC is virtio with host
 //! checksum offload off (PLATFORM.md's checksum trap on the userspace
 //! datapath). ~5 s to a listening service, 128 MiB of guest RAM (~200 MB of
@@ -329,25 +329,30 @@ mod tests {
     }
 
     #[test]
-    fn guests_emulate_every_tcp_service_and_name_the_rest() {
+    fn guests_emulate_tcp_services_and_snmp_and_name_the_rest() {
         let mut h = host_with("ssh", 22, "OpenSSH", serde_json::Value::Null);
-        h.services.push(DecoySpec {
-            port: 161,
+        let udp = |port: u16, name: &str, product: &str| DecoySpec {
+            port,
             proto: "udp".into(),
-            name: "snmp".into(),
+            name: name.into(),
             product: None,
             version: None,
             banner: None,
             mode: DecoyMode::Daemon {
-                product: "net-snmp".into(),
+                product: product.into(),
             },
             details: serde_json::Value::Null,
-        });
+        };
+        h.services.push(udp(161, "snmp", "net-snmp"));
+        h.services.push(udp(123, "ntp", "ntpd"));
         let (l, left_out) = guest_launches(&h).unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].argv[0], DECOY_IN_GUEST);
-        assert_eq!(l[0].listens, vec![("tcp".to_string(), 22)]);
+        assert_eq!(
+            l[0].listens,
+            vec![("tcp".to_string(), 22), ("udp".to_string(), 161)]
+        );
         assert_eq!(l[0].files[0].0, PathBuf::from("/gm/decoy-spec.json"));
-        assert_eq!(left_out, ["udp/161 (snmp)"]);
+        assert_eq!(left_out, ["udp/123 (ntp)"]);
     }
 }
