@@ -30,7 +30,7 @@ pub struct TwinOptions {
     /// relay on this machine).
     pub decoy_exe: PathBuf,
     /// The controller's decoy event socket (the one the launches name):
-    /// where the QEMU guests' relays send.
+    /// bound into LXC containers, where the QEMU guests' relays send.
     pub events: PathBuf,
 }
 
@@ -56,7 +56,10 @@ pub enum TwinError {
 
 fn backends(decoy_exe: &Path, events: &Path) -> Vec<Box<dyn HostBackend>> {
     vec![
-        Box::new(Lxc),
+        Box::new(Lxc {
+            events: events.into(),
+            programs: decoy_exe.parent().unwrap_or(Path::new("/")).into(),
+        }),
         Box::new(Qemu {
             decoy_exe: decoy_exe.into(),
             events: events.into(),

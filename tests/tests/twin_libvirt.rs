@@ -30,6 +30,30 @@ const SSH_BANNER: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3";
 const FTP_BANNER: &str = "220 (vsFTPd 3.0.3)";
 const COMMUNITY: &str = "gm-plant-ro";
 
+/// OpenSSH as discovery would have captured it: this machine's sshd runs it
+/// for real (with the persona and its login hook) when its release matches,
+/// else the decoy emulates it; either way the banner is `SSH_BANNER`.
+fn ssh_service() -> DecoySpec {
+    let mut s = banner_service("ssh", 22, SSH_BANNER);
+    s.product = Some("OpenSSH".into());
+    s.mode = DecoyMode::Daemon {
+        product: "OpenSSH".into(),
+    };
+    s.details = serde_json::json!({
+        "proto_version": "2.0", "software": "OpenSSH_9.2p1", "comments": "Debian-2+deb12u3",
+        "server_host_key_algorithms": ["ssh-ed25519", "ecdsa-sha2-nistp256"],
+    });
+    s
+}
+
+/// Whether the LXC host runs the real sshd (whose PAM hook reports logins).
+fn real_sshd() -> bool {
+    gemelo_hypervisor::decoy::Installed::detect()
+        .sshd_software
+        .as_deref()
+        == Some("OpenSSH_9.2p1")
+}
+
 /// An emulated SNMP agent as discovery would have captured it.
 fn snmp_service() -> DecoySpec {
     DecoySpec {
@@ -103,7 +127,7 @@ fn plan() -> TwinPlan {
                 "02:78:00:00:01:10",
                 "10.78.1.10/24",
                 Backend::Lxc,
-                banner_service("ssh", 22, SSH_BANNER),
+                ssh_service(),
             ),
             {
                 let mut vm = host(
@@ -416,6 +440,54 @@ fn snmp_sys_name(status: &TwinStatus, ip: &str, community: &str, tries: u8) -> R
 /// What an awaited event must be, and how the test names it.
 type Wanted<'a> = (&'a str, &'a dyn Fn(&serde_json::Value) -> bool);
 
+/// An SSH password login from the observer (the password typed by
+/// SSH_ASKPASS); whether it succeeded, and what ssh said.
+fn ssh_login(status: &TwinStatus, ip: &str, user: &str, password: &str) -> Result<(bool, String)> {
+    let dir = std::env::temp_dir().join(format!("gm-test-askpass-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let askpass = dir.join("askpass");
+    std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n"))?;
+    output(Command::new("chmod").arg("755").arg(&askpass))?;
+    let out = Command::new("setsid")
+        .args([
+            "-w",
+            "ip",
+            "netns",
+            "exec",
+            &status.observer_namespace,
+            "ssh",
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "ConnectTimeout=5",
+            &format!("{user}@{ip}"),
+            "true",
+        ])
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .context("ssh")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
 /// Events on `events` until `wanted` has matched one of each, or `limit`.
 fn events_until(
     events: &UnixDatagram,
@@ -456,8 +528,17 @@ fn check_services(status: &TwinStatus, events: &UnixDatagram) -> Result<()> {
     );
     let wrong = snmp_sys_name(status, "10.78.1.20", "public", 1)?;
     ensure!(wrong.contains("Timeout"), "a wrong community got {wrong:?}");
-    // Every interaction is an event: the LXC host's decoy reaches the event
-    // socket bound into it, the QEMU guest's through its channel.
+    // A wrong password on the LXC host's real sshd (when it runs one).
+    let sshd = real_sshd();
+    if sshd {
+        let (ok, said) = ssh_login(status, "10.78.1.10", "admin", "not-the-password")?;
+        ensure!(!ok, "a wrong password logged in: {said}");
+    } else {
+        eprintln!("this sshd is not OpenSSH_9.2p1: web1 emulates SSH, no login to report");
+    }
+    // Every interaction is an event: the LXC host's decoys and login hook
+    // reach the event socket bound into it, the QEMU guest's decoy through
+    // its channel.
     let from = |host: &'static str, protocol: &'static str, action: &'static str| {
         move |e: &serde_json::Value| {
             e["kind"] == "decoy"
@@ -469,7 +550,19 @@ fn check_services(status: &TwinStatus, events: &UnixDatagram) -> Result<()> {
                     .is_some_and(|p| p.starts_with("10.78.1."))
         }
     };
-    let web1_ssh = from("web1", "ssh", "data");
+    let web1_ssh_data = from("web1", "ssh", "data");
+    let web1_login = from("web1", "ssh", "login");
+    let web1_failed = |e: &serde_json::Value| {
+        web1_login(e)
+            && e["data"]
+                == serde_json::json!({"user": "admin", "password": "not-the-password",
+                    "success": false, "service": "sshd"})
+    };
+    let web1_ssh: Wanted<'_> = if sshd {
+        ("web1 failed ssh login", &web1_failed)
+    } else {
+        ("web1 ssh data", &web1_ssh_data)
+    };
     let vm1_ftp = from("vm1", "ftp", "connect");
     let vm1_snmp = from("vm1", "snmp", "read");
     let guessed = |e: &serde_json::Value| {
@@ -480,7 +573,7 @@ fn check_services(status: &TwinStatus, events: &UnixDatagram) -> Result<()> {
     let seen = events_until(
         events,
         &[
-            ("web1 ssh data", &web1_ssh),
+            web1_ssh,
             ("vm1 ftp connect", &vm1_ftp),
             ("vm1 snmp read", &vm1_snmp),
             ("vm1 snmp community guess", &guessed),
