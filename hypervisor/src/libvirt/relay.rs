@@ -104,7 +104,8 @@ pub fn start(exe: &Path, dir: &Path, twin_host: &str, events: &Path) -> Result<S
             return Ok(started);
         }
         let said = tail();
-        if said.contains("gemelo-decoy:") || Instant::now() > deadline {
+        // It failed (an error, or a gemelo-decoy without relays) or hangs.
+        if said.contains("gemelo-decoy:") || said.contains("usage:") || Instant::now() > deadline {
             return Err(format!(
                 "it did not open the channel within {} s: {said}",
                 START_WAIT.as_secs()
