@@ -554,6 +554,8 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        // The relay's thread stays in recv until the test process ends.
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     /// The host relay against a channel socket as QEMU offers it: vetted
