@@ -26,8 +26,12 @@ use crate::status::{HostState, TwinHostStatus, TwinState, TwinStatus};
 pub struct TwinOptions {
     /// Controller, run dir and launches, as the netns backend takes them.
     pub netns: BuildOptions,
-    /// `gemelo-decoy`, copied into every QEMU guest.
+    /// `gemelo-decoy`, copied into every QEMU guest (and each guest's event
+    /// relay on this machine).
     pub decoy_exe: PathBuf,
+    /// The controller's decoy event socket (the one the launches name):
+    /// bound into LXC containers, where the QEMU guests' relays send.
+    pub events: PathBuf,
 }
 
 impl TwinOptions {
@@ -50,11 +54,15 @@ pub enum TwinError {
     Stop { host: String, message: String },
 }
 
-fn backends(decoy_exe: &Path) -> Vec<Box<dyn HostBackend>> {
+fn backends(decoy_exe: &Path, events: &Path) -> Vec<Box<dyn HostBackend>> {
     vec![
-        Box::new(Lxc),
+        Box::new(Lxc {
+            events: events.into(),
+            programs: decoy_exe.parent().unwrap_or(Path::new("/")).into(),
+        }),
         Box::new(Qemu {
             decoy_exe: decoy_exe.into(),
+            events: events.into(),
         }),
     ]
 }
@@ -108,7 +116,7 @@ pub fn build(
 ) -> Result<TwinStatus, TwinError> {
     let run_dir = opts.netns.run_dir.as_path();
     let _lock = lock(run_dir)?;
-    let all = backends(&opts.decoy_exe);
+    let all = backends(&opts.decoy_exe, &opts.events);
     let cx = HostContext {
         plan,
         run_dir,
@@ -208,8 +216,8 @@ pub fn status(run_dir: &Path) -> Result<Option<TwinStatus>, TwinError> {
     let Some(mut status) = netns::status(run_dir)? else {
         return Ok(None);
     };
-    // Checking needs no decoy binary.
-    let all = backends(Path::new(""));
+    // Checking needs no decoy binary nor event socket.
+    let all = backends(Path::new(""), Path::new(""));
     for h in status
         .hosts
         .iter_mut()

@@ -1,10 +1,12 @@
 //! The libvirt backends against real libvirtd, Open vSwitch and decoys: a twin
 //! with one LXC host and one QEMU host (TCG) on a VLAN of the twin bridge,
-//! each answering with its decoy's banner from the observer namespace; the
-//! LXC host's decoy reports to the event socket; both hosts reach nothing but
-//! the twin bridge; a rebuild leaves them running; destroy leaves nothing
-//! (`gm-` namespaces, domains, libvirtd). Root only; skipped with a printed
-//! reason when libvirt cannot run here.
+//! each answering with its decoy's banner from the observer namespace, the
+//! QEMU host also SNMP (`snmpget`); both hosts' decoys report to the event
+//! socket, the QEMU guest's through its virtio-serial channel and relay,
+//! stamped with its name; both hosts reach nothing but the twin bridge; a
+//! rebuild leaves them (and the relay) running; destroy leaves nothing
+//! (`gm-` namespaces, domains, relays, libvirtd). Root only; skipped with a
+//! printed reason when libvirt cannot run here.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -26,6 +28,52 @@ use gemelo_tests::{namespaces_with_prefix, pid_alive, twin_session_or_skip, TWIN
 const NO_CONTROLLER: &str = "unix:/run/gemelo/twin-test-no-controller.sock";
 const SSH_BANNER: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3";
 const FTP_BANNER: &str = "220 (vsFTPd 3.0.3)";
+const COMMUNITY: &str = "gm-plant-ro";
+
+/// OpenSSH as discovery would have captured it: this machine's sshd runs it
+/// for real (with the persona and its login hook) when its release matches,
+/// else the decoy emulates it; either way the banner is `SSH_BANNER`.
+fn ssh_service() -> DecoySpec {
+    let mut s = banner_service("ssh", 22, SSH_BANNER);
+    s.product = Some("OpenSSH".into());
+    s.mode = DecoyMode::Daemon {
+        product: "OpenSSH".into(),
+    };
+    s.details = serde_json::json!({
+        "proto_version": "2.0", "software": "OpenSSH_9.2p1", "comments": "Debian-2+deb12u3",
+        "server_host_key_algorithms": ["ssh-ed25519", "ecdsa-sha2-nistp256"],
+    });
+    s
+}
+
+/// Whether the LXC host runs the real sshd (whose PAM hook reports logins).
+fn real_sshd() -> bool {
+    gemelo_hypervisor::decoy::Installed::detect()
+        .sshd_software
+        .as_deref()
+        == Some("OpenSSH_9.2p1")
+}
+
+/// An emulated SNMP agent as discovery would have captured it.
+fn snmp_service() -> DecoySpec {
+    DecoySpec {
+        port: 161,
+        proto: "udp".into(),
+        name: "snmp".into(),
+        product: Some("net-snmp".into()),
+        version: None,
+        banner: None,
+        mode: DecoyMode::Emulated,
+        details: serde_json::json!({
+            "community": COMMUNITY,
+            "sys_descr": "Linux plc-gw 6.1.0-56-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.153-1 x86_64",
+            "sys_object_id": "1.3.6.1.4.1.8072.3.2.10",
+            "sys_uptime_ticks": 123456,
+            "sys_name": "plc-gw-07",
+            "sys_location": "Hall 3",
+        }),
+    }
+}
 
 fn banner_service(name: &str, port: u16, banner: &str) -> DecoySpec {
     DecoySpec {
@@ -79,32 +127,37 @@ fn plan() -> TwinPlan {
                 "02:78:00:00:01:10",
                 "10.78.1.10/24",
                 Backend::Lxc,
-                banner_service("ssh", 22, SSH_BANNER),
+                ssh_service(),
             ),
-            host(
-                "vm1",
-                "02:78:00:00:01:20",
-                "10.78.1.20/24",
-                Backend::Qemu,
-                banner_service("ftp", 21, FTP_BANNER),
-            ),
+            {
+                let mut vm = host(
+                    "vm1",
+                    "02:78:00:00:01:20",
+                    "10.78.1.20/24",
+                    Backend::Qemu,
+                    banner_service("ftp", 21, FTP_BANNER),
+                );
+                vm.services.push(snmp_service());
+                vm
+            },
         ],
     }
 }
 
 fn options(events: &Path) -> TwinOptions {
     let exe = gemelo_bin();
-    let events = events.to_path_buf();
+    let socket = events.to_path_buf();
     let decoy_exe = TwinOptions::decoy_next_to(&exe);
     TwinOptions {
         netns: BuildOptions {
             controller: NO_CONTROLLER.into(),
             run_dir: TWIN_RUN_DIR.into(),
             launches: Box::new(move |h, dir| {
-                gemelo_hypervisor::decoy::launches(h, dir, &exe, &events).map_err(|e| e.to_string())
+                gemelo_hypervisor::decoy::launches(h, dir, &exe, &socket).map_err(|e| e.to_string())
             }),
         },
         decoy_exe,
+        events: events.to_path_buf(),
     }
 }
 
@@ -188,6 +241,19 @@ fn lxc_init_pid(domain: &str) -> Result<u32> {
     bail!("no child of libvirt_lxc {controller}")
 }
 
+/// The QEMU guest's event relay on this machine, as its backend recorded it.
+fn relay_pid(host: &str) -> Result<u32> {
+    let record = Path::new(TWIN_RUN_DIR)
+        .join("hosts")
+        .join(host)
+        .join("relay.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record)?)?;
+    v["pid"]
+        .as_u64()
+        .map(|p| p as u32)
+        .with_context(|| format!("{}: {v}", record.display()))
+}
+
 fn qemu_pids() -> Vec<u32> {
     daemon::processes("qemu-system-x86")
         .into_iter()
@@ -238,6 +304,7 @@ fn lxc_and_qemu_hosts_serve_stay_isolated_and_leave_nothing() {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok());
     let qemu = qemu_pids();
+    let relay = relay_pid("vm1").ok();
 
     let result = check_twin(&status, &seen)
         .and_then(|()| check_services(&status, &events))
@@ -246,7 +313,7 @@ fn lxc_and_qemu_hosts_serve_stay_isolated_and_leave_nothing() {
     let lxc_init = lxc_init_pid("gm-twin-web1").ok();
     if let Err(e) = &result {
         for h in ["web1", "vm1"] {
-            for f in ["init.log", "console.log", "decoy.log"] {
+            for f in ["init.log", "console.log", "decoy.log", "relay.log"] {
                 let p = Path::new(TWIN_RUN_DIR).join("hosts").join(h).join(f);
                 if let Ok(text) = std::fs::read_to_string(&p) {
                     eprintln!("--- {}\n{text}", p.display());
@@ -269,6 +336,11 @@ fn lxc_and_qemu_hosts_serve_stay_isolated_and_leave_nothing() {
         "a libvirtd still runs"
     );
     assert!(qemu.iter().all(|p| !pid_alive(*p)), "a QEMU guest survived");
+    let relay = relay.expect("the QEMU guest had an event relay");
+    assert!(
+        !pid_alive(relay),
+        "the event relay {relay} survived destroy"
+    );
     assert!(qemu_pids().is_empty(), "a gm- QEMU guest still runs");
     if let Some(init) = lxc_init {
         assert!(!pid_alive(init), "the LXC container's init survived");
@@ -334,26 +406,192 @@ fn check_twin(status: &TwinStatus, seen: &[(String, HostState)]) -> Result<()> {
     Ok(())
 }
 
+/// `snmpget` of sysName from the observer (a few tries: the first datagram
+/// may meet a cold path).
+fn snmp_sys_name(status: &TwinStatus, ip: &str, community: &str, tries: u8) -> Result<String> {
+    let retries = (tries.max(1) - 1).to_string();
+    let out = netns::observer_command(
+        status,
+        &[
+            "snmpget",
+            "-v2c",
+            "-c",
+            community,
+            "-r",
+            &retries,
+            "-t",
+            "2",
+            "-On",
+            ip,
+            "1.3.6.1.2.1.1.5.0",
+        ],
+    )
+    .env("MIBS", "")
+    .stdin(Stdio::null())
+    .output()
+    .context("snmpget")?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// What an awaited event must be, and how the test names it.
+type Wanted<'a> = (&'a str, &'a dyn Fn(&serde_json::Value) -> bool);
+
+/// An SSH password login from the observer (the password typed by
+/// SSH_ASKPASS); whether it succeeded, and what ssh said.
+fn ssh_login(status: &TwinStatus, ip: &str, user: &str, password: &str) -> Result<(bool, String)> {
+    let dir = std::env::temp_dir().join(format!("gm-test-askpass-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let askpass = dir.join("askpass");
+    std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n"))?;
+    output(Command::new("chmod").arg("755").arg(&askpass))?;
+    let out = Command::new("setsid")
+        .args([
+            "-w",
+            "ip",
+            "netns",
+            "exec",
+            &status.observer_namespace,
+            "ssh",
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "ConnectTimeout=5",
+            &format!("{user}@{ip}"),
+            "true",
+        ])
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .context("ssh")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+/// Events on `events` until `wanted` has matched one of each, or `limit`.
+fn events_until(
+    events: &UnixDatagram,
+    wanted: &[Wanted<'_>],
+    limit: Duration,
+) -> Result<Vec<serde_json::Value>> {
+    let mut buf = vec![0u8; 65536];
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let deadline = Instant::now() + limit;
+    loop {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|(_, f)| !seen.iter().any(f))
+            .map(|(what, _)| *what)
+            .collect();
+        if missing.is_empty() {
+            return Ok(seen);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no event for {missing:?} within {limit:?}; seen {seen:#?}"
+        );
+        if let Ok(n) = events.recv(&mut buf) {
+            seen.push(serde_json::from_slice(&buf[..n]).context("an event is JSON")?);
+        }
+    }
+}
+
 fn check_services(status: &TwinStatus, events: &UnixDatagram) -> Result<()> {
     install_normal_flow(status)?;
     banner_eventually(status, "10.78.1.10", 22, SSH_BANNER)?;
     banner_eventually(status, "10.78.1.20", 21, FTP_BANNER)?;
-    // The LXC host's decoy reaches the event socket bound into it.
-    let mut buf = vec![0u8; 65536];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let n = events
-            .recv(&mut buf)
-            .context("no decoy event from the LXC host")?;
-        let text = String::from_utf8_lossy(&buf[..n]);
-        if text.contains("\"twin_host\":\"web1\"") {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "no event from web1 (last {text})"
-        );
+    // The QEMU guest's SNMP agent answers the captured community only.
+    let name = snmp_sys_name(status, "10.78.1.20", COMMUNITY, 4)?;
+    ensure!(
+        name.contains(".1.3.6.1.2.1.1.5.0 = STRING: \"plc-gw-07\""),
+        "snmpget answered {name:?}"
+    );
+    let wrong = snmp_sys_name(status, "10.78.1.20", "public", 1)?;
+    ensure!(wrong.contains("Timeout"), "a wrong community got {wrong:?}");
+    // A wrong password on the LXC host's real sshd (when it runs one).
+    let sshd = real_sshd();
+    if sshd {
+        let (ok, said) = ssh_login(status, "10.78.1.10", "admin", "not-the-password")?;
+        ensure!(!ok, "a wrong password logged in: {said}");
+    } else {
+        eprintln!("this sshd is not OpenSSH_9.2p1: web1 emulates SSH, no login to report");
     }
+    // Every interaction is an event: the LXC host's decoys and login hook
+    // reach the event socket bound into it, the QEMU guest's decoy through
+    // its channel.
+    let from = |host: &'static str, protocol: &'static str, action: &'static str| {
+        move |e: &serde_json::Value| {
+            e["kind"] == "decoy"
+                && e["twin_host"] == host
+                && e["protocol"] == protocol
+                && e["action"] == action
+                && e["peer"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("10.78.1."))
+        }
+    };
+    let web1_ssh_data = from("web1", "ssh", "data");
+    let web1_login = from("web1", "ssh", "login");
+    let web1_failed = |e: &serde_json::Value| {
+        web1_login(e)
+            && e["data"]
+                == serde_json::json!({"user": "admin", "password": "not-the-password",
+                    "success": false, "service": "sshd"})
+    };
+    let web1_ssh: Wanted<'_> = if sshd {
+        ("web1 failed ssh login", &web1_failed)
+    } else {
+        ("web1 ssh data", &web1_ssh_data)
+    };
+    let vm1_ftp = from("vm1", "ftp", "connect");
+    let vm1_snmp = from("vm1", "snmp", "read");
+    let guessed = |e: &serde_json::Value| {
+        vm1_snmp(e)
+            && e["data"]["community"] == "public"
+            && e["data"]["error"] == "unknown community"
+    };
+    let seen = events_until(
+        events,
+        &[
+            web1_ssh,
+            ("vm1 ftp connect", &vm1_ftp),
+            ("vm1 snmp read", &vm1_snmp),
+            ("vm1 snmp community guess", &guessed),
+        ],
+        Duration::from_secs(15),
+    )?;
+    let reads: Vec<&serde_json::Value> = seen.iter().filter(|e| vm1_snmp(e)).collect();
+    ensure!(
+        reads.iter().any(|e| e["data"]["community"] == COMMUNITY
+            && e["data"]["oids"] == serde_json::json!(["1.3.6.1.2.1.1.5.0"])
+            && e["data"]["error"].is_null()),
+        "the SNMP read's event: {reads:#?}"
+    );
+    let relay = std::fs::read_to_string(Path::new(TWIN_RUN_DIR).join("hosts/vm1/relay.log"))?;
+    ensure!(
+        relay.contains("relaying vm1's events"),
+        "relay log: {relay}"
+    );
     // Hostnames are the plan's.
     let init = lxc_init_pid("gm-twin-web1")?;
     let name = output(Command::new("nsenter").args(["-t", &init.to_string(), "-u", "hostname"]))?;
@@ -455,12 +693,18 @@ fn check_isolation(status: &TwinStatus) -> Result<()> {
         "{xml}"
     );
     ensure!(!xml.contains("<disk"), "the guest has a disk: {xml}");
+    // Its one way out besides: the event channel, a Unix socket on this machine.
+    ensure!(
+        xml.matches("<channel ").count() == 1 && xml.contains("<channel type='unix'>"),
+        "{xml}"
+    );
     Ok(())
 }
 
 /// The same plan again leaves both hosts as they are.
 fn check_rebuild(plan: &TwinPlan, opts: &TwinOptions, qemu: &[u32]) -> Result<()> {
     let init = lxc_init_pid("gm-twin-web1")?;
+    let relay = relay_pid("vm1")?;
     let t = Instant::now();
     let mut seen = Vec::new();
     let status = twin::build(plan, opts, &mut |h, s| seen.push((h.to_owned(), s)))?;
@@ -477,6 +721,10 @@ fn check_rebuild(plan: &TwinPlan, opts: &TwinOptions, qemu: &[u32]) -> Result<()
         "the container restarted"
     );
     ensure!(qemu_pids() == qemu, "the guest restarted");
+    ensure!(
+        relay_pid("vm1")? == relay && pid_alive(relay),
+        "the event relay restarted or stopped"
+    );
     Ok(())
 }
 

@@ -244,6 +244,7 @@ impl Twin {
             let exe = this.exe.clone();
             let events = this.events_socket.clone();
             let decoy_exe = TwinOptions::decoy_next_to(&exe);
+            let relays_to = events.clone();
             let opts = TwinOptions {
                 netns: BuildOptions {
                     controller: this.controller.clone(),
@@ -254,6 +255,7 @@ impl Twin {
                     }),
                 },
                 decoy_exe,
+                events: relays_to,
             };
             let progress = this.progress.clone();
             let mut report = |name: &str, state: HostState| {

@@ -1,5 +1,7 @@
 //! The decoy event stream: one JSON line per attacker interaction, sent as a
-//! datagram to the twin's Unix datagram socket (forensics reads it).
+//! datagram to the twin's Unix datagram socket (forensics reads it). In a
+//! QEMU guest that socket is the guest's end of its event channel, which
+//! carries the events out of the virtual machine (`libvirt::channel`).
 //!
 //! Sending never blocks a decoy and never fails it: events go through a
 //! bounded queue to one sender thread, which waits briefly when the reader's

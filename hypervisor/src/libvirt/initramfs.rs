@@ -3,8 +3,9 @@
 //!
 //! Contents: `/bin/busybox` (Debian's busybox-static: the shell and every
 //! applet the init uses), the decoy binary (`gemelo-decoy`) and the glibc
-//! libraries `ldd` lists for it, the NIC's kernel modules (virtio-net is a
-//! module in Debian's kernel) with the `insmod` lines in dependency order
+//! libraries `ldd` lists for it, the kernel modules of the NIC and of the
+//! event channel (virtio-net and virtio-console are modules in Debian's
+//! kernel) with the `insmod` lines in dependency order
 //! (`/gm/modules.sh`), `/dev/console`, and per host the generated `/init` plus
 //! the files its launches need (the decoy spec under `/gm`). The archive is
 //! not compressed: ~10 MB, which a 128 MiB guest unpacks comfortably, and no
@@ -15,8 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The modules the guest NIC (virtio-net on virtio-pci) needs, by name.
-pub const NIC_MODULES: [&str; 2] = ["virtio_pci", "virtio_net"];
+/// The modules the guest's devices need, by name: its NIC (virtio-net on
+/// virtio-pci) and its event channel (a virtio-serial port).
+pub const GUEST_MODULES: [&str; 3] = ["virtio_pci", "virtio_net", "virtio_console"];
 
 /// One member of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,11 +303,12 @@ kernel/net/core/failover.ko:
 kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 kernel/drivers/net/e1000/e1000.ko:
+kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 ";
 
     #[test]
     fn modules_load_after_their_dependencies() {
-        let order = module_load_order(DEP, &NIC_MODULES);
+        let order = module_load_order(DEP, &GUEST_MODULES);
         let names: Vec<String> = order.iter().map(|m| module_name(m)).collect();
         assert_eq!(
             names,
@@ -317,7 +320,8 @@ kernel/drivers/net/e1000/e1000.ko:
                 "virtio_pci",
                 "failover",
                 "net_failover",
-                "virtio_net"
+                "virtio_net",
+                "virtio_console"
             ]
         );
         for (i, m) in order.iter().enumerate() {
@@ -356,7 +360,7 @@ kernel/drivers/net/e1000/e1000.ko:
             PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
             PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
         ];
-        let modules = module_load_order(DEP, &NIC_MODULES);
+        let modules = module_load_order(DEP, &GUEST_MODULES);
         let e = base_entries(&Base {
             busybox: Path::new("/bin/busybox"),
             decoy: Path::new("/tmp/gemelo-x/gemelo-decoy"),
@@ -400,7 +404,7 @@ kernel/drivers/net/e1000/e1000.ko:
             "{text}"
         );
         assert!(
-            text.ends_with("$bb insmod /lib/modules/virtio_net.ko\n"),
+            text.ends_with("$bb insmod /lib/modules/virtio_net.ko\n$bb insmod /lib/modules/virtio_console.ko\n"),
             "{text}"
         );
         assert!(matches!(

@@ -12,8 +12,10 @@
 //! paths; `/tmp` and `/var` are the skeleton's own (private, in the host
 //! dir); `/etc/hosts`, `resolv.conf` and
 //! `hostname` are the host's own. Read-only binds also bring in each launch's
-//! program dir when it lies outside `/usr` (a gemelo built in a work tree)
-//! and the decoy event socket (the file alone).
+//! program dir and gemelo's own when they lie outside `/usr` (a gemelo built
+//! in a work tree: real daemons run its persona shell and login hook) and the
+//! decoy event socket (the file alone), which the decoys and the login hook
+//! (`decoy::login`) send to.
 //!
 //! The init (`guest`) runs as `/bin/sh` with its output in `init.log`; the
 //! container starts in ~0.1 s and uses ~20 MB.
@@ -41,13 +43,24 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Top-level dirs that are symlinks into /usr on a merged-/usr system.
 const USR_LINKS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
-pub struct Lxc;
+pub struct Lxc {
+    /// The controller's decoy event socket, bound into every container.
+    pub events: PathBuf,
+    /// Where gemelo's binaries lie, shown to every container.
+    pub programs: PathBuf,
+}
 
 /// One bind mount of the container: (source on the machine, target inside, read-only).
 pub type Bind = (PathBuf, PathBuf, bool);
 
-/// The container's bind mounts, in mount order (a target's parent first).
-pub fn binds(dir: &Path, launches: &[Launch], machine_dirs: &[PathBuf]) -> Vec<Bind> {
+/// The container's bind mounts, in mount order (a target's parent first);
+/// `also`: more of the machine's files and dirs it sees read-only.
+pub fn binds(
+    dir: &Path,
+    launches: &[Launch],
+    machine_dirs: &[PathBuf],
+    also: &[PathBuf],
+) -> Vec<Bind> {
     let mut out: Vec<Bind> = vec![(dir.join("rootfs"), "/".into(), false)];
     for d in machine_dirs {
         out.push((d.clone(), d.clone(), true));
@@ -64,11 +77,8 @@ pub fn binds(dir: &Path, launches: &[Launch], machine_dirs: &[PathBuf]) -> Vec<B
                 extra.insert(parent.to_path_buf());
             }
         }
-        let events = l.argv.iter().skip_while(|a| *a != "--events").nth(1);
-        if let Some(ev) = events {
-            extra.insert(PathBuf::from(ev));
-        }
     }
+    extra.extend(also.iter().cloned());
     let covered = |p: &Path| {
         p.starts_with(dir)
             || machine_dirs.iter().any(|d| p.starts_with(d))
@@ -141,7 +151,7 @@ fn machine_dirs() -> (Vec<PathBuf>, Vec<(String, PathBuf)>) {
     (dirs, links)
 }
 
-fn prepare(cx: &HostContext<'_>, h: &TwinHost) -> Result<String, String> {
+fn prepare(cx: &HostContext<'_>, h: &TwinHost, also: &[PathBuf]) -> Result<String, String> {
     let dir = cx.host_dir(&h.name);
     fresh_dir(&dir)?;
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
@@ -206,7 +216,7 @@ fn prepare(cx: &HostContext<'_>, h: &TwinHost) -> Result<String, String> {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .map_err(|e| io(&p, e))?;
     }
-    let mut binds = binds(&dir, &launches, &dirs);
+    let mut binds = binds(&dir, &launches, &dirs, also);
     // An event socket nobody listens on yet is not there to bind (events are dropped).
     binds.retain(|(src, _, _)| src.exists());
     // libvirt makes a missing directory mount point, not a file's (nor its parents).
@@ -263,7 +273,9 @@ impl HostBackend for Lxc {
             progress(&h.name, HostState::Starting);
             let hs = starting_status(cx, h);
             let log = cx.host_dir(&h.name).join("init.log");
-            match prepare(cx, h).and_then(|xml| conn.create(&xml).map_err(|e| e.to_string())) {
+            let also = [self.events.clone(), self.programs.clone()];
+            match prepare(cx, h, &also).and_then(|xml| conn.create(&xml).map_err(|e| e.to_string()))
+            {
                 Ok(()) => started.push((hs, log)),
                 Err(e) => out.push(failed(hs, e, progress)),
             }
@@ -321,7 +333,16 @@ mod tests {
             files: vec![],
             listens: vec![],
         };
-        let b = binds(dir, &[decoy("/var/lib/gemelo/events.sock"), sshd], &machine);
+        let also = [
+            PathBuf::from("/var/lib/gemelo/events.sock"),
+            PathBuf::from("/usr/bin"),
+        ];
+        let b = binds(
+            dir,
+            &[decoy("/var/lib/gemelo/events.sock"), sshd.clone()],
+            &machine,
+            &also,
+        );
         let t = |s: &str, d: &str, ro: bool| (PathBuf::from(s), PathBuf::from(d), ro);
         assert_eq!(
             b,
@@ -358,6 +379,16 @@ mod tests {
                 ),
             ]
         );
+        // A host with real daemons only still reports logins: their PAM hook
+        // runs gemelo and sends to the socket, and no argv names either.
+        let also = [
+            PathBuf::from("/var/lib/gemelo/events.sock"),
+            PathBuf::from("/work/gemelo/target/debug"),
+        ];
+        let b = binds(dir, &[sshd], &machine, &also);
+        for shared in ["/var/lib/gemelo/events.sock", "/work/gemelo/target/debug"] {
+            assert!(b.contains(&t(shared, shared, true)), "{shared}: {b:?}");
+        }
     }
 
     #[test]
@@ -389,6 +420,7 @@ mod tests {
             dir,
             &[decoy("/run/gemelo/events.sock")],
             &[PathBuf::from("/usr")],
+            &[PathBuf::from("/run/gemelo/events.sock")],
         );
         let xml = domain_xml(&h, "gm-twin0", dir, &b);
         assert!(

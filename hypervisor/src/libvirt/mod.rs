@@ -7,7 +7,8 @@
 //! nothing stays defined after a crash of libvirtd either) and the wait for
 //! the init's `READY` line. `lxc` and `qemu` write their domain XML (pure
 //! functions) and implement `HostBackend`; `initramfs` builds the QEMU
-//! guest's root filesystem.
+//! guest's root filesystem; `channel` and `relay` carry a QEMU guest's decoy
+//! events out of it without a network.
 //!
 //! Each NIC is `<interface type='bridge'>` on the twin bridge with an
 //! `openvswitch` virtualport and the plan's MAC: libvirt adds and removes the
@@ -16,11 +17,13 @@
 //! networking, no second NIC, so a libvirt twin host reaches only what the
 //! twin switch's flows give it (see `netns` for the switch's own isolation).
 
+pub mod channel;
 pub mod daemon;
 pub mod guest;
 pub mod initramfs;
 pub mod lxc;
 pub mod qemu;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -128,8 +131,9 @@ impl Drop for Conn {
     }
 }
 
-/// Removes every `gm-twin-*` domain of both drivers (when libvirtd runs),
-/// then the libvirtd/virtlogd gemelo started.
+/// Removes every `gm-twin-*` domain of both drivers (when libvirtd runs)
+/// and the QEMU guests' event relays, then the libvirtd/virtlogd gemelo
+/// started.
 pub fn destroy_all(run_dir: &Path) -> Result<(), LibvirtError> {
     if Path::new(daemon::LIBVIRT_SOCK).exists() && !daemon::processes("libvirtd").is_empty() {
         for uri in [lxc::URI, qemu::URI] {
@@ -139,6 +143,7 @@ pub fn destroy_all(run_dir: &Path) -> Result<(), LibvirtError> {
             }
         }
     }
+    relay::stop_all_in(&run_dir.join("hosts"));
     daemon::stop(run_dir);
     remove_leftovers(DOMAIN_PREFIX);
     Ok(())

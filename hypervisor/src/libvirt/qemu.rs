@@ -5,16 +5,19 @@
 //! `<domain type='qemu'>` (TCG). The guest boots this machine's Debian kernel
 //! (`/boot/vmlinuz-VERSION`, package linux-image-amd64) with an initramfs
 //! gemelo writes per host (`initramfs`): busybox, `gemelo-decoy` and its glibc
-//! libraries, the virtio-net modules, and an `/init` (`guest`) that reads the
-//! host's hostname, MACs, addresses, gateway from the kernel command line.
-//! Real daemons are not in the initramfs, so every service runs in the
-//! decoy's emulation (`decoy::launches_with` with nothing installed); a
-//! service the emulation cannot serve (UDP) is left out and named in the
-//! host's `error`. The serial console goes to `console.log` in the host dir,
-//! where the init's `READY` line appears. The NIC is virtio with host
-//! checksum offload off (PLATFORM.md's checksum trap on the userspace
-//! datapath). ~5 s to a listening service, 128 MiB of guest RAM (~200 MB of
-//! host RSS each).
+//! libraries, the virtio-net and virtio-console modules, and an `/init`
+//! (`guest`) that reads the host's hostname, MACs, addresses, gateway from the
+//! kernel command line. Real daemons are not in the initramfs, so every
+//! service runs in the decoy's emulation (`decoy::launches_with` with nothing
+//! installed); a service the emulation cannot serve (UDP other than SNMP) is
+//! left out and named in the host's `error`. The serial console goes to
+//! `console.log` in the host dir, where the init's `READY` line appears. The
+//! NIC is virtio with host checksum offload off (PLATFORM.md's checksum trap
+//! on the userspace datapath). The decoys' events leave through a
+//! virtio-serial channel, not the network (`channel`): the guest's init
+//! starts its end, and `start` the machine's end (`relay`) once the domain
+//! runs; `check` reports a host whose relay stopped. ~5 s to a listening
+//! service, 128 MiB of guest RAM (~200 MB of host RSS each).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,9 +29,11 @@ use crate::launch::Launch;
 use crate::plan::{Backend, TwinHost};
 use crate::status::{HostState, TwinHostStatus};
 
+use super::channel;
 use super::guest::{self, Settings};
 use super::initramfs::{self, Base, Entry};
 use super::lxc::order_like;
+use super::relay;
 use super::{
     check_host, domain_name, failed, fresh_dir, interfaces_xml, starting_status, stop_host,
     wait_ready, xml_escape, Conn,
@@ -42,8 +47,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DECOY_IN_GUEST: &str = "/gm/gemelo-decoy";
 
 pub struct Qemu {
-    /// The `gemelo-decoy` binary to put in every guest (built with gemelo).
+    /// The `gemelo-decoy` binary to put in every guest (built with gemelo);
+    /// it is also each guest's event relay on this machine.
     pub decoy_exe: PathBuf,
+    /// The controller's decoy event socket, where the relays send.
+    pub events: PathBuf,
 }
 
 /// The kernel a guest boots, and its modules.
@@ -91,14 +99,9 @@ pub fn cmdline(h: &TwinHost) -> String {
     args.join(" ")
 }
 
-/// The domain XML of a QEMU twin host.
-pub fn domain_xml(
-    h: &TwinHost,
-    bridge: &str,
-    kernel: &Path,
-    initrd: &Path,
-    console: &Path,
-) -> String {
+/// The domain XML of a QEMU twin host (`dir`: its host dir, for the
+/// console log and the event channel's socket).
+pub fn domain_xml(h: &TwinHost, bridge: &str, kernel: &Path, initrd: &Path, dir: &Path) -> String {
     let nic =
         "      <model type='virtio'/>\n      <driver name='qemu'><host csum='off'/></driver>\n";
     format!(
@@ -120,6 +123,10 @@ pub fn domain_xml(
 {nics}    <serial type='file'>
       <source path='{console}'/>
     </serial>
+    <channel type='unix'>
+      <source mode='bind' path='{channel}'/>
+      <target type='virtio' name='{port}'/>
+    </channel>
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -128,22 +135,48 @@ pub fn domain_xml(
         kernel = xml_escape(&kernel.display().to_string()),
         initrd = xml_escape(&initrd.display().to_string()),
         cmdline = xml_escape(&cmdline(h)),
-        console = xml_escape(&console.display().to_string()),
+        console = xml_escape(&dir.join("console.log").display().to_string()),
+        channel = xml_escape(&dir.join(channel::CHANNEL_FILE).display().to_string()),
+        port = channel::PORT,
         nics = interfaces_xml(bridge, &h.interfaces, nic),
     )
 }
 
-/// What a guest runs: every service emulated by the decoy (files under /gm),
-/// and the services left out.
+/// The guest's end of the event channel: the decoys' socket to the port.
+pub fn relay_launch() -> Launch {
+    Launch {
+        name: "relay".into(),
+        argv: [
+            DECOY_IN_GUEST,
+            "relay",
+            "guest",
+            "--socket",
+            channel::GUEST_SOCKET,
+            "--port",
+            channel::PORT,
+        ]
+        .map(str::to_string)
+        .to_vec(),
+        env: vec![],
+        files: vec![],
+        listens: vec![],
+    }
+}
+
+/// What a guest runs: the event relay, then every service emulated by the
+/// decoy (files under /gm); and the services left out.
 pub fn guest_launches(h: &TwinHost) -> Result<(Vec<Launch>, Vec<String>), String> {
-    let l = decoy::launches_with(
-        h,
-        Path::new("/gm"),
-        Path::new(DECOY_IN_GUEST),
-        Path::new("/gm/events.sock"),
-        &Installed::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut l = vec![relay_launch()];
+    l.extend(
+        decoy::launches_with(
+            h,
+            Path::new("/gm"),
+            Path::new(DECOY_IN_GUEST),
+            Path::new(channel::GUEST_SOCKET),
+            &Installed::default(),
+        )
+        .map_err(|e| e.to_string())?,
+    );
     let served: Vec<(String, u16)> = l.iter().flat_map(|x| x.listens.clone()).collect();
     let left_out = h
         .services
@@ -186,7 +219,7 @@ fn base_archive(decoy_exe: &Path, kernel: &Kernel, scratch: &Path) -> Result<Vec
     let dep_file = kernel.modules_dir.join("modules.dep");
     let dep =
         std::fs::read_to_string(&dep_file).map_err(|e| format!("{}: {e}", dep_file.display()))?;
-    let modules = initramfs::module_load_order(&dep, &initramfs::NIC_MODULES);
+    let modules = initramfs::module_load_order(&dep, &initramfs::GUEST_MODULES);
     let entries = initramfs::base_entries(&Base {
         busybox,
         decoy: &decoy,
@@ -222,9 +255,8 @@ fn prepare(
     initramfs::trailer(&mut archive).map_err(|e| e.to_string())?;
     let initrd = dir.join("initrd.img");
     std::fs::write(&initrd, &archive).map_err(|e| format!("{}: {e}", initrd.display()))?;
-    let console = dir.join("console.log");
     Ok((
-        domain_xml(h, &cx.plan.switch.bridge, &kernel.image, &initrd, &console),
+        domain_xml(h, &cx.plan.switch.bridge, &kernel.image, &initrd, &dir),
         left_out,
     ))
 }
@@ -259,9 +291,14 @@ impl HostBackend for Qemu {
         for h in hosts {
             progress(&h.name, HostState::Starting);
             let mut hs = starting_status(cx, h);
-            let console = cx.host_dir(&h.name).join("console.log");
+            let dir = cx.host_dir(&h.name);
+            let console = dir.join("console.log");
             match prepare(cx, h, &kernel, &base).and_then(|(xml, left_out)| {
                 conn.create(&xml).map_err(|e| e.to_string())?;
+                if let Err(e) = relay::start(&self.decoy_exe, &dir, &h.name, &self.events) {
+                    let _ = conn.remove(&domain_name(&h.name));
+                    return Err(format!("its event relay did not start: {e}"));
+                }
                 Ok(left_out)
             }) {
                 Ok(left_out) => {
@@ -282,11 +319,12 @@ impl HostBackend for Qemu {
     }
 
     fn stop(&self, cx: &HostContext<'_>, host: &str) -> Result<(), String> {
+        relay::stop(&cx.host_dir(host));
         stop_host(URI, cx, host)
     }
 
     fn check(&self, host: &TwinHostStatus) -> Option<String> {
-        check_host(URI, host)
+        check_host(URI, host).or_else(|| relay::running(host.dir.as_deref()?).err())
     }
 }
 
@@ -305,7 +343,7 @@ mod tests {
             "gm-twin0",
             Path::new("/boot/vmlinuz-6.1.0-56-amd64"),
             Path::new("/run/gemelo/twin/hosts/web1/initrd.img"),
-            Path::new("/run/gemelo/twin/hosts/web1/console.log"),
+            Path::new("/run/gemelo/twin/hosts/web1"),
         );
         assert!(
             xml.starts_with("<domain type='qemu'>\n  <name>gm-twin-web1</name>\n"),
@@ -321,6 +359,12 @@ mod tests {
             "      <source bridge='gm-twin0'/>\n      <virtualport type='openvswitch'/>\n      <mac address='02:00:00:00:00:01'/>\n      <model type='virtio'/>\n      <driver name='qemu'><host csum='off'/></driver>\n"
         ), "{xml}");
         assert!(xml.contains("<source path='/run/gemelo/twin/hosts/web1/console.log'/>"));
+        // The event channel: a virtio-serial port whose other end is a Unix
+        // socket in the host dir, which QEMU offers (bind) to the relay.
+        assert!(xml.contains(
+            "    <channel type='unix'>\n      <source mode='bind' path='/run/gemelo/twin/hosts/web1/events.channel'/>\n      <target type='virtio' name='org.gemelo.events.0'/>\n    </channel>\n"
+        ), "{xml}");
+        assert_eq!(xml.matches("<channel ").count(), 1);
         // One NIC, on the bridge: no libvirt network, no user networking, no disk.
         assert_eq!(xml.matches("<interface ").count(), 1);
         assert!(!xml.contains("type='network'") && !xml.contains("type='user'"));
@@ -329,25 +373,59 @@ mod tests {
     }
 
     #[test]
-    fn guests_emulate_every_tcp_service_and_name_the_rest() {
+    fn guests_emulate_tcp_services_and_snmp_and_name_the_rest() {
         let mut h = host_with("ssh", 22, "OpenSSH", serde_json::Value::Null);
-        h.services.push(DecoySpec {
-            port: 161,
+        let udp = |port: u16, name: &str, product: &str| DecoySpec {
+            port,
             proto: "udp".into(),
-            name: "snmp".into(),
+            name: name.into(),
             product: None,
             version: None,
             banner: None,
             mode: DecoyMode::Daemon {
-                product: "net-snmp".into(),
+                product: product.into(),
             },
             details: serde_json::Value::Null,
-        });
+        };
+        h.services.push(udp(161, "snmp", "net-snmp"));
+        h.services.push(udp(123, "ntp", "ntpd"));
         let (l, left_out) = guest_launches(&h).unwrap();
-        assert_eq!(l.len(), 1);
-        assert_eq!(l[0].argv[0], DECOY_IN_GUEST);
-        assert_eq!(l[0].listens, vec![("tcp".to_string(), 22)]);
-        assert_eq!(l[0].files[0].0, PathBuf::from("/gm/decoy-spec.json"));
-        assert_eq!(left_out, ["udp/161 (snmp)"]);
+        let names: Vec<&str> = l.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["relay", "decoy"]);
+        // The relay binds the socket the decoy sends to, before the decoy starts.
+        assert_eq!(
+            l[0].argv,
+            [
+                DECOY_IN_GUEST,
+                "relay",
+                "guest",
+                "--socket",
+                "/gm/events.sock",
+                "--port",
+                "org.gemelo.events.0"
+            ]
+        );
+        assert!(l[0].listens.is_empty());
+        assert_eq!(l[1].argv[0], DECOY_IN_GUEST);
+        assert_eq!(
+            l[1].argv
+                .iter()
+                .skip_while(|a| *a != "--events")
+                .nth(1)
+                .map(String::as_str),
+            Some("/gm/events.sock")
+        );
+        assert_eq!(
+            l[1].listens,
+            vec![("tcp".to_string(), 22), ("udp".to_string(), 161)]
+        );
+        assert_eq!(l[1].files[0].0, PathBuf::from("/gm/decoy-spec.json"));
+        assert_eq!(left_out, ["udp/123 (ntp)"]);
+        // The init starts the relay and waits for the decoy's ports.
+        let init = guest::init_script(Settings::KernelCommandLine, &l, "/gm");
+        assert!(init.contains(
+            "( exec '/gm/gemelo-decoy' 'relay' 'guest' '--socket' '/gm/events.sock' '--port' 'org.gemelo.events.0' ) >'/gm/relay.log' 2>&1 </dev/null &\n"
+        ), "{init}");
+        assert!(init.contains("listens='tcp:22 udp:161'\n"), "{init}");
     }
 }

@@ -2,20 +2,23 @@
 //! serving every emulated service of one twin host (`gemelo decoy --spec FILE`).
 //!
 //! Each protocol lives in its own file as a pure `Server` state machine over
-//! bytes (unit-tested) plus one small connection task. Limits: at most
-//! `MAX_CONNECTIONS` clients per service, bounded reads, idle timeouts; client
-//! input is never trusted and never panics a decoy.
+//! bytes (unit-tested) plus one small connection task (TCP) or datagram loop
+//! (UDP: SNMP). Limits: at most `MAX_CONNECTIONS` clients per service, bounded
+//! reads, idle timeouts; client input is never trusted and never panics a decoy.
 
 pub mod banner;
 pub mod http;
 pub mod modbus;
+pub mod snmp;
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 use super::{DecoyError, DecoyFile, EventSink};
@@ -32,11 +35,15 @@ pub enum Kind {
     Modbus,
     Http,
     Banner,
+    /// The only UDP service.
+    Snmp,
 }
 
 pub fn kind_of(spec: &DecoySpec) -> Option<Kind> {
-    if spec.proto != "tcp" {
-        return None;
+    match spec.proto.as_str() {
+        "tcp" => {}
+        "udp" => return (spec.name == "snmp").then_some(Kind::Snmp),
+        _ => return None,
     }
     Some(match spec.name.as_str() {
         "modbus" => Kind::Modbus,
@@ -45,7 +52,7 @@ pub fn kind_of(spec: &DecoySpec) -> Option<Kind> {
     })
 }
 
-/// Whether `gemelo decoy` can serve this spec (TCP services only for now).
+/// Whether `gemelo decoy` can serve this spec (any TCP service, SNMP over UDP).
 pub fn can_emulate(spec: &DecoySpec) -> bool {
     kind_of(spec).is_some()
 }
@@ -83,31 +90,47 @@ pub fn run_decoy_at(spec_file: &Path, events: &Path, ip: IpAddr) -> Result<(), D
     })
 }
 
+/// A service's serving loop.
+pub type ServiceLoop = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Binds every service's port (all before serving any, so a conflict fails
-/// the whole decoy at start) and returns the accept loops.
+/// the whole decoy at start) and returns the accept (or datagram) loops.
 pub async fn bind_all(
     file: &DecoyFile,
     sink: Arc<EventSink>,
     ip: IpAddr,
-) -> Result<Vec<impl std::future::Future<Output = ()>>, DecoyError> {
-    let mut loops = Vec::new();
+) -> Result<Vec<ServiceLoop>, DecoyError> {
+    let mut loops: Vec<ServiceLoop> = Vec::new();
     for spec in &file.services {
         let Some(kind) = kind_of(spec) else { continue };
-        let listener =
-            TcpListener::bind((ip, spec.port))
+        let listen_error = |source| DecoyError::Listen {
+            proto: spec.proto.clone(),
+            port: spec.port,
+            source,
+        };
+        if kind == Kind::Snmp {
+            let socket = UdpSocket::bind((ip, spec.port))
                 .await
-                .map_err(|source| DecoyError::Listen {
-                    proto: "tcp".into(),
-                    port: spec.port,
-                    source,
-                })?;
+                .map_err(listen_error)?;
+            let agent = Arc::new(snmp::Agent::from_details(&spec.details, &file.hostname));
+            loops.push(Box::pin(snmp::serve(
+                socket,
+                agent,
+                spec.name.clone(),
+                sink.clone(),
+            )));
+            continue;
+        }
+        let listener = TcpListener::bind((ip, spec.port))
+            .await
+            .map_err(listen_error)?;
         let service = Arc::new(Service::new(kind, spec, &file.hostname)?);
-        loops.push(accept_loop(listener, service, sink.clone()));
+        loops.push(Box::pin(accept_loop(listener, service, sink.clone())));
     }
     Ok(loops)
 }
 
-/// One emulated service and its shared state.
+/// One emulated TCP service and its shared state.
 pub enum Service {
     Modbus(modbus::Device),
     Http(http::Site),
@@ -128,6 +151,13 @@ impl Service {
                 })?)
             }
             Kind::Banner => Service::Banner(banner::Banner::from_spec(spec)),
+            Kind::Snmp => {
+                return Err(DecoyError::Service {
+                    service: spec.name.clone(),
+                    port: spec.port,
+                    detail: "SNMP is a datagram service, not a TCP one".into(),
+                })
+            }
         })
     }
 }
