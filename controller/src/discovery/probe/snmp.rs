@@ -455,7 +455,37 @@ fn next_request_id() -> i32 {
         & 0x7fff_ffff) as i32
 }
 
-/// One GET with one retry; the matching response or None.
+/// One request with one retry: `request(id)` is sent, and the first datagram
+/// from the agent that `answer(bytes, id)` accepts is the result.
+async fn exchange<T>(
+    socket: &UdpSocket,
+    agent: SocketAddr,
+    cfg: &ProbeConfig,
+    request: impl Fn(i32) -> Vec<u8>,
+    answer: impl Fn(&[u8], i32) -> Option<T>,
+) -> Option<T> {
+    let wait = (cfg.read_timeout / 2).max(Duration::from_millis(300));
+    for _attempt in 0..2 {
+        let id = next_request_id();
+        conn::rate_limit(cfg).await;
+        socket.send_to(&request(id), agent).await.ok()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65535];
+        while let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+        {
+            if from != agent {
+                continue;
+            }
+            if let Some(t) = answer(&buf[..n], id) {
+                return Some(t);
+            }
+        }
+    }
+    None
+}
+
+/// One GET; the matching response or None.
 async fn get(
     socket: &UdpSocket,
     agent: SocketAddr,
@@ -463,57 +493,30 @@ async fn get(
     oids: &[&str],
     cfg: &ProbeConfig,
 ) -> Option<Response> {
-    let wait = (cfg.read_timeout / 2).max(Duration::from_millis(300));
-    for _attempt in 0..2 {
-        let id = next_request_id();
-        conn::rate_limit(cfg).await;
-        socket
-            .send_to(&get_request(community, id, oids), agent)
-            .await
-            .ok()?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut buf = vec![0u8; 65535];
-        while let Ok(Ok((n, from))) =
-            tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
-        {
-            if from != agent {
-                continue;
-            }
-            if let Ok(r) = parse_response(&buf[..n]) {
-                if r.request_id == id as i64 {
-                    return Some(r);
-                }
-            }
-        }
-    }
-    None
+    exchange(
+        socket,
+        agent,
+        cfg,
+        |id| get_request(community, id, oids),
+        |bytes, id| {
+            parse_response(bytes)
+                .ok()
+                .filter(|r| r.request_id == id as i64)
+        },
+    )
+    .await
 }
 
-/// The agent's v3 engine (ID, boots, time), one discovery with one retry;
-/// None from a v1/v2c-only agent.
+/// The agent's v3 engine (ID, boots, time); None from a v1/v2c-only agent.
 async fn engine(socket: &UdpSocket, agent: SocketAddr, cfg: &ProbeConfig) -> Option<Engine> {
-    let wait = (cfg.read_timeout / 2).max(Duration::from_millis(300));
-    for _attempt in 0..2 {
-        let msg_id = next_request_id();
-        conn::rate_limit(cfg).await;
-        socket
-            .send_to(&discovery_request(msg_id, next_request_id()), agent)
-            .await
-            .ok()?;
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut buf = vec![0u8; 65535];
-        while let Ok(Ok((n, from))) =
-            tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
-        {
-            if from != agent {
-                continue;
-            }
-            if let Ok(e) = parse_engine(&buf[..n], msg_id) {
-                return Some(e);
-            }
-        }
-    }
-    None
+    exchange(
+        socket,
+        agent,
+        cfg,
+        |msg_id| discovery_request(msg_id, next_request_id()),
+        |bytes, msg_id| parse_engine(bytes, msg_id).ok(),
+    )
+    .await
 }
 
 /// The system group (and net-snmp's version, and v3 engine) of the agent at `agent`.
