@@ -193,6 +193,28 @@ fn office_inventory_matches_the_ground_truth() {
     assert_eq!(web["role"], "IT");
     assert_eq!(web["os"]["family"], "Linux");
 
+    // An SNMP agent's system group and its v3 engine (net-snmp: enterprise 8072).
+    let gw_mac = &status.hosts.iter().find(|h| h.name == "gw01").unwrap().mac;
+    let gw = ctl.get(&format!("/api/v1/hosts/{gw_mac}")).unwrap();
+    let snmp = gw["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "snmp")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(snmp["product"], "net-snmp", "{snmp}");
+    assert!(snmp["details"]["sys_name"].is_string(), "{snmp}");
+    let engine = snmp["details"]["engine_id"].as_str().unwrap_or("");
+    assert!(
+        engine.starts_with("80001f88") && engine.len() >= 10,
+        "{snmp}"
+    );
+    assert!(
+        snmp["details"]["engine_boots"].as_i64().unwrap_or(0) >= 1,
+        "{snmp}"
+    );
+
     // The link between the two switches and both segments with their gateways.
     let links = inv["links"].as_array().unwrap();
     let sw1 = &status

@@ -1,33 +1,24 @@
-//! SNMP v2c over UDP: the MIB-2 system group, with a minimal BER codec.
+//! SNMP over UDP: the MIB-2 system group, and the agent's v3 engine.
 //!
-//! One GET of sysDescr, sysObjectID, sysUpTime, sysContact, sysName and
+//! One v2c GET of sysDescr, sysObjectID, sysUpTime, sysContact, sysName and
 //! sysLocation (community "public"), then a second GET of net-snmp's versionTag
-//! (kept apart so an agent that rejects unknown OIDs still answers the first).
-//! The codec covers what these messages use: INTEGER, OCTET STRING, NULL,
-//! OBJECT IDENTIFIER, SEQUENCE, the application types (IpAddress, Counter32,
-//! Gauge32, TimeTicks, Counter64) and the v2 exceptions (noSuchObject...).
+//! (kept apart so an agent that rejects unknown OIDs still answers the first),
+//! then a v3 engine discovery (RFC 3414 4.). Messages are encoded and decoded
+//! by the twin's SNMP codec (`gemelo_hypervisor::decoy::emulate::snmp::wire`),
+//! the one the decoy agent answers with.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use gemelo_hypervisor::decoy::emulate::snmp::wire::{
+    self, CommunityMessage, Message, Oid, Pdu, PduType, ScopedPdu, Usm, V3Message, VarBind, Version,
+};
 use serde_json::json;
 use tokio::net::UdpSocket;
 
 use super::{conn, hex, ProbeConfig, ServiceInfo};
 
-const INTEGER: u8 = 0x02;
-const OCTET_STRING: u8 = 0x04;
-const NULL: u8 = 0x05;
-const OID: u8 = 0x06;
-const SEQUENCE: u8 = 0x30;
-const IP_ADDRESS: u8 = 0x40;
-const COUNTER32: u8 = 0x41;
-const GAUGE32: u8 = 0x42;
-const TIMETICKS: u8 = 0x43;
-const COUNTER64: u8 = 0x46;
-const GET_REQUEST: u8 = 0xA0;
-const GET_RESPONSE: u8 = 0xA2;
-const REPORT: u8 = 0xA8;
+pub(super) use wire::Value;
 
 pub(super) const SYS_DESCR: &str = "1.3.6.1.2.1.1.1.0";
 pub(super) const SYS_OBJECT_ID: &str = "1.3.6.1.2.1.1.2.0";
@@ -37,253 +28,86 @@ pub(super) const SYS_NAME: &str = "1.3.6.1.2.1.1.5.0";
 pub(super) const SYS_LOCATION: &str = "1.3.6.1.2.1.1.6.0";
 /// UCD-SNMP-MIB::versionTag.0, net-snmp's own version.
 pub(super) const NET_SNMP_VERSION: &str = "1.3.6.1.4.1.2021.100.2.0";
+/// The largest UDP payload, as msgMaxSize.
+const MAX_SIZE: i64 = 65507;
 
-/// A decoded varbind value.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Value {
-    Integer(i64),
-    OctetString(Vec<u8>),
-    Null,
-    Oid(String),
-    IpAddress([u8; 4]),
-    Counter32(u32),
-    Gauge32(u32),
-    TimeTicks(u32),
-    Counter64(u64),
-    /// noSuchObject (0x80), noSuchInstance (0x81), endOfMibView (0x82), or a
-    /// type we do not decode: (tag, raw bytes).
-    Other(u8, Vec<u8>),
-}
-
-impl Value {
-    fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Integer(i) => json!(i),
-            Value::OctetString(b) => match std::str::from_utf8(b) {
-                Ok(s) => json!(s),
-                Err(_) => json!({"hex": hex(b)}),
-            },
-            Value::Null => serde_json::Value::Null,
-            Value::Oid(o) => json!(o),
-            Value::IpAddress(a) => json!(Ipv4Addr::from(*a).to_string()),
-            Value::Counter32(v) | Value::Gauge32(v) | Value::TimeTicks(v) => json!(v),
-            Value::Counter64(v) => json!(v),
-            Value::Other(tag, raw) => json!({"tag": tag, "hex": hex(raw)}),
-        }
-    }
-
-    fn text(&self) -> Option<String> {
-        match self {
-            Value::OctetString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            Value::Oid(o) => Some(o.clone()),
-            _ => None,
-        }
+/// A varbind value as the inventory records it.
+fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Integer(i) => json!(i),
+        Value::OctetString(b) => match std::str::from_utf8(b) {
+            Ok(s) => json!(s),
+            Err(_) => json!({"hex": hex(b)}),
+        },
+        Value::Null => serde_json::Value::Null,
+        Value::ObjectId(o) => json!(o.to_string()),
+        Value::IpAddress(a) => json!(Ipv4Addr::from(*a).to_string()),
+        Value::Counter32(v) | Value::Gauge32(v) | Value::TimeTicks(v) => json!(v),
+        Value::Counter64(v) => json!(v),
+        Value::Opaque(b) => json!({"opaque": hex(b)}),
+        Value::NoSuchObject => json!({"exception": "noSuchObject"}),
+        Value::NoSuchInstance => json!({"exception": "noSuchInstance"}),
+        Value::EndOfMibView => json!({"exception": "endOfMibView"}),
     }
 }
 
-// ---- encoding ----
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u32).to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (4 - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::OctetString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::ObjectId(o) => Some(o.to_string()),
+        _ => None,
     }
 }
 
-fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    push_len(&mut out, value.len());
-    out.extend_from_slice(value);
-    out
-}
-
-fn integer(v: i64) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let mut start = 0;
-    // Minimal two's complement: drop redundant leading 0x00 / 0xff bytes.
-    while start < 7
-        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
-            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
-    {
-        start += 1;
+fn get_pdu(request_id: i32, oids: &[&str]) -> Pdu {
+    Pdu {
+        kind: PduType::Get,
+        request_id: i64::from(request_id),
+        error_status: 0,
+        error_index: 0,
+        varbinds: oids
+            .iter()
+            .filter_map(|o| Oid::parse(o))
+            .map(|oid| VarBind {
+                oid,
+                value: Value::Null,
+            })
+            .collect(),
     }
-    tlv(INTEGER, &bytes[start..])
-}
-
-/// BER of a dotted OID; None if it is not one.
-pub(super) fn encode_oid(dotted: &str) -> Option<Vec<u8>> {
-    let arcs: Vec<u64> = dotted
-        .split('.')
-        .map(|a| a.parse().ok())
-        .collect::<Option<_>>()?;
-    if arcs.len() < 2 || arcs[0] > 2 {
-        return None;
-    }
-    let mut body = Vec::new();
-    for arc in std::iter::once(arcs[0] * 40 + arcs[1]).chain(arcs[2..].iter().copied()) {
-        let mut chunk = vec![(arc & 0x7f) as u8];
-        let mut rest = arc >> 7;
-        while rest > 0 {
-            chunk.push(0x80 | (rest & 0x7f) as u8);
-            rest >>= 7;
-        }
-        chunk.reverse();
-        body.extend_from_slice(&chunk);
-    }
-    Some(tlv(OID, &body))
 }
 
 /// A v2c GetRequest for `oids` (with NULL values).
 pub(super) fn get_request(community: &str, request_id: i32, oids: &[&str]) -> Vec<u8> {
-    let mut varbinds = Vec::new();
-    for oid in oids {
-        let mut vb = encode_oid(oid).unwrap_or_default();
-        vb.extend_from_slice(&[NULL, 0]);
-        varbinds.extend(tlv(SEQUENCE, &vb));
-    }
-    let mut pdu = integer(request_id as i64);
-    pdu.extend(integer(0));
-    pdu.extend(integer(0));
-    pdu.extend(tlv(SEQUENCE, &varbinds));
-    let mut msg = integer(1); // version: 1 = v2c
-    msg.extend(tlv(OCTET_STRING, community.as_bytes()));
-    msg.extend(tlv(GET_REQUEST, &pdu));
-    tlv(SEQUENCE, &msg)
+    Message::Community(CommunityMessage {
+        version: Version::V2c,
+        community: community.as_bytes().to_vec(),
+        pdu: get_pdu(request_id, oids),
+    })
+    .emit()
 }
 
 /// An SNMPv3 engine discovery (RFC 3414 4.): noAuthNoPriv, reportable, an
 /// empty engine ID and user, an empty GetRequest. The agent answers with a
 /// Report carrying its authoritative engine ID, boots and time.
 pub(super) fn discovery_request(msg_id: i32, request_id: i32) -> Vec<u8> {
-    let mut header = integer(msg_id as i64);
-    header.extend(integer(65507)); // msgMaxSize: the largest UDP payload
-    header.extend(tlv(OCTET_STRING, &[0x04])); // msgFlags: reportable
-    header.extend(integer(3)); // msgSecurityModel: USM
-    let mut usm = tlv(OCTET_STRING, &[]); // msgAuthoritativeEngineID
-    usm.extend(integer(0)); // boots
-    usm.extend(integer(0)); // time
-    for _ in 0..3 {
-        usm.extend(tlv(OCTET_STRING, &[])); // user, auth and priv parameters
-    }
-    let mut pdu = integer(request_id as i64);
-    pdu.extend(integer(0));
-    pdu.extend(integer(0));
-    pdu.extend(tlv(SEQUENCE, &[]));
-    let mut scoped = tlv(OCTET_STRING, &[]); // contextEngineID
-    scoped.extend(tlv(OCTET_STRING, &[])); // contextName
-    scoped.extend(tlv(GET_REQUEST, &pdu));
-    let mut msg = integer(3);
-    msg.extend(tlv(SEQUENCE, &header));
-    msg.extend(tlv(OCTET_STRING, &tlv(SEQUENCE, &usm)));
-    msg.extend(tlv(SEQUENCE, &scoped));
-    tlv(SEQUENCE, &msg)
-}
-
-// ---- decoding ----
-
-/// One TLV at the start of `bytes`: (tag, value, rest).
-pub(super) fn read_tlv(bytes: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
-    let tag = *bytes.first().ok_or("BER: empty")?;
-    let first = *bytes.get(1).ok_or("BER: no length")?;
-    let (len, at) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 {
-            return Err("BER: unsupported length form");
-        }
-        let raw = bytes.get(2..2 + n).ok_or("BER: truncated length")?;
-        (
-            raw.iter().fold(0usize, |acc, &b| acc << 8 | b as usize),
-            2 + n,
-        )
-    };
-    let end = at.checked_add(len).ok_or("BER: length overflow")?;
-    let value = bytes.get(at..end).ok_or("BER: truncated value")?;
-    Ok((tag, value, &bytes[end..]))
-}
-
-fn expect(bytes: &[u8], want: u8) -> Result<(&[u8], &[u8]), &'static str> {
-    let (tag, value, rest) = read_tlv(bytes)?;
-    if tag != want {
-        return Err("BER: unexpected tag");
-    }
-    Ok((value, rest))
-}
-
-fn decode_int(value: &[u8]) -> Result<i64, &'static str> {
-    if value.is_empty() || value.len() > 8 {
-        return Err("BER: bad INTEGER length");
-    }
-    let mut v: i64 = if value[0] & 0x80 != 0 { -1 } else { 0 };
-    for &b in value {
-        v = v << 8 | b as i64;
-    }
-    Ok(v)
-}
-
-fn decode_unsigned(value: &[u8]) -> Result<u64, &'static str> {
-    if value.is_empty() || value.len() > 9 {
-        return Err("BER: bad unsigned length");
-    }
-    Ok(value
-        .iter()
-        .fold(0u64, |acc, &b| acc.wrapping_shl(8) | b as u64))
-}
-
-/// Dotted text of an OID's value bytes.
-pub(super) fn decode_oid(value: &[u8]) -> Result<String, &'static str> {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut acc: u64 = 0;
-    for &b in value {
-        if acc > u64::MAX >> 7 {
-            return Err("BER: OID arc too large");
-        }
-        acc = acc << 7 | (b & 0x7f) as u64;
-        if b & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (acc / 40).min(2);
-                arcs.push(first);
-                arcs.push(acc - first * 40);
-            } else {
-                arcs.push(acc);
-            }
-            acc = 0;
-        }
-    }
-    if arcs.is_empty() {
-        return Err("BER: empty OID");
-    }
-    Ok(arcs
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join("."))
-}
-
-fn decode_value(tag: u8, value: &[u8]) -> Result<Value, &'static str> {
-    Ok(match tag {
-        INTEGER => Value::Integer(decode_int(value)?),
-        OCTET_STRING => Value::OctetString(value.to_vec()),
-        NULL => Value::Null,
-        OID => Value::Oid(decode_oid(value)?),
-        IP_ADDRESS => Value::IpAddress(value.try_into().map_err(|_| "BER: bad IpAddress")?),
-        COUNTER32 => Value::Counter32(decode_unsigned(value)? as u32),
-        GAUGE32 => Value::Gauge32(decode_unsigned(value)? as u32),
-        TIMETICKS => Value::TimeTicks(decode_unsigned(value)? as u32),
-        COUNTER64 => Value::Counter64(decode_unsigned(value)?),
-        other => Value::Other(other, value.to_vec()),
+    Message::V3(V3Message {
+        msg_id: i64::from(msg_id),
+        max_size: MAX_SIZE,
+        flags: wire::FLAG_REPORTABLE,
+        usm: Usm::default(),
+        scoped: ScopedPdu::Plain {
+            context_engine_id: Vec::new(),
+            context_name: Vec::new(),
+            pdu: get_pdu(request_id, &[]),
+        },
     })
+    .emit()
 }
 
 /// A decoded GetResponse.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Response {
-    pub version: i64,
+    pub version: Version,
     pub community: Vec<u8>,
     pub request_id: i64,
     pub error_status: i64,
@@ -292,29 +116,24 @@ pub(super) struct Response {
 }
 
 pub(super) fn parse_response(bytes: &[u8]) -> Result<Response, &'static str> {
-    let (msg, _) = expect(bytes, SEQUENCE)?;
-    let (version, rest) = expect(msg, INTEGER)?;
-    let (community, rest) = expect(rest, OCTET_STRING)?;
-    let (pdu, _) = expect(rest, GET_RESPONSE)?;
-    let (request_id, rest) = expect(pdu, INTEGER)?;
-    let (error_status, rest) = expect(rest, INTEGER)?;
-    let (error_index, rest) = expect(rest, INTEGER)?;
-    let (mut list, _) = expect(rest, SEQUENCE)?;
-    let mut varbinds = Vec::new();
-    while !list.is_empty() && varbinds.len() < 64 {
-        let (vb, rest) = expect(list, SEQUENCE)?;
-        list = rest;
-        let (oid, vrest) = expect(vb, OID)?;
-        let (tag, value, _) = read_tlv(vrest)?;
-        varbinds.push((decode_oid(oid)?, decode_value(tag, value)?));
+    let Ok(Message::Community(m)) = Message::parse(bytes) else {
+        return Err("SNMP: not a v1/v2c message");
+    };
+    if m.pdu.kind != PduType::Response {
+        return Err("SNMP: not a GetResponse");
     }
     Ok(Response {
-        version: decode_int(version)?,
-        community: community.to_vec(),
-        request_id: decode_int(request_id)?,
-        error_status: decode_int(error_status)?,
-        error_index: decode_int(error_index)?,
-        varbinds,
+        version: m.version,
+        community: m.community,
+        request_id: m.pdu.request_id,
+        error_status: m.pdu.error_status,
+        error_index: m.pdu.error_index,
+        varbinds: m
+            .pdu
+            .varbinds
+            .into_iter()
+            .map(|vb| (vb.oid.to_string(), vb.value))
+            .collect(),
     })
 }
 
@@ -329,36 +148,25 @@ pub(super) struct Engine {
 /// The engine of a v3 answer to `discovery_request(msg_id, ..)`; the message
 /// must be a Report (or Response) with that message id.
 pub(super) fn parse_engine(bytes: &[u8], msg_id: i32) -> Result<Engine, &'static str> {
-    let (msg, _) = expect(bytes, SEQUENCE)?;
-    let (version, rest) = expect(msg, INTEGER)?;
-    if decode_int(version)? != 3 {
+    let Ok(Message::V3(m)) = Message::parse(bytes) else {
         return Err("SNMP: not a v3 message");
-    }
-    let (header, rest) = expect(rest, SEQUENCE)?;
-    let (id, _) = expect(header, INTEGER)?;
-    if decode_int(id)? != msg_id as i64 {
+    };
+    if m.msg_id != i64::from(msg_id) {
         return Err("SNMP: another message's answer");
     }
-    let (params, rest) = expect(rest, OCTET_STRING)?;
-    let (usm, _) = expect(params, SEQUENCE)?;
-    let (engine_id, usm) = expect(usm, OCTET_STRING)?;
-    let (boots, usm) = expect(usm, INTEGER)?;
-    let (time, _) = expect(usm, INTEGER)?;
-    // The scoped PDU is plaintext at noAuthNoPriv: a Report (or a Response).
-    let (scoped, _) = expect(rest, SEQUENCE)?;
-    let (_, scoped) = expect(scoped, OCTET_STRING)?;
-    let (_, scoped) = expect(scoped, OCTET_STRING)?;
-    let (tag, _, _) = read_tlv(scoped)?;
-    if tag != REPORT && tag != GET_RESPONSE {
+    let ScopedPdu::Plain { pdu, .. } = &m.scoped else {
+        return Err("SNMP: v3 answer is encrypted");
+    };
+    if !matches!(pdu.kind, PduType::Report | PduType::Response) {
         return Err("SNMP: v3 answer is not a Report");
     }
-    if engine_id.is_empty() || engine_id.len() > 32 {
+    if m.usm.engine_id.is_empty() || m.usm.engine_id.len() > 32 {
         return Err("SNMP: engine ID is not 1-32 bytes");
     }
     Ok(Engine {
-        id: engine_id.to_vec(),
-        boots: decode_int(boots)?,
-        time: decode_int(time)?,
+        id: m.usm.engine_id,
+        boots: m.usm.engine_boots,
+        time: m.usm.engine_time,
     })
 }
 
@@ -400,7 +208,7 @@ pub(super) fn service_from(
             .find(|(o, _)| o == oid)
             .map(|(_, v)| v.clone())
     };
-    let text = |oid: &str| get(system, oid).and_then(|v| v.text());
+    let text = |oid: &str| get(system, oid).and_then(|v| value_text(&v));
     let object_id = text(SYS_OBJECT_ID);
     info.product = object_id
         .as_deref()
@@ -409,14 +217,14 @@ pub(super) fn service_from(
     if info.product.as_deref() == Some("net-snmp") {
         info.version = version
             .and_then(|r| get(r, NET_SNMP_VERSION))
-            .and_then(|v| v.text());
+            .and_then(|v| value_text(&v));
     }
     info.banner = text(SYS_DESCR);
     let all: serde_json::Map<_, _> = system
         .varbinds
         .iter()
         .chain(version.map(|r| r.varbinds.iter()).into_iter().flatten())
-        .map(|(o, v)| (o.clone(), v.to_json()))
+        .map(|(o, v)| (o.clone(), to_json(v)))
         .collect();
     let uptime = match get(system, SYS_UPTIME) {
         Some(Value::TimeTicks(t)) => Some(t),
@@ -578,10 +386,7 @@ mod tests {
         let v = parse_response(&unhex(VERSION_RESPONSE)).unwrap();
         assert_eq!(
             v.varbinds[1],
-            (
-                "1.3.6.1.2.1.1.9.9.0".to_string(),
-                Value::Other(0x80, vec![])
-            )
+            ("1.3.6.1.2.1.1.9.9.0".to_string(), Value::NoSuchObject)
         );
         let info = service_from("public", &r, Some(&v), None);
         assert_eq!(info.product.as_deref(), Some("net-snmp"));
@@ -625,19 +430,13 @@ mod tests {
     }
 
     #[test]
-    fn ber_corner_cases() {
-        assert_eq!(integer(0), vec![2, 1, 0]);
-        assert_eq!(integer(128), vec![2, 2, 0, 128]);
-        assert_eq!(integer(-1), vec![2, 1, 0xff]);
-        assert_eq!(decode_int(&[0xff, 0x7f]).unwrap(), -129);
-        let long = tlv(OCTET_STRING, &[b'x'; 300]);
-        assert_eq!(long[..4], [4, 0x82, 1, 44]);
-        assert_eq!(read_tlv(&long).unwrap().1.len(), 300);
-        assert_eq!(
-            decode_oid(&encode_oid("1.3.6.1.4.1.2021.100.2.0").unwrap()[2..]).unwrap(),
-            "1.3.6.1.4.1.2021.100.2.0"
-        );
+    fn enterprises() {
         assert_eq!(enterprise_product("1.3.6.1.4.1.9.1.516"), Some("Cisco"));
+        assert_eq!(
+            enterprise_product("1.3.6.1.4.1.8072.3.2.10"),
+            Some("net-snmp")
+        );
+        assert_eq!(enterprise_product("1.3.6.1.2.1"), None);
     }
 
     #[test]
@@ -653,12 +452,12 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = parse_response(&bytes);
             let _ = parse_engine(&bytes, 1);
-            let _ = decode_oid(&bytes);
-            let _ = read_tlv(&bytes);
-            let mut framed = vec![SEQUENCE];
-            push_len(&mut framed, bytes.len());
+            // Inside a SEQUENCE, as a message starts (long length form).
+            let mut framed = vec![0x30, 0x82];
+            framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
             framed.extend_from_slice(&bytes);
             let _ = parse_response(&framed);
+            let _ = parse_engine(&framed, 1);
         }
     }
 }
