@@ -178,6 +178,11 @@ pub fn validate(plan: &TwinPlan) -> Result<(), String> {
     observer_layout(plan).map(drop)
 }
 
+/// Whether network namespace `name` exists (as `ip netns list` would show it).
+fn namespace_exists(name: &str) -> bool {
+    ns::netns_path(name).is_ok_and(|p| p.exists())
+}
+
 fn ovs_alive(switch: &TwinSwitch) -> bool {
     let pidfile = Path::new(&switch.rundir).join("ovs-vswitchd.pid");
     let Some(pid) = fs::read_to_string(&pidfile)
@@ -273,10 +278,9 @@ impl Fabric {
                 state.namespaces.push(ns.clone());
             }
         }
-        let existing = namespaces()?;
         // The underlay is the production side's (the lab's, or the operator's);
         // one the twin has to create is the twin's to remove.
-        if !reuse && !existing.iter().any(|n| n == tunnel::UNDERLAY_NAMESPACE) {
+        if !reuse && !namespace_exists(tunnel::UNDERLAY_NAMESPACE) {
             state.namespaces.push(tunnel::UNDERLAY_NAMESPACE.to_owned());
         }
         write_json(&state_file(run_dir), &state)?;
@@ -288,7 +292,7 @@ impl Fabric {
         let observer = observer_layout(plan).map_err(FabricError::Plan)?;
         let rebuild_observer = !(reuse
             && state.observer.as_ref() == Some(&observer)
-            && existing.contains(&plan.observer_namespace));
+            && namespace_exists(&plan.observer_namespace));
         Ok(Fabric {
             switch: plan.switch.clone(),
             observer_namespace: plan.observer_namespace.clone(),
@@ -455,7 +459,7 @@ impl Fabric {
     fn observer_links(&self) -> Result<bool, FabricError> {
         let obs = &self.observer_namespace;
         let sw_ns = &self.switch.namespace;
-        if namespaces()?.contains(obs) {
+        if namespace_exists(obs) {
             run_args("ip", &["netns", "del", obs])?;
         }
         let port = observer_port(&self.switch.bridge);
@@ -676,7 +680,7 @@ fn build_observer(
     vids: &BTreeSet<u16>,
     layout: &[(String, String)],
 ) -> Result<(), FabricError> {
-    if namespaces()?.iter().any(|n| n == obs) {
+    if namespace_exists(obs) {
         run_args("ip", &["netns", "del", obs])?;
     }
     let mut args: Vec<String> = Vec::new();

@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backend::{host_status, HostBackend, HostContext};
@@ -87,11 +87,16 @@ pub fn switch_port(host: &str, index: usize) -> String {
     format!("{}{index}", port_prefix(host))
 }
 
+/// Where a host's persistent UTS namespace is bound.
+fn uts_path(run_dir: &Path, host: &str) -> PathBuf {
+    run_dir.join("uts").join(host)
+}
+
 /// A netns host's status before it starts: where it will live.
 fn starting_status(h: &TwinHost, run_dir: &Path) -> TwinHostStatus {
     let mut s = host_status(h);
     s.namespace = Some(host_namespace(&h.name));
-    s.uts = Some(run_dir.join("uts").join(&h.name));
+    s.uts = Some(uts_path(run_dir, &h.name));
     s.dir = Some(run_dir.join("hosts").join(&h.name));
     s
 }
@@ -305,8 +310,7 @@ fn build_hosts(hosts: &[&TwinHost], cx: &HostContext<'_>, switch_ns: &fs::File) 
             };
         }
         let mut records = Vec::new();
-        let result = start_host(h, &starting_status(h, cx.run_dir), cx, &mut records)
-            .map_err(HostFailure::Services);
+        let result = start_host(h, cx, &mut records).map_err(HostFailure::Services);
         HostBuild { records, result }
     })
 }
@@ -431,13 +435,12 @@ fn add_ports(plan: &TwinPlan, hosts: &[&TwinHost]) -> BTreeMap<String, String> {
 /// in `records` as it starts); the launches, or why not.
 fn start_host(
     h: &TwinHost,
-    hs: &TwinHostStatus,
     cx: &HostContext<'_>,
     records: &mut Vec<DaemonRecord>,
 ) -> Result<Vec<Launch>, String> {
-    let dir = hs.dir.as_deref().expect("netns host has a dir");
-    let uts = hs.uts.as_deref().expect("netns host has a uts");
-    let ns = hs.namespace.as_deref().expect("netns host has a namespace");
+    let dir = &cx.host_dir(&h.name);
+    let uts = &uts_path(cx.run_dir, &h.name);
+    let ns = &host_namespace(&h.name);
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
