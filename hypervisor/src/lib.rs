@@ -1,14 +1,16 @@
 //! gemelo-hypervisor: turns a twin plan into running twin hosts.
 //!
-//! The plan's types (`plan`) describe what the digital twin runs; backends build
-//! it (network namespaces on a twin OVS instance as the embedded default, libvirt
-//! LXC / QEMU domains) and the decoy services (`decoy`) run inside twin hosts.
-//! `twin` drives the backends (`netns`, which also owns the twin switch, then
-//! every `backend::HostBackend`: `libvirt::Lxc`, `libvirt::Qemu`).
+//! The plan's types (`plan`) describe what the digital twin runs; `fabric`
+//! runs the twin switch every twin host attaches to (with its tunnel,
+//! controller and observer); backends build the hosts (`netns`, network
+//! namespaces, the embedded default; `libvirt`, LXC / QEMU domains), and the
+//! decoy services (`decoy`) run inside them. `twin` drives the fabric and
+//! every backend, all alike through `backend::HostBackend`.
 //! The controller depends on this crate, never the reverse.
 
 pub mod backend;
 pub mod decoy;
+pub mod fabric;
 pub mod host;
 pub mod launch;
 pub mod libvirt;

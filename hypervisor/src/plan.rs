@@ -98,3 +98,11 @@ pub struct DecoySpec {
     /// headers and body, Modbus device id and registers, MQTT topics, SNMP system group).
     pub details: serde_json::Value,
 }
+
+/// An IPv4 `ADDRESS/PREFIX` as the plan writes segments and addresses.
+pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some(())?;
+    Some((ip.parse().ok()?, len))
+}

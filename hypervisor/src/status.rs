@@ -1,6 +1,6 @@
-//! What a built twin is: the record a backend writes after `build`, reads
-//! back in `status` (checked against the namespaces and processes that
-//! exist) and the REST API serves.
+//! What a built twin is: the record `twin::build` writes (first what it is
+//! about to build, then the outcome), `twin::status` reads back (each host
+//! checked by its backend against what runs now) and the REST API serves.
 
 use std::path::PathBuf;
 
@@ -11,8 +11,10 @@ use crate::plan::Backend;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TwinState {
+    /// A build is under way, or was cut short (`twin::status` then shows the
+    /// hosts it did not finish as failed).
     Building,
-    /// Every host a backend here builds is ready (hosts of other backends may be pending).
+    /// Every host is ready.
     Ready,
     /// At least one host failed; the others run.
     Degraded,
@@ -21,7 +23,7 @@ pub enum TwinState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostState {
-    /// Not built (yet): a backend that is not available here.
+    /// Not started yet (a build's progress before it reaches the host).
     Pending,
     Starting,
     Ready,
@@ -71,7 +73,7 @@ pub struct TwinHostStatus {
     pub state: HostState,
     pub services: Vec<ServiceStatus>,
     pub daemons: Vec<DaemonStatus>,
-    /// Why it failed (or, for a pending host, why it is not built).
+    /// Why it failed; on a ready host, what it does not serve (if anything).
     pub error: Option<String>,
     /// Its persistent UTS namespace (`nsenter --uts=PATH`), netns backend.
     #[serde(default)]

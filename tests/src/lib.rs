@@ -243,8 +243,8 @@ pub fn in_probe(status: &LabStatus, argv: &[&str]) -> Result<String> {
     output(lab::probe_command(status, argv)).context("in the probe namespace")
 }
 
-/// Run state of the twin the tests build (the netns backend's default).
-pub const TWIN_RUN_DIR: &str = gemelo_hypervisor::netns::DEFAULT_RUN_DIR;
+/// Run state of the twin the tests build (the default).
+pub const TWIN_RUN_DIR: &str = gemelo_hypervisor::fabric::DEFAULT_RUN_DIR;
 
 /// Skip the calling test (with the reason printed) unless twin tests can
 /// run; otherwise hold the test lock and clear any twin left by a crash.

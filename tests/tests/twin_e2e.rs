@@ -1,5 +1,5 @@
 //! The digital twin of the office lab, end to end: discovery's inventory becomes
-//! a twin plan, the netns backend builds it on its own OVS instance (programmed
+//! a twin plan, the netns backend builds it on the twin's own OVS instance (programmed
 //! by gemelo), and from the observer namespace each twin host answers as its
 //! production original did; an SSH login to the twin lands in the recording
 //! persona shell and its commands arrive as decoy events.

@@ -26,7 +26,7 @@
 //! only network isolation.
 
 use gemelo::lab;
-use gemelo_hypervisor::{netns, tunnel};
+use gemelo_hypervisor::{netns, tunnel, twin};
 use gemelo_tests::capture::Capture;
 use gemelo_tests::controller::{temp_dir, ControllerProc};
 use gemelo_tests::{lab_session_or_skip, topology, TWIN_RUN_DIR};
@@ -194,7 +194,7 @@ fn twin_sends_nothing_to_production() {
 
     let twin = ctl.build_twin(Duration::from_secs(45)).expect("twin");
     assert_eq!(twin["state"], "ready", "{twin}");
-    let tstatus = netns::status(Path::new(TWIN_RUN_DIR))
+    let tstatus = twin::status(Path::new(TWIN_RUN_DIR))
         .expect("twin status")
         .expect("a twin");
     let twin_hosts: Vec<String> = tstatus

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use gemelo_hypervisor::fabric;
 use gemelo_hypervisor::libvirt::{daemon, qemu};
-use gemelo_hypervisor::netns::{self, BuildOptions};
 use gemelo_hypervisor::plan::{
     Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch,
 };
@@ -149,13 +149,11 @@ fn options(events: &Path) -> TwinOptions {
     let socket = events.to_path_buf();
     let decoy_exe = TwinOptions::decoy_next_to(&exe);
     TwinOptions {
-        netns: BuildOptions {
-            controller: NO_CONTROLLER.into(),
-            run_dir: TWIN_RUN_DIR.into(),
-            launches: Box::new(move |h, dir| {
-                gemelo_hypervisor::decoy::launches(h, dir, &exe, &socket).map_err(|e| e.to_string())
-            }),
-        },
+        controller: NO_CONTROLLER.into(),
+        run_dir: TWIN_RUN_DIR.into(),
+        launches: Box::new(move |h, dir| {
+            gemelo_hypervisor::decoy::launches(h, dir, &exe, &socket).map_err(|e| e.to_string())
+        }),
         decoy_exe,
         events: events.to_path_buf(),
     }
@@ -197,7 +195,7 @@ fn banner_from_observer(status: &TwinStatus, ip: &str, port: u16) -> Result<Stri
         "exec 3<>/dev/tcp/{ip}/{port} || exit 1; IFS= read -r -t 3 line <&3; \\
          printf 'SSH-2.0-gemelo-test\\r\\n' >&3; printf '%s' \"$line\""
     );
-    let out = netns::observer_command(status, &["timeout", "5", "bash", "-c", &script])
+    let out = fabric::observer_command(status, &["timeout", "5", "bash", "-c", &script])
         .stdin(Stdio::null())
         .output()
         .context("bash /dev/tcp")?;
@@ -410,7 +408,7 @@ fn check_twin(status: &TwinStatus, seen: &[(String, HostState)]) -> Result<()> {
 /// may meet a cold path).
 fn snmp_sys_name(status: &TwinStatus, ip: &str, community: &str, tries: u8) -> Result<String> {
     let retries = (tries.max(1) - 1).to_string();
-    let out = netns::observer_command(
+    let out = fabric::observer_command(
         status,
         &[
             "snmpget",

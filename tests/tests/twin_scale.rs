@@ -1,6 +1,6 @@
 //! Build time of a netns twin of N hosts (run by `benches/twin/vs-mininet.sh`;
 //! ignored in CI). A synthetic `TwinPlan`: N hosts on one segment, each with
-//! one HTTP service (busybox httpd), built with `netns::build` (which returns
+//! one HTTP service (busybox httpd), built with `twin::build` (which returns
 //! once every service listens), then polled from the observer namespace until
 //! every host answers HTTP 200; then destroyed. Twice per repetition: cold
 //! (the twin switch starts within the build) and warm (the twin switch and
@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use gemelo_hypervisor::netns::{self, BuildOptions};
+use gemelo_hypervisor::fabric;
 use gemelo_hypervisor::plan::{
     Backend, DecoyMode, DecoySpec, TwinHost, TwinInterface, TwinPlan, TwinSegment, TwinSwitch,
 };
+use gemelo_hypervisor::twin::{self, TwinOptions};
 use gemelo_hypervisor::{Launch, TwinState, TwinStatus};
 use gemelo_tests::{twin_session_or_skip, TWIN_RUN_DIR};
 
@@ -105,7 +106,7 @@ fn all_answer(status: &TwinStatus, n: usize) -> usize {
         })
         .chain(["wait\n".to_string()])
         .collect();
-    let out = netns::observer_command(status, &["sh", "-c", &script])
+    let out = fabric::observer_command(status, &["sh", "-c", &script])
         .output()
         .expect("observer curl");
     String::from_utf8_lossy(&out.stdout)
@@ -127,18 +128,20 @@ fn twin_build_time_by_size() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let opts = BuildOptions {
+    let opts = TwinOptions {
         controller: NO_CONTROLLER.into(),
         run_dir: TWIN_RUN_DIR.into(),
         launches: Box::new(launches),
+        decoy_exe: PathBuf::new(),
+        events: PathBuf::new(),
     };
     for &n in &sizes {
         for _ in 0..reps {
             // Cold: the twin switch starts with the hosts.
-            netns::destroy(Path::new(TWIN_RUN_DIR)).expect("clear");
+            twin::destroy(Path::new(TWIN_RUN_DIR)).expect("clear");
             let (built, ready) = timed_build(&plan(n), &opts, n);
             let td = Instant::now();
-            netns::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
+            twin::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
             let destroyed = td.elapsed().as_secs_f64();
             // Warm: the twin switch (and observer) already run, as Mininet's
             // Open vSwitch does when its timing starts.
@@ -146,7 +149,7 @@ fn twin_build_time_by_size() {
             empty.hosts.clear();
             timed_build(&empty, &opts, 0);
             let (warm_built, warm_ready) = timed_build(&plan(n), &opts, n);
-            netns::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
+            twin::destroy(Path::new(TWIN_RUN_DIR)).expect("destroy");
             println!(
                 "{}",
                 serde_json::json!({"n": n, "build_s": built, "all_answer_s": ready, "destroy_s": destroyed,
@@ -158,9 +161,9 @@ fn twin_build_time_by_size() {
 
 /// Builds `plan` and polls its `n` hosts from the observer until all answer
 /// HTTP 200: (seconds until `build` returned, seconds until all answered).
-fn timed_build(plan: &TwinPlan, opts: &BuildOptions, n: usize) -> (f64, f64) {
+fn timed_build(plan: &TwinPlan, opts: &TwinOptions, n: usize) -> (f64, f64) {
     let t = Instant::now();
-    let status = netns::build(plan, opts, &mut |_, _| {}).expect("build");
+    let status = twin::build(plan, opts, &mut |_, _| {}).expect("build");
     let built = t.elapsed().as_secs_f64();
     assert_eq!(
         status.state,

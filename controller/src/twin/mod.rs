@@ -14,7 +14,6 @@ pub mod plan;
 
 use crate::discovery::InventoryView;
 use crate::store::{Kind, Store};
-use gemelo_hypervisor::netns::BuildOptions;
 use gemelo_hypervisor::twin::{self as backends, TwinOptions};
 use gemelo_hypervisor::{HostState, TwinPlan, TwinStatus};
 use plan::TwinConfig;
@@ -246,14 +245,12 @@ impl Twin {
             let decoy_exe = TwinOptions::decoy_next_to(&exe);
             let relays_to = events.clone();
             let opts = TwinOptions {
-                netns: BuildOptions {
-                    controller: this.controller.clone(),
-                    run_dir: PathBuf::from(TWIN_RUN_DIR),
-                    launches: Box::new(move |host, dir| {
-                        gemelo_hypervisor::decoy::launches(host, dir, &exe, &events)
-                            .map_err(|e| e.to_string())
-                    }),
-                },
+                controller: this.controller.clone(),
+                run_dir: PathBuf::from(TWIN_RUN_DIR),
+                launches: Box::new(move |host, dir| {
+                    gemelo_hypervisor::decoy::launches(host, dir, &exe, &events)
+                        .map_err(|e| e.to_string())
+                }),
                 decoy_exe,
                 events: relays_to,
             };

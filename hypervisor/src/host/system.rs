@@ -266,3 +266,41 @@ pub fn checksum_in_software(namespace: &str, ifaces: &[String]) -> Result<(), Ho
         Ok(())
     })
 }
+
+/// Where `ip netns exec` finds a namespace's own `/etc` files.
+pub const ETC_NETNS: &str = "/etc/netns";
+
+/// Stops whatever still runs inside the named network namespaces (hosts'
+/// daemons and their children, launches interrupted before their pid was
+/// recorded): everything there was started by whoever made them. One pass
+/// over /proc finds them all (as `ip netns pids` does for one namespace),
+/// and they are stopped together, so many namespaces cost one grace period.
+pub fn stop_namespaces(names: &[&str]) {
+    let keys: BTreeSet<(u64, u64)> = names
+        .iter()
+        .filter_map(|n| ns_key(&Path::new("/run/netns").join(n)))
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    let inside = |pid: u32| {
+        ns_key(Path::new(&format!("/proc/{pid}/ns/net"))).is_some_and(|k| keys.contains(&k))
+    };
+    let pids: Vec<u32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid| inside(*pid))
+        .collect();
+    stop_all(&pids, inside, Duration::from_secs(2));
+}
+
+/// Removes namespace `ns`'s `/etc/netns` entry, if any.
+pub fn remove_etc_netns(ns: &str) -> Result<(), HostError> {
+    let etc = Path::new(ETC_NETNS).join(ns);
+    if etc.exists() {
+        fs::remove_dir_all(&etc).map_err(io_err(etc))?;
+    }
+    Ok(())
+}

@@ -274,8 +274,12 @@ impl HostBackend for Lxc {
             let hs = starting_status(cx, h);
             let log = cx.host_dir(&h.name).join("init.log");
             let also = [self.events.clone(), self.programs.clone()];
-            match prepare(cx, h, &also).and_then(|xml| conn.create(&xml).map_err(|e| e.to_string()))
-            {
+            // libvirt adds the container's ports to the bridge: the switch must be up.
+            let created = prepare(cx, h, &also).and_then(|xml| {
+                cx.switch_up()?;
+                conn.create(&xml).map_err(|e| e.to_string())
+            });
+            match created {
                 Ok(()) => started.push((hs, log)),
                 Err(e) => out.push(failed(hs, e, progress)),
             }

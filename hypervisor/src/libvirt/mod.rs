@@ -15,7 +15,7 @@
 //! switch port itself (a VLAN as the port's tag). That bridge, like every
 //! netns host's port, is the host's only link: no libvirt network, no user
 //! networking, no second NIC, so a libvirt twin host reaches only what the
-//! twin switch's flows give it (see `netns` for the switch's own isolation).
+//! twin switch's flows give it (see `fabric` for the switch's own isolation).
 
 pub mod channel;
 pub mod daemon;

@@ -294,6 +294,8 @@ impl HostBackend for Qemu {
             let dir = cx.host_dir(&h.name);
             let console = dir.join("console.log");
             match prepare(cx, h, &kernel, &base).and_then(|(xml, left_out)| {
+                // libvirt adds the guest's ports to the bridge: the switch must be up.
+                cx.switch_up()?;
                 conn.create(&xml).map_err(|e| e.to_string())?;
                 if let Err(e) = relay::start(&self.decoy_exe, &dir, &h.name, &self.events) {
                     let _ = conn.remove(&domain_name(&h.name));
