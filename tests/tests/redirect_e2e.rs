@@ -598,3 +598,94 @@ fn attacker_is_swapped_into_the_twin_and_back() {
     );
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
 }
+
+/// A redirection into a twin host on another backend: web01's twin is an LXC
+/// container. The attacker's HTTP crosses the GRE tunnel into the twin switch
+/// and the container's veth, and is answered and recorded there.
+#[test]
+fn attacker_reaches_an_lxc_twin_host() {
+    let _session = twin_session_or_skip!();
+    if let Some(why) = gemelo_hypervisor::libvirt::daemon::unavailable() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let status = lab::up(&topology("office"), lab::DEFAULT_CONTROLLER).expect("lab up");
+    let dir = temp_dir("redirect-lxc");
+    let ctl = ControllerProc::start(&dir, &LISTEN).expect("controller");
+    ctl.wait_identified(&status, Duration::from_secs(90))
+        .expect("discovery");
+    let twin = ctl
+        .build_twin_with(
+            r#"{"backend_by_host": {"web01": "lxc"}}"#,
+            Duration::from_secs(120),
+        )
+        .expect("twin");
+    assert_eq!(twin["state"], "ready", "{twin}");
+    let web = twin["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "web01")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(web["backend"], "lxc", "{twin}");
+
+    let atk = lab::add_visitor(
+        &status,
+        "atk",
+        "sw2",
+        "workstations",
+        ATTACKER_IP.parse().unwrap(),
+    )
+    .expect("attacker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = in_ns(&atk, &["ping", "-c1", "-W1", "10.10.2.1"])
+            .stdout(Stdio::null())
+            .status();
+        let h = ctl
+            .get(&format!("/api/v1/hosts/{ATTACKER_MAC}"))
+            .unwrap_or(Value::Null);
+        if !h["switch"].is_null() && h["ips"].as_array().is_some_and(|i| !i.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attacker not discovered: {h}");
+    }
+
+    let since = gemelo::fabric::rfc3339(SystemTime::now());
+    let (code, r) = post(
+        &ctl,
+        "/api/v1/redirections",
+        &json!({"source": ATTACKER_IP, "reason": "e2e lxc"}).to_string(),
+    );
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(
+        http_code(&atk),
+        "200",
+        "attacker's HTTP to the LXC twin host"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ev = ctl
+            .get(&format!("/api/v1/events?kind=decoy&since={since}"))
+            .unwrap();
+        let answered_in_twin = ev.as_array().unwrap().iter().any(|e| {
+            e["twin_host"] == "web01"
+                && e["protocol"] == "http"
+                && e["peer"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(&format!("{ATTACKER_IP}:")))
+        });
+        if answered_in_twin {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no HTTP event from the LXC web01 for the attacker: {ev}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let id = r["id"].as_str().unwrap().to_string();
+    let (code, _) = delete(&ctl, &format!("/api/v1/redirections/{id}"));
+    assert_eq!(code, 200);
+}

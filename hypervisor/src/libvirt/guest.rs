@@ -132,6 +132,12 @@ for spec in $GM_IFS; do
   done
   [ -n "$dev" ] || fail "no interface has MAC $mac"
   $bb ip link set "$dev" up || fail "cannot bring $dev up"
+  # Checksums in software, as on every lab and netns twin host (PLATFORM.md's
+  # checksum trap on the userspace datapath): an LXC host's veth (a QEMU
+  # guest's NIC has offload off in its XML, and no ethtool).
+  if [ -x /usr/sbin/ethtool ]; then
+    /usr/sbin/ethtool -K "$dev" tx off >/dev/null 2>&1 || fail "cannot turn tx checksum offload off on $dev"
+  fi
   for a in $(echo "$addrs" | $bb tr ',' ' '); do
     $bb ip addr add "$a" dev "$dev" || fail "cannot add $a to $dev"
   done
