@@ -91,6 +91,33 @@ fn http_code(ns: &str) -> String {
     ))
 }
 
+/// Plugs the attacker into sw2 (workstations) and waits until discovery
+/// knows it (its ARP for the gateway); its namespace.
+fn plug_attacker(status: &lab::LabStatus, ctl: &ControllerProc) -> String {
+    let atk = lab::add_visitor(
+        status,
+        "atk",
+        "sw2",
+        "workstations",
+        ATTACKER_IP.parse().unwrap(),
+    )
+    .expect("attacker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = in_ns(&atk, &["ping", "-c1", "-W1", "10.10.2.1"])
+            .stdout(Stdio::null())
+            .status();
+        let h = ctl
+            .get(&format!("/api/v1/hosts/{ATTACKER_MAC}"))
+            .unwrap_or(Value::Null);
+        if !h["switch"].is_null() && h["ips"].as_array().is_some_and(|i| !i.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attacker not discovered: {h}");
+    }
+    atk
+}
+
 /// Flows of the redirection cookie kind on a production switch, as ovs-ofctl prints them.
 fn redirection_flows(status: &lab::LabStatus, sw: &str, cookie: &str) -> Vec<String> {
     let s = status.switches.iter().find(|s| s.name == sw).unwrap();
@@ -169,27 +196,7 @@ fn attacker_is_swapped_into_the_twin_and_back() {
     assert_eq!(code, 404);
 
     // The attacker plugs in and shows up (ARP for its gateway).
-    let atk = lab::add_visitor(
-        &status,
-        "atk",
-        "sw2",
-        "workstations",
-        ATTACKER_IP.parse().unwrap(),
-    )
-    .expect("attacker");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let _ = in_ns(&atk, &["ping", "-c1", "-W1", "10.10.2.1"])
-            .stdout(Stdio::null())
-            .status();
-        let h = ctl
-            .get(&format!("/api/v1/hosts/{ATTACKER_MAC}"))
-            .unwrap_or(Value::Null);
-        if !h["switch"].is_null() && h["ips"].as_array().is_some_and(|i| !i.is_empty()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "attacker not discovered: {h}");
-    }
+    let atk = plug_attacker(&status, &ctl);
     assert_eq!(
         http_code(&atk),
         "200",
@@ -630,27 +637,7 @@ fn attacker_reaches_an_lxc_twin_host() {
         .unwrap_or(Value::Null);
     assert_eq!(web["backend"], "lxc", "{twin}");
 
-    let atk = lab::add_visitor(
-        &status,
-        "atk",
-        "sw2",
-        "workstations",
-        ATTACKER_IP.parse().unwrap(),
-    )
-    .expect("attacker");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let _ = in_ns(&atk, &["ping", "-c1", "-W1", "10.10.2.1"])
-            .stdout(Stdio::null())
-            .status();
-        let h = ctl
-            .get(&format!("/api/v1/hosts/{ATTACKER_MAC}"))
-            .unwrap_or(Value::Null);
-        if !h["switch"].is_null() && h["ips"].as_array().is_some_and(|i| !i.is_empty()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "attacker not discovered: {h}");
-    }
+    let atk = plug_attacker(&status, &ctl);
 
     let since = gemelo::fabric::rfc3339(SystemTime::now());
     let (code, r) = post(
