@@ -118,10 +118,10 @@ pub trait HostBackend {
     fn check(&self, host: &TwinHostStatus) -> Option<String>;
 }
 
-/// FNV-1a of the host as planned: a rebuild leaves a host alone while this
-/// is unchanged.
+/// FNV-1a of the host as planned, seen steady (`TwinHost::steady`): a
+/// rebuild leaves a host alone while this is unchanged.
 pub fn digest(host: &TwinHost) -> String {
-    let json = serde_json::to_string(host).expect("plan serializes");
+    let json = serde_json::to_string(&host.steady()).expect("plan serializes");
     let h = json.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -162,5 +162,70 @@ pub fn host_status(h: &TwinHost) -> TwinHostStatus {
         uts: None,
         dir: None,
         built_from: digest(h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{DecoyMode, DecoySpec};
+    use serde_json::json;
+
+    fn plc(setpoint: u64, pv: u64, payload: &str) -> TwinHost {
+        let spec = |port: u16, name: &str, details| DecoySpec {
+            port,
+            proto: "tcp".into(),
+            name: name.into(),
+            product: None,
+            version: None,
+            banner: None,
+            mode: DecoyMode::Emulated,
+            details,
+        };
+        TwinHost {
+            name: "plc01".into(),
+            mirrors: vec![],
+            hostname: "plc01".into(),
+            interfaces: vec![],
+            gateway: None,
+            ip_forward: false,
+            backend: Default::default(),
+            services: vec![
+                spec(
+                    502,
+                    "modbus",
+                    json!({"holding_registers": [{"start": 0, "count": 2, "values": [setpoint, pv]}],
+                    "live_registers": [{"address": 1, "samples": [pv, pv + 1]}]}),
+                ),
+                spec(
+                    1883,
+                    "mqtt",
+                    json!({"listened_ms": pv, "topics": [{"topic": "t", "payload": payload, "retained": false}]}),
+                ),
+            ],
+            honeytoken: false,
+        }
+    }
+
+    #[test]
+    fn new_readings_do_not_rebuild_a_host() {
+        assert_eq!(
+            digest(&plc(100, 98, "{\"seq\":1}")),
+            digest(&plc(100, 7, "{\"seq\":9}"))
+        );
+        assert_ne!(
+            digest(&plc(100, 98, "x")),
+            digest(&plc(120, 98, "x")),
+            "a setting changed"
+        );
+        let steady = plc(100, 98, "x").steady();
+        assert_eq!(
+            steady.services[0].details["holding_registers"][0]["values"],
+            json!([100, null])
+        );
+        assert_eq!(
+            steady.services[1].details["topics"][0],
+            json!({"topic": "t", "retained": false})
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! LXC / QEMU). Nothing here does I/O.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Everything the twin consists of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,16 @@ pub enum Backend {
     Qemu,
 }
 
+impl TwinPlan {
+    /// The plan without what production changes by itself (`TwinHost::steady`).
+    pub fn steady(&self) -> TwinPlan {
+        TwinPlan {
+            hosts: self.hosts.iter().map(TwinHost::steady).collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// One twin host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwinHost {
@@ -62,6 +73,71 @@ pub struct TwinHost {
     pub services: Vec<DecoySpec>,
     /// A decoy-only host production does not have (attracts and detects attackers).
     pub honeytoken: bool,
+}
+
+impl TwinHost {
+    /// The host without what production changes by itself while it runs: the
+    /// values of live Modbus registers (and the samples that found them) and
+    /// MQTT payloads. The twin moves those on its own (decoy::emulate::modbus,
+    /// decoy::daemon::mqtt), so a new reading of them is no reason to rebuild
+    /// a twin host (and lose what an attacker wrote to it): rebuilds and the
+    /// twin following the inventory compare hosts this way.
+    pub fn steady(&self) -> TwinHost {
+        let mut host = self.clone();
+        for svc in &mut host.services {
+            let d = &mut svc.details;
+            match svc.name.as_str() {
+                "modbus" => {
+                    let live: Vec<u64> = d
+                        .get("live_registers")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.get("address")?.as_u64())
+                        .collect();
+                    let blocks = d
+                        .get_mut("holding_registers")
+                        .and_then(Value::as_array_mut)
+                        .into_iter()
+                        .flatten();
+                    for block in blocks {
+                        let start = block.get("start").and_then(Value::as_u64).unwrap_or(0);
+                        let values = block
+                            .get_mut("values")
+                            .and_then(Value::as_array_mut)
+                            .into_iter()
+                            .flatten();
+                        for (i, v) in values.enumerate() {
+                            if live.contains(&(start + i as u64)) {
+                                *v = Value::Null;
+                            }
+                        }
+                    }
+                    if let Some(obj) = d.as_object_mut() {
+                        obj.insert("live_registers".into(), live.into());
+                    }
+                }
+                "mqtt" => {
+                    if let Some(obj) = d.as_object_mut() {
+                        obj.remove("listened_ms");
+                    }
+                    let topics = d
+                        .get_mut("topics")
+                        .and_then(Value::as_array_mut)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_object_mut);
+                    for t in topics {
+                        for key in ["payload", "encoding", "count", "period_ms"] {
+                            t.remove(key);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        host
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -51,66 +51,10 @@ pub fn installed_products() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `plan` without what production changes by itself while it runs: the
-/// values of live Modbus registers (and the samples that found them) and
-/// MQTT payloads. The twin moves those on its own (decoy::emulate::modbus,
-/// decoy::daemon::mqtt); a new reading of them is no reason to rebuild a
-/// twin host (and lose what an attacker wrote to it).
-pub fn steady(plan: &TwinPlan) -> TwinPlan {
-    let mut plan = plan.clone();
-    for svc in plan.hosts.iter_mut().flat_map(|h| h.services.iter_mut()) {
-        let d = &mut svc.details;
-        match svc.name.as_str() {
-            "modbus" => {
-                let live: Vec<u64> = d
-                    .get("live_registers")
-                    .and_then(|l| l.as_array())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r.get("address")?.as_u64())
-                    .collect();
-                if let Some(blocks) = d
-                    .get_mut("holding_registers")
-                    .and_then(|b| b.as_array_mut())
-                {
-                    for block in blocks {
-                        let start = block.get("start").and_then(|s| s.as_u64()).unwrap_or(0);
-                        if let Some(values) = block.get_mut("values").and_then(|v| v.as_array_mut())
-                        {
-                            for (i, v) in values.iter_mut().enumerate() {
-                                if live.contains(&(start + i as u64)) {
-                                    *v = serde_json::Value::Null;
-                                }
-                            }
-                        }
-                    }
-                }
-                if let Some(obj) = d.as_object_mut() {
-                    obj.insert("live_registers".into(), serde_json::json!(live));
-                }
-            }
-            "mqtt" => {
-                if let Some(obj) = d.as_object_mut() {
-                    obj.remove("listened_ms");
-                }
-                if let Some(topics) = d.get_mut("topics").and_then(|t| t.as_array_mut()) {
-                    for t in topics.iter_mut().filter_map(|t| t.as_object_mut()) {
-                        for key in ["payload", "encoding", "count", "period_ms"] {
-                            t.remove(key);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    plan
-}
-
 /// Names of the twin hosts that `next` adds, drops or changes against
-/// `built`, seen steady (`steady`).
+/// `built`, seen steady (`TwinPlan::steady`).
 pub fn changed_hosts(built: &TwinPlan, next: &TwinPlan) -> Vec<String> {
-    let (built, next) = (&steady(built), &steady(next));
+    let (built, next) = (&built.steady(), &next.steady());
     let old: BTreeMap<&str, &gemelo_hypervisor::TwinHost> =
         built.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let new: BTreeMap<&str, &gemelo_hypervisor::TwinHost> =
@@ -348,8 +292,8 @@ impl Twin {
                 continue;
             };
             // Changes that hold: in the steady view, the same at two looks.
-            let next_steady = steady(&next);
-            if next_steady == steady(&built) {
+            let next_steady = next.steady();
+            if next_steady == built.steady() {
                 candidate = None;
                 continue;
             }
