@@ -123,11 +123,18 @@ fn wait_for<T>(what: &str, limit: Duration, mut found: impl FnMut() -> Option<T>
     }
 }
 
-fn detectors_config(dir: &Path, toml: &str) -> String {
+/// The controller for the lab, with `detectors` (TOML) as its detector config.
+fn controller(dir: &Path, detectors: &str) -> anyhow::Result<ControllerProc> {
     let path = dir.join("detectors.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.display().to_string()
+    std::fs::write(&path, detectors).unwrap();
+    let path = path.display().to_string();
+    let mut args: Vec<&str> = LISTEN.to_vec();
+    args.extend(["--detectors", &path]);
+    ControllerProc::start(dir, &args)
 }
+
+const HONEYTOKEN_REDIRECTS: &str =
+    "[scan]\ncount_arp = false\n[honeytoken]\naction = \"redirect\"\n";
 
 /// `ssh USER@HOST COMMAND` from a namespace, the password typed by SSH_ASKPASS.
 fn ssh(dir: &Path, ns: &str, user: &str, password: &str, prompts: u32) -> (bool, String) {
@@ -176,13 +183,7 @@ fn a_visitor_asking_for_a_decoy_address_is_swapped_into_the_twin() {
     let t0 = Instant::now();
     let status = lab::up(&topology("office"), lab::DEFAULT_CONTROLLER).expect("lab up");
     let dir = temp_dir("detect-honeytoken");
-    let detectors = detectors_config(
-        &dir,
-        "[scan]\ncount_arp = false\n[honeytoken]\naction = \"redirect\"\n",
-    );
-    let mut args: Vec<&str> = LISTEN.to_vec();
-    args.extend(["--detectors", &detectors]);
-    let mut ctl = ControllerProc::start(&dir, &args).expect("controller");
+    let mut ctl = controller(&dir, HONEYTOKEN_REDIRECTS).expect("controller");
 
     // The twin needs the workstations segment and its gateway; nothing else.
     let mut gw = status.clone();
@@ -245,7 +246,7 @@ fn a_visitor_asking_for_a_decoy_address_is_swapped_into_the_twin() {
 
     // A restarted controller arms the detector from the stored plan.
     ctl.crash();
-    let ctl = ControllerProc::start(&dir, &args).expect("controller restart");
+    let ctl = controller(&dir, HONEYTOKEN_REDIRECTS).expect("controller restart");
     ctl.wait_switches(3, Duration::from_secs(20))
         .expect("switches back");
     assert!(
@@ -312,13 +313,11 @@ fn logins_in_the_twin_feed_the_detectors() {
     let t0 = Instant::now();
     let status = lab::up(&topology("office"), lab::DEFAULT_CONTROLLER).expect("lab up");
     let dir = temp_dir("detect-logins");
-    let detectors = detectors_config(
+    let ctl = controller(
         &dir,
         "[honeytoken]\naction = \"redirect\"\n[bruteforce]\nfailed_logins = 3\n",
-    );
-    let mut args: Vec<&str> = LISTEN.to_vec();
-    args.extend(["--detectors", &detectors]);
-    let ctl = ControllerProc::start(&dir, &args).expect("controller");
+    )
+    .expect("controller");
 
     // web01's sshd must be identified, so that its twin runs the real one.
     let mut web = status.clone();
