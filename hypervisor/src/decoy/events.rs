@@ -24,6 +24,26 @@ const QUEUE: usize = 4096;
 /// How long one datagram may wait for room in the reader's queue.
 const SEND_WAIT: Duration = Duration::from_millis(200);
 
+/// A decoy event as it goes on the wire (and as the controller stores it).
+pub fn decoy_event(
+    time: SystemTime,
+    twin_host: &str,
+    peer: &str,
+    protocol: &str,
+    action: &str,
+    data: Value,
+) -> Value {
+    json!({
+        "time": humantime::format_rfc3339_micros(time).to_string(),
+        "kind": "decoy",
+        "twin_host": twin_host,
+        "peer": peer,
+        "protocol": protocol,
+        "action": action,
+        "data": data,
+    })
+}
+
 /// Where a twin host's decoys send their events.
 #[derive(Debug)]
 pub struct EventSink {
@@ -57,15 +77,14 @@ impl EventSink {
 
     /// The event as it goes on the wire.
     pub fn event(&self, peer: &str, protocol: &str, action: &str, data: Value) -> Value {
-        json!({
-            "time": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-            "kind": "decoy",
-            "twin_host": self.twin_host,
-            "peer": peer,
-            "protocol": protocol,
-            "action": action,
-            "data": data,
-        })
+        decoy_event(
+            SystemTime::now(),
+            &self.twin_host,
+            peer,
+            protocol,
+            action,
+            data,
+        )
     }
 
     /// Sends one event (errors ignored: nobody listening is normal).

@@ -35,7 +35,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// The virtio-serial port's name (the guest finds its device by it).
 pub const PORT: &str = "org.gemelo.events.0";
@@ -167,15 +167,7 @@ pub fn vet(line: &[u8], twin_host: &str, now: SystemTime) -> Result<Vec<u8>, Ref
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(d) => d.clone(),
     };
-    let event = json!({
-        "time": humantime::format_rfc3339_micros(now).to_string(),
-        "kind": "decoy",
-        "twin_host": twin_host,
-        "peer": peer,
-        "protocol": protocol,
-        "action": action,
-        "data": data,
-    });
+    let event = crate::decoy::events::decoy_event(now, twin_host, peer, protocol, action, data);
     let bytes = serde_json::to_vec(&event).map_err(|_| Refused::NotJson)?;
     if bytes.len() > MAX_LINE {
         return Err(Refused::TooLong);
@@ -387,6 +379,7 @@ pub fn run_host(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::os::unix::net::UnixListener;
 
     /// As the decoy sent it from the guest (`EventSink`), newline included.
